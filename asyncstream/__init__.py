@@ -1,0 +1,49 @@
+"""asyncstream: Spark Streaming's DStream model on asyncio.
+
+Example:
+    >>> import asyncstream
+    >>> ssc = asyncstream.StreamingContext(1.0)
+"""
+
+from .batch import Batch as Batch
+from .clock import Clock as Clock
+from .clock import SystemClock as SystemClock
+from .context import ContextState as ContextState
+from .context import ContextStatistics as ContextStatistics
+from .context import StreamingContext as StreamingContext
+from .dstream import DStream as DStream
+from .dstream import KeyedDStream as KeyedDStream
+from .errors import AsyncStreamError as AsyncStreamError
+from .errors import BatchError as BatchError
+from .errors import ContextStateError as ContextStateError
+from .errors import DurationError as DurationError
+from .errors import IncompatibleStreamsError as IncompatibleStreamsError
+from .errors import StreamClosedError as StreamClosedError
+from .metrics import BatchInfo as BatchInfo
+from .metrics import OutputOperationInfo as OutputOperationInfo
+from .metrics import SourceErrorInfo as SourceErrorInfo
+from .metrics import StreamingListener as StreamingListener
+from .sources import InputSender as InputSender
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncStreamError",
+    "Batch",
+    "BatchError",
+    "BatchInfo",
+    "Clock",
+    "ContextState",
+    "ContextStateError",
+    "ContextStatistics",
+    "DStream",
+    "DurationError",
+    "IncompatibleStreamsError",
+    "InputSender",
+    "KeyedDStream",
+    "OutputOperationInfo",
+    "SourceErrorInfo",
+    "StreamClosedError",
+    "StreamingContext",
+    "StreamingListener",
+]

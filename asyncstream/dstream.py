@@ -1,0 +1,505 @@
+"""The DStream handle: a stream of batches, one per slide, built with operators."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast
+
+from . import operators as ops
+from . import sinks
+from ._util import call_site, fn_name, time_to_ms
+from .batch import Batch
+from .errors import ContextStateError, IncompatibleStreamsError
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from .context import StreamingContext
+
+__all__ = ["DStream", "KeyedDStream"]
+
+T_co = TypeVar("T_co", covariant=True)  # element type of a stream
+U = TypeVar("U")  # element type an operator produces
+K = TypeVar("K")  # key of a pair stream
+V = TypeVar("V")  # value of a pair stream
+W = TypeVar("W")  # value of the other stream in a join
+C = TypeVar("C")  # combiner type of combine_by_key
+
+MaybeAwaitable: TypeAlias = U | Awaitable[U]
+
+
+class DStream(Generic[T_co]):
+    """A discretized stream: one immutable :class:`~asyncstream.Batch` per slide.
+
+    DStreams come from a :class:`~asyncstream.StreamingContext` (its sources) or from
+    operators on other DStreams, never from a direct call. Every operator that takes a
+    function also takes an ``async def`` one; ``concurrency`` bounds how many calls are
+    in flight inside one batch.
+
+    Example:
+        >>> words = lines.flat_map(str.split)
+        >>> words.map(lambda w: (w, 1)).reduce_by_key(operator.add).pprint()
+    """
+
+    __slots__ = (
+        "_cache",
+        "_ctx",
+        "_fuse",
+        "_name",
+        "_op",
+        "_parents",
+        "_remember_ms",
+        "_slide_ms",
+    )
+    _cache: dict[int, Batch[Any]]
+    _ctx: StreamingContext
+    _fuse: bool
+    _name: str
+    _op: ops.Operator
+    _parents: tuple[DStream[Any], ...]
+    _remember_ms: int
+    _slide_ms: int
+
+    def __init__(self) -> None:
+        msg = (
+            "DStream objects come from a StreamingContext (e.g. ssc.queue_stream(...)) "
+            "or from an operator on another DStream; they cannot be made directly"
+        )
+        raise TypeError(msg)
+
+    @classmethod
+    def _new(
+        cls,
+        ctx: StreamingContext,
+        op: ops.Operator,
+        parents: tuple[DStream[Any], ...],
+        kind: str,
+        slide_ms: int | None = None,
+    ) -> DStream[Any]:
+        ctx._check_can_add(kind)
+        for p in parents:
+            if p._ctx is not ctx:
+                msg = f"{kind}: the streams belong to different StreamingContexts"
+                raise ValueError(msg)
+        self = object.__new__(cls)
+        self._ctx = ctx
+        self._op = op
+        self._parents = parents
+        self._slide_ms = slide_ms if slide_ms is not None else parents[0]._slide_ms
+        self._name = f"{kind} at {call_site()}"
+        self._cache = {}
+        self._remember_ms = 0
+        self._fuse = False
+        ctx._streams.append(self)
+        return self
+
+    def _derive(self, op: ops.Operator, kind: str, *others: DStream[Any]) -> DStream[Any]:
+        for other in others:
+            if other._slide_ms != self._slide_ms:
+                msg = (
+                    f"{kind}: slide durations differ ({self._slide_ms / 1000:g}s and "
+                    f"{other._slide_ms / 1000:g}s); streams combined per batch must share "
+                    "their slide duration"
+                )
+                raise IncompatibleStreamsError(msg)
+        return DStream._new(self._ctx, op, (self, *others), kind)
+
+    # --- engine internals -----------------------------------------------------------
+
+    async def _get(self, t: int) -> Batch[T_co] | None:
+        """This stream's batch at ``t`` (computed once, memoised), or None when not due."""
+        ctx = self._ctx
+        if (t - ctx._zero_ms) % self._slide_ms:
+            return None
+        batch = self._cache.get(t)
+        if batch is None:
+            try:
+                parts = await self._op.parts(self, t)
+            except Exception:
+                ctx._note_failure(self)
+                raise
+            batch = Batch._make(t, [p if type(p) is list else list(p) for p in parts])
+            self._cache[t] = batch
+        return batch
+
+    async def _partition_iters(self, t: int) -> list[Iterable[Any]]:
+        """Partitions at ``t`` for a consumer: lazy and uncached when this stream is fused."""
+        if self._fuse:
+            try:
+                return await self._op.parts(self, t)
+            except Exception:
+                self._ctx._note_failure(self)
+                raise
+        batch = await self._get(t)
+        return [] if batch is None else list(batch._parts)
+
+    def _narrow(self, kind: str, fn: Callable[..., Any], concurrency: int) -> DStream[Any]:
+        if concurrency < 1:
+            msg = f"{kind}: concurrency must be at least 1, got {concurrency!r}"
+            raise ValueError(msg)
+        return self._derive(ops.narrow(kind, fn, concurrency), f"{kind}({fn_name(fn)})")
+
+    # --- public properties ------------------------------------------------------------
+
+    @property
+    def context(self) -> StreamingContext:
+        """The StreamingContext this stream belongs to."""
+        return self._ctx
+
+    @property
+    def slide_duration(self) -> float:
+        """Seconds between two batches of this stream."""
+        return self._slide_ms / 1000
+
+    def __repr__(self) -> str:
+        return f"<DStream {self._name} slide={self._slide_ms / 1000:g}s>"
+
+    # --- per element / per partition ----------------------------------------------------
+
+    def map(self, fn: Callable[[T_co], MaybeAwaitable[U]], *, concurrency: int = 64) -> DStream[U]:
+        """Apply ``fn`` to every record.
+
+        Example:
+            >>> lengths = lines.map(len)
+        """
+        return self._narrow("map", fn, concurrency)
+
+    def flat_map(
+        self,
+        fn: Callable[[T_co], MaybeAwaitable[Iterable[U]]],
+        *,
+        concurrency: int = 64,
+    ) -> DStream[U]:
+        """Apply ``fn`` to every record and flatten the iterables it returns.
+
+        Example:
+            >>> words = lines.flat_map(str.split)
+        """
+        return self._narrow("flat_map", fn, concurrency)
+
+    def filter(
+        self, fn: Callable[[T_co], MaybeAwaitable[object]], *, concurrency: int = 64
+    ) -> DStream[T_co]:
+        """Keep the records for which ``fn`` returns a truthy value.
+
+        Example:
+            >>> evens = numbers.filter(lambda x: x % 2 == 0)
+        """
+        return self._narrow("filter", fn, concurrency)
+
+    def map_partitions(
+        self, fn: Callable[[Iterator[T_co]], MaybeAwaitable[Iterable[U]]]
+    ) -> DStream[U]:
+        """Apply ``fn`` to each partition's iterator; it returns the new partition.
+
+        Example:
+            >>> sums = numbers.map_partitions(lambda it: [sum(it)])
+        """
+        return self._narrow("map_partitions", fn, 1)
+
+    def map_partitions_with_index(
+        self, fn: Callable[[int, Iterator[T_co]], MaybeAwaitable[Iterable[U]]]
+    ) -> DStream[U]:
+        """Like :meth:`map_partitions`, with the partition index first.
+
+        Example:
+            >>> tagged = s.map_partitions_with_index(lambda i, it: ((i, x) for x in it))
+        """
+        return self._narrow("map_partitions_with_index", fn, 1)
+
+    def map_values(
+        self: DStream[tuple[K, V]],
+        fn: Callable[[V], MaybeAwaitable[U]],
+        *,
+        concurrency: int = 64,
+    ) -> DStream[tuple[K, U]]:
+        """Apply ``fn`` to the value of every ``(key, value)`` pair.
+
+        Example:
+            >>> doubled = pairs.map_values(lambda v: v * 2)
+        """
+        return self._narrow("map_values", fn, concurrency)
+
+    def flat_map_values(
+        self: DStream[tuple[K, V]],
+        fn: Callable[[V], MaybeAwaitable[Iterable[U]]],
+        *,
+        concurrency: int = 64,
+    ) -> DStream[tuple[K, U]]:
+        """Pair the key with every element of ``fn(value)``.
+
+        Example:
+            >>> letters = pairs.flat_map_values(list)  # ("k", "ab") -> ("k", "a"), ("k", "b")
+        """
+        return self._narrow("flat_map_values", fn, concurrency)
+
+    def glom(self) -> DStream[list[T_co]]:
+        """Each partition becomes one record: the list of its records.
+
+        Example:
+            >>> sizes = s.glom().map(len)
+        """
+        return self._derive(ops.GLOM, "glom")
+
+    def repartition(self, num_partitions: int) -> DStream[T_co]:
+        """Spread each batch evenly over ``num_partitions`` partitions, order kept.
+
+        Example:
+            >>> s4 = s.repartition(4)
+        """
+        _check_partitions(num_partitions, "repartition")
+        return self._derive(ops.Repartition(num_partitions), f"repartition({num_partitions})")
+
+    def partition_by(
+        self: DStream[tuple[K, V]],
+        num_partitions: int,
+        partition_func: Callable[[K], int] = hash,
+    ) -> DStream[tuple[K, V]]:
+        """Put each pair in partition ``partition_func(key) % num_partitions``.
+
+        Example:
+            >>> by_key = pairs.partition_by(2)
+        """
+        _check_partitions(num_partitions, "partition_by")
+        op = ops.Repartition(num_partitions, partition_func)
+        return self._derive(op, f"partition_by({num_partitions})")
+
+    # --- per batch ----------------------------------------------------------------------
+
+    def count(self) -> DStream[int]:
+        """One record per batch: how many records it has (``0`` for an empty batch).
+
+        Example:
+            >>> s.count().pprint()
+        """
+        return self._derive(ops.Count(), "count")
+
+    def count_by_value(self) -> DStream[tuple[T_co, int]]:
+        """``(value, count)`` for every distinct value in the batch.
+
+        Example:
+            >>> words.count_by_value()  # ["a", "b", "a"] -> ("a", 2), ("b", 1)
+        """
+        return self._derive(ops.CountByValue(), "count_by_value")
+
+    def reduce(self, fn: Callable[[T_co, T_co], MaybeAwaitable[T_co]]) -> DStream[T_co]:
+        """One record per batch: all records combined with ``fn`` (nothing when empty).
+
+        Example:
+            >>> total = numbers.reduce(operator.add)
+        """
+        return self._derive(ops.Reduce(fn), f"reduce({fn_name(fn)})")
+
+    def reduce_by_key(
+        self: DStream[tuple[K, V]],
+        fn: Callable[[V, V], MaybeAwaitable[V]],
+        num_partitions: int | None = None,
+    ) -> DStream[tuple[K, V]]:
+        """Per key, its values combined with ``fn`` (combined inside partitions first).
+
+        Example:
+            >>> counts = words.map(lambda w: (w, 1)).reduce_by_key(operator.add)
+        """
+        _check_partitions(num_partitions, "reduce_by_key")
+        op = ops.CombineByKey(None, fn, fn, num_partitions)
+        return self._derive(op, f"reduce_by_key({fn_name(fn)})")
+
+    def combine_by_key(
+        self: DStream[tuple[K, V]],
+        create_combiner: Callable[[V], MaybeAwaitable[C]],
+        merge_value: Callable[[C, V], MaybeAwaitable[C]],
+        merge_combiners: Callable[[C, C], MaybeAwaitable[C]],
+        num_partitions: int | None = None,
+    ) -> DStream[tuple[K, C]]:
+        """Per key, build a combiner from the first value, fold in the rest, merge partitions.
+
+        Example:
+            >>> sums_counts = pairs.combine_by_key(
+            ...     lambda v: (v, 1),
+            ...     lambda c, v: (c[0] + v, c[1] + 1),
+            ...     lambda a, b: (a[0] + b[0], a[1] + b[1]),
+            ... )
+        """
+        _check_partitions(num_partitions, "combine_by_key")
+        op = ops.CombineByKey(create_combiner, merge_value, merge_combiners, num_partitions)
+        return self._derive(op, f"combine_by_key({fn_name(create_combiner)})")
+
+    def group_by_key(
+        self: DStream[tuple[K, V]], num_partitions: int | None = None
+    ) -> DStream[tuple[K, list[V]]]:
+        """Per key, the list of its values in arrival order.
+
+        Example:
+            >>> groups = pairs.group_by_key()  # ("a", 1), ("a", 2) -> ("a", [1, 2])
+        """
+        _check_partitions(num_partitions, "group_by_key")
+        return self._derive(ops.GroupByKey(num_partitions), "group_by_key")
+
+    def union(self, other: DStream[U]) -> DStream[T_co | U]:
+        """The records of both streams, batch by batch (slides must match).
+
+        Example:
+            >>> both = clicks.union(views)
+        """
+        return self._derive(ops.Union(), "union", other)
+
+    def _join(self, how: str, other: DStream[Any], n: int | None) -> DStream[Any]:
+        kind = {"inner": "join", "cogroup": "cogroup"}.get(how, f"{how}_outer_join")
+        _check_partitions(n, kind)
+        return self._derive(ops.Join(how, n), kind, other)
+
+    def join(
+        self: DStream[tuple[K, V]],
+        other: DStream[tuple[K, W]],
+        num_partitions: int | None = None,
+    ) -> DStream[tuple[K, tuple[V, W]]]:
+        """``(k, (v, w))`` for every pair of values with the same key in the same batch time.
+
+        Example:
+            >>> joined = orders.join(users)
+        """
+        return self._join("inner", other, num_partitions)
+
+    def left_outer_join(
+        self: DStream[tuple[K, V]],
+        other: DStream[tuple[K, W]],
+        num_partitions: int | None = None,
+    ) -> DStream[tuple[K, tuple[V, W | None]]]:
+        """Like :meth:`join`, keeping left keys with no match as ``(k, (v, None))``.
+
+        Example:
+            >>> joined = orders.left_outer_join(users)
+        """
+        return self._join("left", other, num_partitions)
+
+    def right_outer_join(
+        self: DStream[tuple[K, V]],
+        other: DStream[tuple[K, W]],
+        num_partitions: int | None = None,
+    ) -> DStream[tuple[K, tuple[V | None, W]]]:
+        """Like :meth:`join`, keeping right keys with no match as ``(k, (None, w))``.
+
+        Example:
+            >>> joined = orders.right_outer_join(users)
+        """
+        return self._join("right", other, num_partitions)
+
+    def full_outer_join(
+        self: DStream[tuple[K, V]],
+        other: DStream[tuple[K, W]],
+        num_partitions: int | None = None,
+    ) -> DStream[tuple[K, tuple[V | None, W | None]]]:
+        """Like :meth:`join`, keeping unmatched keys of either side with ``None`` opposite.
+
+        Example:
+            >>> joined = orders.full_outer_join(users)
+        """
+        return self._join("full", other, num_partitions)
+
+    def cogroup(
+        self: DStream[tuple[K, V]],
+        other: DStream[tuple[K, W]],
+        num_partitions: int | None = None,
+    ) -> DStream[tuple[K, tuple[list[V], list[W]]]]:
+        """``(k, (left_values, right_values))`` for every key on either side (``[]`` if absent).
+
+        Example:
+            >>> grouped = orders.cogroup(users)
+        """
+        return self._join("cogroup", other, num_partitions)
+
+    def transform(self, fn: Callable[..., MaybeAwaitable[Iterable[U]]]) -> DStream[U]:
+        """``fn(records)`` or ``fn(time, records)`` over the whole batch as a list.
+
+        The function gets the batch time (an aware ``datetime``) first when it takes two
+        positional parameters. What it returns becomes the batch.
+
+        Example:
+            >>> ordered = numbers.transform(sorted)
+        """
+        return self._derive(ops.Transform(fn, 1), f"transform({fn_name(fn)})")
+
+    def transform_with(
+        self, fn: Callable[..., MaybeAwaitable[Iterable[U]]], other: DStream[Any]
+    ) -> DStream[U]:
+        """``fn(records, other_records)`` (or with the batch time first) per batch time.
+
+        Example:
+            >>> diff = a.transform_with(lambda x, y: set(x) - set(y), b)
+        """
+        return self._derive(ops.Transform(fn, 2), f"transform_with({fn_name(fn)})", other)
+
+    async def slice(self, begin: datetime | float, end: datetime | float) -> list[Batch[T_co]]:
+        """The batches this stream made with times in ``[begin, end]`` that are still kept.
+
+        Times are aware datetimes or seconds on the clock's epoch. Keep batches around
+        longer with :meth:`StreamingContext.remember`.
+
+        Example:
+            >>> recent = await s.slice(now - 10, now)
+        """
+        ctx = self._ctx
+        if ctx._last_time_ms is None:
+            msg = "slice() needs a started StreamingContext that has generated a batch"
+            raise ContextStateError(msg)
+        lo, hi = time_to_ms(begin), min(time_to_ms(end), ctx._last_time_ms)
+        slide, zero = self._slide_ms, ctx._zero_ms
+        first = zero + max(1, -(-(lo - zero) // slide)) * slide
+        return [self._cache[t] for t in range(first, hi + 1, slide) if t in self._cache]
+
+    # --- outputs --------------------------------------------------------------------------
+
+    def pprint(self, num: int = 10) -> None:
+        """Print each batch's first ``num`` records, exactly as PySpark's ``pprint``.
+
+        Example:
+            >>> counts.pprint()
+            -------------------------------------------
+            Time: 2026-11-26 10:00:01
+            -------------------------------------------
+            ('a', 2)
+            <BLANKLINE>
+        """
+        self._ctx._add_output(sinks.PPrint(self, num))
+
+    def foreach_batch(self, fn: Callable[[Batch[T_co]], MaybeAwaitable[None]]) -> None:
+        """Call ``fn(batch)`` (sync or async) for every batch, empty ones included.
+
+        Example:
+            >>> counts.foreach_batch(lambda b: print(b.time, list(b)))
+        """
+        self._ctx._add_output(sinks.ForeachBatch(self, fn))
+
+    def save_as_text_files(self, prefix: str, suffix: str | None = None) -> None:
+        """Write each batch to ``{prefix}-{time_ms}[.{suffix}]``, one record per line.
+
+        The file is written under a temporary name and renamed, so a reader never sees
+        a torn file and a re-run batch replaces its file whole.
+
+        Example:
+            >>> counts.save_as_text_files("/tmp/out/counts", "txt")
+        """
+        self._ctx._add_output(sinks.SaveAsTextFiles(self, prefix, suffix))
+
+    def batches(self, max_buffered: int = 16) -> AsyncIterator[Batch[T_co]]:
+        """An async iterator over this stream's batches, for code that embeds the engine.
+
+        Register it before ``start()``. Up to ``max_buffered`` batches wait for the reader;
+        past that, the engine waits too (backpressure). It ends when the context stops.
+
+        Example:
+            >>> async for batch in counts.batches():
+            ...     print(batch.time, list(batch))
+        """
+        out = sinks.BatchIterator(self, max_buffered)
+        self._ctx._add_output(out)
+        return out
+
+
+KeyedDStream: TypeAlias = DStream[tuple[K, V]]
+
+
+def _check_partitions(n: int | None, kind: str) -> None:
+    if n is not None and (isinstance(n, bool) or not isinstance(cast("object", n), int) or n < 1):
+        msg = f"{kind}: the number of partitions must be a positive int, got {n!r}"
+        raise ValueError(msg)

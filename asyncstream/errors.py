@@ -1,0 +1,66 @@
+"""Exceptions raised by asyncstream.
+
+Every exception the library raises on purpose derives from :class:`AsyncStreamError`::
+
+    AsyncStreamError
+    ├── ContextStateError (RuntimeError)   misuse of the context lifecycle
+    ├── DurationError (ValueError)         a duration that is not a valid multiple
+    ├── IncompatibleStreamsError (ValueError)  streams combined with different slides
+    ├── StreamClosedError (RuntimeError)   sending into a stopped input stream
+    └── BatchError                         a user function failed while a batch ran
+
+Errors carry their context as attributes (``batch_time``, ``operator_name``), the way
+httpx errors carry ``.request``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+__all__ = [
+    "AsyncStreamError",
+    "BatchError",
+    "ContextStateError",
+    "DurationError",
+    "IncompatibleStreamsError",
+    "StreamClosedError",
+]
+
+
+class AsyncStreamError(Exception):
+    """Base class of every error asyncstream raises on purpose."""
+
+
+class ContextStateError(AsyncStreamError, RuntimeError):
+    """The context is not in a state that allows the call (e.g. adding an operator after start)."""
+
+
+class DurationError(AsyncStreamError, ValueError):
+    """A duration is not positive or not a multiple of the duration it must divide."""
+
+
+class IncompatibleStreamsError(AsyncStreamError, ValueError):
+    """Streams that must share a slide duration (union, join, transform) do not."""
+
+
+class StreamClosedError(AsyncStreamError, RuntimeError):
+    """Data was sent into an input stream whose context has stopped."""
+
+
+class BatchError(AsyncStreamError):
+    """A user function raised while a batch was processed.
+
+    The original exception is the ``__cause__``.
+
+    Attributes:
+        batch_time: The time of the batch that failed (aware, UTC).
+        operator_name: The operator whose function raised, with where it was defined.
+    """
+
+    def __init__(self, message: str, *, batch_time: datetime, operator_name: str) -> None:
+        super().__init__(message)
+        self.batch_time = batch_time
+        self.operator_name = operator_name

@@ -1,0 +1,169 @@
+"""Output operations: what runs for every batch of a stream (``pprint``, ``foreach_batch``...).
+
+Outputs are registered on the context in order; within a batch they run in that order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+import anyio
+import anyio.to_thread
+
+from ._util import call_site, fn_name, is_async_callable
+from .batch import Batch
+
+if TYPE_CHECKING:
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+    from .dstream import DStream
+
+__all__: list[str] = []
+
+T = TypeVar("T")  # record type
+
+_RULE = "-" * 43
+
+
+class Output:
+    """One registered output operation over one stream."""
+
+    kind = "output"
+    user_fns: tuple[object, ...] = ()
+
+    def __init__(self, stream: DStream[Any], label: str | None = None) -> None:
+        self.stream = stream
+        self.name = f"{label or self.kind} at {call_site()}"
+
+    async def run(self, batch: Batch[Any]) -> None:
+        """Handle one batch."""
+        raise NotImplementedError  # pragma: no cover - every output overrides it
+
+    def close(self) -> None:
+        """The context stopped: release what the output holds."""
+
+
+def pprint_text(batch: Batch[Any], num: int) -> str:
+    """The text PySpark's ``pprint`` prints for a batch (local time, ``str()`` records)."""
+    taken = list(itertools.islice(batch, num + 1))
+    local = datetime.fromtimestamp(batch.time_ms / 1000)
+    lines = [_RULE, f"Time: {local}", _RULE, *map(str, taken[:num])]
+    if len(taken) > num:
+        lines.append("...")
+    lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+class PPrint(Output):
+    """Print the first ``num`` records of each batch like PySpark."""
+
+    kind = "pprint"
+
+    def __init__(self, stream: DStream[Any], num: int) -> None:
+        super().__init__(stream)
+        if isinstance(num, bool) or not isinstance(cast("object", num), int) or num < 0:
+            msg = f"pprint: num must be an int >= 0, got {num!r}"
+            raise ValueError(msg)
+        self.num = num
+
+    async def run(self, batch: Batch[Any]) -> None:
+        """Write the batch's text to ``sys.stdout`` in one call."""
+        sys.stdout.write(pprint_text(batch, self.num))
+        sys.stdout.flush()
+
+
+class ForeachBatch(Output):
+    """Call a user function with every batch."""
+
+    kind = "foreach_batch"
+
+    def __init__(self, stream: DStream[Any], fn: Callable[[Batch[Any]], Any]) -> None:
+        super().__init__(stream, f"foreach_batch({fn_name(fn)})")
+        self.fn = fn
+        self.user_fns = (fn,)
+        self.is_async = is_async_callable(fn)
+
+    async def run(self, batch: Batch[Any]) -> None:
+        """Call the function, awaiting it when it is async."""
+        result = self.fn(batch)
+        if self.is_async or isinstance(result, Awaitable):
+            await result
+
+
+class SaveAsTextFiles(Output):
+    """Write each batch to its own text file, atomically."""
+
+    kind = "save_as_text_files"
+
+    def __init__(self, stream: DStream[Any], prefix: str, suffix: str | None) -> None:
+        super().__init__(stream)
+        self.prefix = os.fspath(prefix)
+        self.suffix = suffix
+
+    def path_for(self, time_ms: int) -> str:
+        """The file name of the batch at ``time_ms`` (Spark's ``prefix-TIME_IN_MS[.suffix]``)."""
+        name = f"{self.prefix}-{time_ms}"
+        return f"{name}.{self.suffix}" if self.suffix else name
+
+    async def run(self, batch: Batch[Any]) -> None:
+        """Write to a temporary name in the same directory, then rename over the target."""
+        path = self.path_for(batch.time_ms)
+        text = "".join(f"{x}\n" for x in batch)
+        await anyio.to_thread.run_sync(_write_atomically, path, text)
+
+
+def _write_atomically(path: str, text: str) -> None:
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class BatchIterator(Output, AsyncIterator[Batch[T]], Generic[T]):
+    """Hands batches to an ``async for`` loop through a bounded buffer."""
+
+    kind = "batches"
+
+    def __init__(self, stream: DStream[T], max_buffered: int) -> None:
+        super().__init__(stream)
+        if max_buffered < 1:
+            msg = f"batches: max_buffered must be at least 1, got {max_buffered!r}"
+            raise ValueError(msg)
+        send, receive = anyio.create_memory_object_stream[Batch[T]](max_buffered)
+        self._send: MemoryObjectSendStream[Batch[T]] = send
+        self._receive: MemoryObjectReceiveStream[Batch[T]] = receive
+
+    async def run(self, batch: Batch[Any]) -> None:
+        """Wait for room in the buffer, then hand the batch over."""
+        # A reader that went away (aclose) wants no more batches: drop them.
+        with contextlib.suppress(anyio.BrokenResourceError):
+            await self._send.send(batch)
+
+    def close(self) -> None:
+        """End the iteration once the buffered batches are read."""
+        self._send.close()
+
+    def __aiter__(self) -> BatchIterator[T]:
+        return self
+
+    async def __anext__(self) -> Batch[T]:
+        try:
+            return await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        """Stop reading: later batches are dropped instead of waiting for this reader."""
+        self._receive.close()

@@ -1,0 +1,192 @@
+"""Input streams: where batches come from.
+
+At every tick the context *cuts* each input: what arrived since the previous tick becomes
+that input's batch for the tick's time (Spark allocates received blocks the same way).
+Long-running sources (generators, sockets, files) run as tasks in the context's task
+group and fill a bounded :class:`~asyncstream._buffer.RecordBuffer`.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+from collections.abc import AsyncIterable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final
+
+from . import operators as ops
+from ._buffer import RecordBuffer
+
+if TYPE_CHECKING:
+    from ._source_api import Source, SourceEvents
+    from .dstream import DStream
+
+__all__ = ["InputSender"]
+
+T = TypeVar("T")  # record type
+
+
+class Input(ops.Operator):
+    """The operator of an input stream: its batches are made by :meth:`cut` at each tick."""
+
+    name = "input"
+
+    def cut(self) -> list[Any]:
+        """Take the records that make this input's batch for the current tick."""
+        raise NotImplementedError  # pragma: no cover - every input overrides it
+
+    def pending(self) -> int:
+        """Records received but not yet in a batch (graceful stop drains them)."""
+        return 0
+
+    async def parts(self, node: DStream[Any], t: int) -> ops.Parts:
+        """An input batch that was never cut (before start, or after stop) is empty."""
+        return [[]]
+
+
+class QueueInput(Input):
+    """``queue_stream``: a live list or deque of batches, one (or all) per tick."""
+
+    def __init__(
+        self,
+        queue: list[Iterable[Any]] | collections.deque[Iterable[Any]],
+        one_at_a_time: bool,
+        default: Iterable[Any] | None,
+    ) -> None:
+        if not isinstance(cast("object", queue), list | collections.deque):
+            msg = (
+                "queue_stream needs a list or collections.deque of batches (each an "
+                f"iterable of records), got {type(queue).__name__}"
+            )
+            raise TypeError(msg)
+        self.queue = queue
+        self.one_at_a_time = one_at_a_time
+        self.default = None if default is None else list(default)
+        self.consumed = 0
+        self.name = "queue_stream"
+
+    def _pop(self) -> Iterable[Any]:
+        q = self.queue
+        self.consumed += 1
+        return q.popleft() if isinstance(q, collections.deque) else q.pop(0)
+
+    def cut(self) -> list[Any]:
+        """Take the next queued batch (or every queued batch), else the default."""
+        if not self.queue:
+            return list(self.default) if self.default is not None else []
+        if self.one_at_a_time:
+            return list(self._pop())
+        out: list[Any] = []
+        while self.queue:
+            out.extend(self._pop())
+        return out
+
+
+class BufferedInput(Input, Generic[T]):
+    """An input fed through a bounded buffer, by a source task or an :class:`InputSender`."""
+
+    def __init__(self, name: str, maxsize: int, source: Source[T] | None = None) -> None:
+        self.name = name
+        self.buffer: RecordBuffer[T] = RecordBuffer(maxsize)
+        self.source = source
+
+    def cut(self) -> list[Any]:
+        """Everything buffered since the previous tick."""
+        return self.buffer.drain()
+
+    def pending(self) -> int:
+        """Records in the buffer."""
+        return len(self.buffer)
+
+    def statistics(self) -> Mapping[str, int]:
+        """The source's counters plus the buffer's fill."""
+        stats = dict(self.source.statistics()) if self.source is not None else {}
+        stats["buffered"] = len(self.buffer)
+        return stats
+
+    async def run_source(self, events: SourceEvents) -> None:
+        """Run the source task (no-op for an :class:`InputSender` input)."""
+        if self.source is not None:
+            await self.source.run(self.buffer, events)
+
+
+class IterableSource(Generic[T]):
+    """Drains a sync or async iterable into the buffer in chunks."""
+
+    chunk = 1024
+
+    def __init__(self, iterable: Iterable[T] | AsyncIterable[T]) -> None:
+        if not isinstance(cast("object", iterable), Iterable | AsyncIterable):
+            got = type(iterable).__name__
+            msg = f"iterable_stream needs an iterable or async iterable, got {got}"
+            raise TypeError(msg)
+        self.iterable = iterable
+        self.records = 0
+        self.done = False
+
+    @property
+    def name(self) -> str:
+        """Readable name of the source."""
+        return f"iterable_stream({type(self.iterable).__name__})"
+
+    def statistics(self) -> Mapping[str, int]:
+        """Records read so far."""
+        return {"records": self.records}
+
+    async def run(self, out: RecordBuffer[T], events: SourceEvents) -> None:
+        """Read the iterable to its end."""
+        if isinstance(self.iterable, AsyncIterable):
+            chunk: list[T] = []
+            async for item in self.iterable:
+                chunk.append(item)
+                if len(chunk) >= self.chunk:
+                    await out.put_many(chunk)
+                    self.records += len(chunk)
+                    chunk = []
+            if chunk:
+                await out.put_many(chunk)
+                self.records += len(chunk)
+        else:
+            it = iter(self.iterable)
+            while chunk := list(itertools.islice(it, self.chunk)):
+                await out.put_many(chunk)
+                self.records += len(chunk)
+        self.done = True
+
+
+@final
+class InputSender(Generic[T]):
+    """The sending end of :meth:`StreamingContext.input_stream`.
+
+    ``send`` waits while the stream holds ``maxsize`` records not yet in a batch.
+    Sending after the context stopped raises :class:`~asyncstream.errors.StreamClosedError`.
+
+    Example:
+        >>> sender, events = ssc.input_stream(maxsize=10_000)
+        >>> await sender.send({"user": "u1"})
+        >>> await sender.send_many(records)
+    """
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self, buffer: RecordBuffer[T]) -> None:
+        self._buffer = buffer
+
+    async def send(self, record: T) -> None:
+        """Send one record, waiting while the stream is full."""
+        await self._buffer.put(record)
+
+    async def send_many(self, records: Iterable[T]) -> None:
+        """Send many records at once (cheaper than one ``send`` each)."""
+        await self._buffer.put_many(records)
+
+    def send_nowait(self, records: Iterable[T]) -> int:
+        """Send as many records as fit without waiting; return how many were taken."""
+        return self._buffer.put_nowait_many(list(records))
+
+    @property
+    def maxsize(self) -> int:
+        """The bound of the stream, in records."""
+        return self._buffer.maxsize
+
+    def __len__(self) -> int:
+        return len(self._buffer)
