@@ -157,28 +157,26 @@ class LineFramer:
         if last < 0:
             self._extend_partial(data)
             return []
-        region: bytes | bytearray | None
-        if self._discarding:
-            # The first newline ends the over-long line being dropped.
-            self._discarding = False
+        start = 0
+        head: list[str] = []
+        if self._discarding or self._pending:
+            # The first newline ends the line begun in earlier chunks.
             first = data.find(b"\n")
-            region = data[first + 1 : last] if first < last else None
-        elif self._pending:
-            first = data.find(b"\n")
-            if len(self._pending) + first > self._max:
-                self._drop_long()
-                self._discarding = False  # its end is right here
-                region = data[first + 1 : last] if first < last else None
+            start = first + 1
+            if self._discarding:
+                self._discarding = False
+            elif len(self._pending) + first > self._max:
+                self._report_long()
             else:
-                region = self._pending
-                region += data[:last]
-        else:
-            region = data[:last]
-        self._pending = bytearray()
+                self._pending += data[:first]
+                head = self._decode(self._pending)
+            self._pending = bytearray()
+        # The complete lines are decoded from a view: a 256 KiB chunk is not copied.
+        lines = self._decode(memoryview(data)[start:last]) if start <= last else []
         self._extend_partial(data[last + 1 :])
-        if region is None:
-            return []
-        return self._decode_lines(region)
+        if head:
+            lines.insert(0, head[0])
+        return lines
 
     def flush(self) -> list[str]:
         """End of stream: return the unfinished last line, if any, as a line."""
@@ -189,7 +187,7 @@ class LineFramer:
             return []
         line = self._pending
         self._pending = bytearray()
-        return self._decode_lines(line)
+        return self._decode(line)
 
     # -- internals ---------------------------------------------------------------------
 
@@ -216,41 +214,49 @@ class LineFramer:
                 "line_too_long", detail, origin=self.origin, max_line_bytes=self._max
             )
 
-    def _decode_lines(self, region: bytes | bytearray) -> list[str]:
+    def _decode(self, span: bytes | bytearray | memoryview) -> list[str]:
         """Decode complete lines joined by newlines (none at the end) into str lines."""
-        if len(region) > self._max:
-            # Only a region longer than the limit can hold an over-long complete line.
-            parts = region.split(b"\n")
-            if any(len(p) > self._max for p in parts):
-                kept = []
-                for p in parts:
-                    if len(p) > self._max:
-                        self._report_long()
-                    else:
-                        kept.append(p)
-                if not kept:
-                    return []
-                region = b"\n".join(kept)
-        if b"\r" in region:
-            # A line cannot hold "\r\n" inside (the "\n" would end it): this only strips
-            # the "\r" of line ends; the region's own last line ends at its end.
-            region = region.replace(b"\r\n", b"\n")
-            if region.endswith(b"\r"):
-                region = region[:-1]
+        if len(span) > self._max:
+            # Only a span longer than the limit can hold an over-long complete line.
+            kept = self._without_long_lines(bytes(span))
+            if kept is None:
+                return []
+            span = kept
         try:
-            text = region.decode(self._encoding, self._errors)
+            text = str(span, self._encoding, self._errors)
         except UnicodeDecodeError:
-            return self._decode_per_line(region)
-        lines = text.split("\n")
-        if not self._split_safe and len(lines) != region.count(b"\n") + 1:
+            return self._decode_per_line(bytes(span))
+        if not self._split_safe and text.count("\n") != bytes(span).count(b"\n"):
             # A multi-byte codec's error handler ate a newline: decode line by line.
-            return self._decode_per_line(region)
+            return self._decode_per_line(bytes(span))
+        if "\r" in text:
+            # A line cannot hold "\r\n" inside (the "\n" would end it): this only strips
+            # the "\r" of line ends; the span's own last line ends at its end.
+            text = text.replace("\r\n", "\n")
+            if text.endswith("\r"):
+                text = text[:-1]
+        lines = text.split("\n")
         self.counters.lines += len(lines)
         return lines
+
+    def _without_long_lines(self, span: bytes) -> bytes | None:
+        """Report and remove over-long lines; ``None`` when no line is left."""
+        parts = span.split(b"\n")
+        if all(len(p) <= self._max for p in parts):
+            return span
+        kept = []
+        for p in parts:
+            if len(p) > self._max:
+                self._report_long()
+            else:
+                kept.append(p)
+        return b"\n".join(kept) if kept else None
 
     def _decode_per_line(self, region: bytes | bytearray) -> list[str]:
         out: list[str] = []
         for raw in region.split(b"\n"):
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
             try:
                 out.append(raw.decode(self._encoding, self._errors))
             except UnicodeDecodeError as exc:

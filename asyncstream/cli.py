@@ -1,10 +1,81 @@
-"""The ``asyncstream`` command line."""
+"""The ``asyncstream`` command line (argparse: no extra dependency).
+
+Exit codes: 0 success (also after Ctrl-C, which stops gracefully), 1 the job failed,
+2 bad command-line usage.
+"""
 
 from __future__ import annotations
 
+import argparse
+import operator
+import sys
+from collections.abc import Sequence
+
+from .context import StreamingContext
+
 __all__ = ["main"]
 
+_EPILOG = """examples:
+  asyncstream demo                      word counts of random sentences, every second
+  asyncstream demo --batch 2 --seconds 10
+"""
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line (placeholder, replaced below)."""
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        msg = f"expected a number of seconds, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if value <= 0:
+        msg = f"expected a positive number of seconds, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``asyncstream`` command."""
+    parser = argparse.ArgumentParser(
+        prog="asyncstream",
+        description="Micro-batch stream processing on asyncio (Spark's DStream model).",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = sub.add_parser(
+        "demo",
+        help="count words of generated sentences (no server needed)",
+        description="Count the words of randomly generated sentences, printed every batch.",
+        epilog="example:\n  asyncstream demo --batch 1 --seconds 5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--batch", type=_positive, default=1.0, help="batch interval, seconds")
+    demo.add_argument(
+        "--seconds", type=_positive, default=None, help="stop by itself after this long"
+    )
+    demo.add_argument("--rate", type=int, default=20, help="sentences per second")
+    demo.add_argument("--seed", type=int, default=None, help="random seed, for repeatable output")
+    return parser
+
+
+def run_demo(batch: float, seconds: float | None, rate: int, seed: int | None) -> None:
+    """Word counts of generated sentences, printed each batch with ``pprint``."""
+    from ._demo import SentenceSource
+
+    ssc = StreamingContext(batch)
+    lines = ssc._add_source(SentenceSource(ssc.clock, rate, seed), "demo_stream", 10_000)
+    counts = lines.flat_map(str.split).map(lambda w: (w, 1)).reduce_by_key(operator.add)
+    counts.transform(lambda pairs: sorted(pairs, key=lambda kv: (-kv[1], kv[0]))).pprint()
+    ssc.run(timeout=seconds)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``asyncstream`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            run_demo(args.batch, args.seconds, args.rate, args.seed)
+    except Exception as exc:
+        print(f"asyncstream {args.command}: {exc}", file=sys.stderr)
+        return 1
     return 0

@@ -144,13 +144,32 @@ class ManualClock:
             if not self._sleepers or self._sleepers[0][0] > target:
                 break
             self._now = max(self._now, self._sleepers[0][0])
-            while self._sleepers and self._sleepers[0][0] <= self._now:
-                _, _, fut = heapq.heappop(self._sleepers)
-                if not fut.done():
-                    fut.set_result(None)
+            self._wake_due()
             await self._settle()
-        self._now = target
+        self._now = max(self._now, target)
+        self._wake_due()
         await self._settle()
+
+    def jump(self, seconds: float) -> None:
+        """Move the time forward at once and wake every due sleeper, without waiting.
+
+        Use it inside a batch to make that batch "take" ``seconds`` of clock time: the
+        ticks that fall due meanwhile are queued behind it, as on a slow machine.
+
+        Raises:
+            ValueError: If ``seconds`` is negative.
+        """
+        if seconds < 0:
+            msg = f"jump({seconds!r}): time can't go backwards; pass a duration >= 0"
+            raise ValueError(msg)
+        self._now += _ns(seconds)
+        self._wake_due()
+
+    def _wake_due(self) -> None:
+        while self._sleepers and self._sleepers[0][0] <= self._now:
+            _, _, fut = heapq.heappop(self._sleepers)
+            if not fut.done():
+                fut.set_result(None)
 
     def _drop_cancelled(self) -> None:
         while self._sleepers and self._sleepers[0][2].done():

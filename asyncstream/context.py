@@ -129,8 +129,8 @@ class StreamingContext:
         self._last_info: BatchInfo | None = None
         # lifecycle
         self._tg: anyio.abc.TaskGroup | None = None
-        self._sources_scope = anyio.CancelScope()
-        self._ticker_scope = anyio.CancelScope()
+        self._sources_scope: anyio.CancelScope | None = None
+        self._ticker_scope: anyio.CancelScope | None = None
         self._ticker_done = asyncio.Event()
         self._runner_done = asyncio.Event()
         self._terminated = asyncio.Event()
@@ -368,7 +368,7 @@ class StreamingContext:
         self._notify()
 
     async def _run_sources(self) -> None:
-        with self._sources_scope:
+        with anyio.CancelScope() as self._sources_scope:
             async with anyio.create_task_group() as tg:
                 for node in self._inputs:
                     op = node._op
@@ -379,7 +379,7 @@ class StreamingContext:
     async def _ticker(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         clock = self._clock
         try:
-            with self._ticker_scope:
+            with anyio.CancelScope() as self._ticker_scope:
                 task_status.started()
                 while True:
                     t = self._next_ms
@@ -526,6 +526,8 @@ class StreamingContext:
             event.set()
 
     def _idle(self) -> bool:
+        if self._tg is not None and self._tg.cancel_scope.cancel_called:
+            return False  # stopping: not idle until it has stopped
         return not self._jobs and not self._running and self._ticker_deadline > self._clock.now()
 
     async def _settle(self) -> None:
@@ -565,6 +567,7 @@ class StreamingContext:
             await asyncio.shield(host)
 
     async def _drain(self) -> None:
+        assert self._sources_scope is not None and self._ticker_scope is not None
         self._sources_scope.cancel()
         self._ticker_scope.cancel()
         await self._ticker_done.wait()

@@ -1,0 +1,650 @@
+"""Keyed state: state stores, ``update_state_by_key`` and ``map_with_state`` (SPEC §3, §5).
+
+The state maths (:class:`UpdateStateByKey`, :class:`MapWithState`) is pure: plain dicts
+in memory, no clock, no I/O; the batch time is an argument. Durability is a separate,
+optional :class:`StateStore` that the state classes write their changes into (a
+write-behind journal); the engine commits it with the batch time once the batch is done::
+
+    batch t:   step(...)  ──puts/deletes──▶  store (buffered)  ──commit(t)──▶  SQLite
+
+Only :class:`SqliteStateStore` does I/O (stdlib ``sqlite3``, WAL mode).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sqlite3
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar, cast, final
+
+from ._util import to_ms
+from .errors import AsyncStreamError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from types import TracebackType
+
+    from ._util import Duration
+
+__all__ = [
+    "MapWithState",
+    "MemoryStateStore",
+    "SqliteStateStore",
+    "State",
+    "StateNotSetError",
+    "StateOperationError",
+    "StateSpec",
+    "StateStore",
+    "UpdateStateByKey",
+]
+
+K = TypeVar("K")  # key of the state
+V = TypeVar("V")  # value of an incoming (key, value) pair
+S = TypeVar("S")  # the state kept per key
+U = TypeVar("U")  # what a map_with_state function returns
+
+_MISSING: Final[Any] = object()
+_DELETED: Final[Any] = object()
+_PICKLE_PROTOCOL: Final = pickle.HIGHEST_PROTOCOL
+
+
+class StateNotSetError(AsyncStreamError, LookupError):
+    """``State.get()`` was called for a key that has no state (Spark: NoSuchElementException)."""
+
+
+class StateOperationError(AsyncStreamError, RuntimeError):
+    """``State.update()``/``remove()`` on a state that was removed or is timing out."""
+
+
+# --- stores ---------------------------------------------------------------------------
+
+
+class StateStore(Protocol[K, S]):
+    """Where keyed state lives between batches.
+
+    ``K`` and ``S`` are invariant: a store both accepts (``put``) and returns (``get``,
+    ``items``) them. ``put``/``delete`` take effect for ``get``/``items`` at once; ``commit``
+    makes everything so far durable, together with the batch time it reflects.
+    """
+
+    def get(self, key: K) -> S | None:
+        """The state of ``key``, or ``None`` when it has none."""
+        ...
+
+    def put(self, key: K, state: S) -> None:
+        """Set the state of ``key``."""
+        ...
+
+    def delete(self, key: K) -> None:
+        """Remove the state of ``key``; no error when it has none."""
+        ...
+
+    def items(self) -> Iterator[tuple[K, S]]:
+        """Every ``(key, state)`` pair."""
+        ...
+
+    def __len__(self) -> int:
+        """How many keys have state."""
+        ...
+
+    def commit(self, batch_time_ms: int) -> None:
+        """Make the changes so far durable, as the state after batch ``batch_time_ms``."""
+        ...
+
+
+@final
+class MemoryStateStore(Generic[K, S]):
+    """The default :class:`StateStore`: a dict; ``commit`` only records the batch time.
+
+    Example:
+        >>> store = MemoryStateStore[str, int]()
+        >>> store.put("a", 1)
+        >>> store.get("a"), store.get("b"), len(store)
+        (1, None, 1)
+        >>> store.commit(2000)
+        >>> store.last_committed()
+        2000
+    """
+
+    __slots__ = ("_data", "_last_committed")
+
+    def __init__(self) -> None:
+        self._data: dict[K, S] = {}
+        self._last_committed: int | None = None
+
+    def get(self, key: K) -> S | None:
+        """The state of ``key``, or ``None``."""
+        return self._data.get(key)
+
+    def put(self, key: K, state: S) -> None:
+        """Set the state of ``key``."""
+        self._data[key] = state
+
+    def delete(self, key: K) -> None:
+        """Remove the state of ``key``, if any."""
+        self._data.pop(key, None)
+
+    def items(self) -> Iterator[tuple[K, S]]:
+        """Every ``(key, state)`` pair (a copy: safe to change the store meanwhile)."""
+        return iter(list(self._data.items()))
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def commit(self, batch_time_ms: int) -> None:
+        """Record ``batch_time_ms`` as the last committed batch."""
+        self._last_committed = batch_time_ms
+
+    def last_committed(self) -> int | None:
+        """The batch time of the last commit, ``None`` before the first."""
+        return self._last_committed
+
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS asyncstream_state (
+    operator TEXT NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (operator, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS asyncstream_commits (
+    operator TEXT PRIMARY KEY,
+    batch_time_ms INTEGER NOT NULL
+);
+"""
+
+
+@final
+class SqliteStateStore(Generic[K, S]):
+    """A durable :class:`StateStore` in one SQLite file (WAL mode), values pickled.
+
+    Reads are served from an in-memory copy loaded when the store opens. ``put`` and
+    ``delete`` are buffered; :meth:`commit` writes them, and the batch time, in one
+    transaction, so the file always holds the state after some whole batch. Several
+    operators can share a file: rows are kept per ``operator_name``.
+
+    Keys are stored as their pickle; a key loaded from the file is written back with the
+    bytes it was read with, so equal keys never become two rows.
+
+    Args:
+        path: The database file (created if missing).
+        operator_name: Whose state this is, e.g. ``"update_state_by_key@app.py:12"``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "state.db"
+        >>> with SqliteStateStore[str, int](path, "counts") as store:
+        ...     store.put("a", 1)
+        ...     store.commit(1000)
+        >>> with SqliteStateStore[str, int](path, "counts") as store:
+        ...     store.get("a"), store.last_committed()
+        (1, 1000)
+    """
+
+    def __init__(self, path: str | os.PathLike[str], operator_name: str) -> None:
+        self.path: Final = os.fspath(path)
+        self.operator_name: Final = operator_name
+        self._conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(_SCHEMA)
+            self._data: dict[K, S] = {}
+            self._key_bytes: dict[K, bytes] = {}  # keys that have a row, as stored
+            rows = self._conn.execute(
+                "SELECT key, value FROM asyncstream_state WHERE operator = ?", (operator_name,)
+            )
+            for kb, vb in rows:
+                key = pickle.loads(kb)
+                self._data[key] = pickle.loads(vb)
+                self._key_bytes[key] = kb
+            row = self._conn.execute(
+                "SELECT batch_time_ms FROM asyncstream_commits WHERE operator = ?",
+                (operator_name,),
+            ).fetchone()
+        except BaseException:
+            self._conn.close()
+            raise
+        self._last_committed: int | None = None if row is None else int(row[0])
+        self._pending: dict[K, Any] = {}  # key -> state, or _DELETED
+
+    def get(self, key: K) -> S | None:
+        """The state of ``key`` (committed or not), or ``None``."""
+        return self._data.get(key)
+
+    def put(self, key: K, state: S) -> None:
+        """Set the state of ``key``; written at the next :meth:`commit`."""
+        self._data[key] = state
+        self._pending[key] = state
+
+    def delete(self, key: K) -> None:
+        """Remove the state of ``key``, if any; written at the next :meth:`commit`."""
+        self._data.pop(key, None)
+        self._pending[key] = _DELETED
+
+    def items(self) -> Iterator[tuple[K, S]]:
+        """Every ``(key, state)`` pair, uncommitted changes included (a copy)."""
+        return iter(list(self._data.items()))
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def commit(self, batch_time_ms: int) -> None:
+        """Write the buffered changes and ``batch_time_ms`` in one transaction.
+
+        Values are pickled first, so an unpicklable value fails the commit before anything
+        is written; on any error the file keeps the previous commit and the changes stay
+        buffered.
+
+        Raises:
+            sqlite3.Error: The database could not be written.
+            pickle.PicklingError: A key or state cannot be pickled.
+        """
+        deletes: list[tuple[str, bytes]] = []
+        puts: list[tuple[str, bytes, bytes]] = []
+        new_keys: dict[K, bytes] = {}
+        name = self.operator_name
+        for key, state in self._pending.items():
+            kb = self._key_bytes.get(key)
+            if state is _DELETED:
+                if kb is not None:
+                    deletes.append((name, kb))
+                continue
+            if kb is None:
+                kb = new_keys[key] = pickle.dumps(key, _PICKLE_PROTOCOL)
+            puts.append((name, kb, pickle.dumps(state, _PICKLE_PROTOCOL)))
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "DELETE FROM asyncstream_state WHERE operator = ? AND key = ?", deletes
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO asyncstream_state (operator, key, value) VALUES (?, ?, ?)",
+                puts,
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO asyncstream_commits (operator, batch_time_ms) "
+                "VALUES (?, ?)",
+                (name, batch_time_ms),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        for key, state in self._pending.items():
+            if state is _DELETED:
+                self._key_bytes.pop(key, None)
+        self._key_bytes.update(new_keys)
+        self._pending.clear()
+        self._last_committed = batch_time_ms
+
+    def last_committed(self) -> int | None:
+        """The batch time of the last commit in the file, ``None`` if there was none."""
+        return self._last_committed
+
+    def close(self) -> None:
+        """Close the database; uncommitted changes are dropped. Idempotent."""
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# --- update_state_by_key --------------------------------------------------------------
+
+
+@final
+class UpdateStateByKey(Generic[K, V, S]):
+    """``update_state_by_key(fn, initial)``: one step per batch, the full state out.
+
+    Each step groups the batch's values per key (arrival order) and calls
+    ``fn(new_values, state)`` for every key in state (``[]`` when it got nothing) and for
+    every new key (``state=None``); a ``None`` result deletes the key. ``initial`` pairs are
+    the state before the first batch, so ``fn`` sees them at the first step like any key.
+    If ``fn`` raises, the state is unchanged.
+
+    Args:
+        fn: ``fn(new_values: list[V], state: S | None) -> S | None``.
+        initial: ``(key, state)`` pairs, the state before the first batch.
+        store: Optional store that receives every change (the caller commits it).
+
+    Example:
+        >>> running = UpdateStateByKey(lambda vs, s: (s or 0) + sum(vs), [("a", 10)])
+        >>> running.step([("b", 1), ("b", 2)])
+        [('a', 10), ('b', 3)]
+        >>> running.step([("a", 1)])
+        [('a', 11), ('b', 3)]
+    """
+
+    __slots__ = ("_fn", "_state", "_store")
+
+    def __init__(
+        self,
+        fn: Callable[[list[V], S | None], S | None],
+        initial: Iterable[tuple[K, S]] | None = None,
+        *,
+        store: StateStore[K, S] | None = None,
+    ) -> None:
+        self._fn = fn
+        self._state: dict[K, S] = dict(initial) if initial is not None else {}
+        self._store = store
+
+    def step(self, new_pairs: Iterable[tuple[K, V]]) -> list[tuple[K, S]]:
+        """Apply one batch and return the full state as ``(key, state)`` pairs."""
+        groups: dict[K, list[V]] = {}
+        get = groups.get
+        for k, v in new_pairs:
+            vs = get(k)
+            if vs is None:
+                groups[k] = [v]
+            else:
+                vs.append(v)
+        fn = self._fn
+        pop = groups.pop
+        new: dict[K, S] = {}
+        for k, s in self._state.items():
+            ns = fn(pop(k, []), s)
+            if ns is not None:
+                new[k] = ns
+        for k, vs in groups.items():
+            ns = fn(vs, None)
+            if ns is not None:
+                new[k] = ns
+        if self._store is not None:
+            self._sync(self._store, new)
+        self._state = new
+        return list(new.items())
+
+    def _sync(self, store: StateStore[K, S], new: dict[K, S]) -> None:
+        for k in self._state:
+            if k not in new:
+                store.delete(k)
+        for k, s in new.items():
+            store.put(k, s)
+
+    def snapshot(self) -> list[tuple[K, S]]:
+        """The current state as ``(key, state)`` pairs."""
+        return list(self._state.items())
+
+    def restore(self, pairs: Iterable[tuple[K, S]]) -> None:
+        """Replace the state (and any ``initial``) with ``pairs``, e.g. ``store.items()``."""
+        self._state = dict(pairs)
+
+
+# --- map_with_state -------------------------------------------------------------------
+
+
+@final
+class State(Generic[S]):
+    """The state of one key, as ``map_with_state``'s function sees it (Spark's ``State``).
+
+    The engine reuses one object for every call: do not keep it after the call returns.
+
+    Example:
+        >>> def count(key: str, value: int | None, state: State[int]) -> tuple[str, int]:
+        ...     total = (state.get() if state.exists() else 0) + (value or 0)
+        ...     if not state.is_timing_out():
+        ...         state.update(total)
+        ...     return key, total
+    """
+
+    __slots__ = ("_defined", "_removed", "_timing_out", "_updated", "_value")
+
+    def __init__(self) -> None:
+        self._value: S = cast("S", None)
+        self._defined = False
+        self._timing_out = False
+        self._updated = False
+        self._removed = False
+
+    def exists(self) -> bool:
+        """Whether the key has state."""
+        return self._defined
+
+    def get(self) -> S:
+        """The key's state.
+
+        Raises:
+            StateNotSetError: The key has no state; check :meth:`exists` first.
+        """
+        if self._defined:
+            return self._value
+        msg = "this key has no state; check state.exists() before state.get()"
+        raise StateNotSetError(msg)
+
+    def update(self, state: S) -> None:
+        """Set the key's state.
+
+        Raises:
+            StateOperationError: The state was removed in this call, or is timing out.
+        """
+        if self._removed:
+            msg = "cannot update the state after it has been removed"
+            raise StateOperationError(msg)
+        if self._timing_out:
+            msg = "cannot update a state that is timing out: it is removed after this call"
+            raise StateOperationError(msg)
+        self._value = state
+        self._defined = True
+        self._updated = True
+
+    def remove(self) -> None:
+        """Remove the key's state.
+
+        Raises:
+            StateOperationError: It was already removed, or it is timing out (the engine
+                removes it anyway).
+        """
+        if self._timing_out:
+            msg = "cannot remove a state that is timing out: it is removed after this call"
+            raise StateOperationError(msg)
+        if self._removed:
+            msg = "cannot remove the state: it has already been removed"
+            raise StateOperationError(msg)
+        self._defined = False
+        self._updated = False
+        self._removed = True
+
+    def is_timing_out(self) -> bool:
+        """Whether the key timed out: this is its last call, with ``value=None``."""
+        return self._timing_out
+
+    def __repr__(self) -> str:
+        return f"State({self._value!r})" if self._defined else "State(<state not set>)"
+
+
+@final
+class StateSpec(Generic[K, V, S, U]):
+    """What ``map_with_state`` runs: the function, an idle timeout and the initial state.
+
+    Args:
+        fn: ``fn(key, value | None, state: State[S]) -> U``; its results are the stream.
+        timeout: Idle time (seconds or ``timedelta``) after which a key times out.
+        initial: ``(key, state)`` pairs, the state before the first batch.
+
+    Example:
+        >>> spec = StateSpec(lambda k, v, state: v, timeout=2.5)
+        >>> spec.timeout_ms
+        2500
+    """
+
+    __slots__ = ("fn", "initial", "timeout_ms")
+
+    def __init__(
+        self,
+        fn: Callable[[K, V | None, State[S]], U],
+        timeout: Duration | None = None,
+        initial: Iterable[tuple[K, S]] | None = None,
+    ) -> None:
+        self.fn: Final = fn
+        self.timeout_ms: Final = None if timeout is None else to_ms(timeout, "timeout")
+        self.initial: Final[tuple[tuple[K, S], ...]] = tuple(initial) if initial is not None else ()
+
+
+@final
+class MapWithState(Generic[K, V, S, U]):
+    """``map_with_state(spec)``: one step per batch, what ``fn`` returns out.
+
+    ``fn(key, value, state)`` runs once per record, in order, for keys with data only. With
+    a timeout, a key whose state was neither updated nor got data for ``timeout`` or more
+    (``t - last_touch >= timeout``) gets one last call with ``value=None`` and
+    ``state.is_timing_out()`` true, after the records of that batch, and is then removed.
+    Keys are kept in touch order, so a step scans only the keys that time out: its cost
+    grows with the records, not with the state size. Initial keys count as touched at the
+    first step.
+
+    Args:
+        spec: The function, timeout and initial state.
+        store: Optional store that receives each change as ``key -> (state, last_touch_ms)``
+            (the caller commits it); :meth:`restore` takes those rows back.
+
+    Example:
+        >>> def total(key: str, value: int | None, state: State[int]) -> tuple[str, int]:
+        ...     if state.is_timing_out():
+        ...         return key, -1
+        ...     new = (state.get() if state.exists() else 0) + (value or 0)
+        ...     state.update(new)
+        ...     return key, new
+        >>> op = MapWithState(StateSpec(total, timeout=2))
+        >>> op.step(1000, [("a", 1), ("a", 2), ("b", 5)])
+        [('a', 1), ('a', 3), ('b', 5)]
+        >>> op.step(2000, [("b", 1)]), op.step(3000, []), op.snapshot()
+        ([('b', 6)], [('a', -1)], [('b', 6)])
+    """
+
+    __slots__ = ("_fn", "_initial", "_last_time", "_state", "_store", "_timeout", "_touched")
+
+    def __init__(
+        self,
+        spec: StateSpec[K, V, S, U],
+        *,
+        store: StateStore[K, tuple[S, int]] | None = None,
+    ) -> None:
+        self._fn = spec.fn
+        self._timeout = spec.timeout_ms
+        self._initial: tuple[tuple[K, S], ...] | None = spec.initial
+        self._state: dict[K, S] = {}
+        # key -> last touch time, oldest first; only needed (and kept) with a timeout.
+        self._touched: OrderedDict[K, int] | None = None if self._timeout is None else OrderedDict()
+        self._store = store
+        self._last_time: int | None = None
+
+    def step(self, batch_time_ms: int, pairs: Iterable[tuple[K, V]]) -> list[U]:
+        """Apply the batch at ``batch_time_ms`` and return what ``fn`` returned, in order.
+
+        Raises:
+            ValueError: ``batch_time_ms`` is not after the previous step's.
+        """
+        t = batch_time_ms
+        if self._last_time is not None and t <= self._last_time:
+            msg = f"batch {t} ms came after batch {self._last_time} ms; step in time order"
+            raise ValueError(msg)
+        self._last_time = t
+        state = self._state
+        touched = self._touched
+        dirty: set[K] | None = None if self._store is None else set()
+        if self._initial is not None:
+            for k, s in self._initial:
+                state[k] = s
+                if touched is not None:
+                    touched[k] = t
+                if dirty is not None:
+                    dirty.add(k)
+            self._initial = None
+        fn = self._fn
+        st: State[S] = State()
+        out: list[U] = []
+        append = out.append
+        for k, v in pairs:
+            if k in state:
+                st._value = state[k]
+                st._defined = True
+            else:
+                st._defined = False
+            st._updated = st._removed = False
+            append(fn(k, v, st))
+            if st._removed:
+                if k in state:
+                    del state[k]
+                    if touched is not None:
+                        del touched[k]
+                    if dirty is not None:
+                        dirty.add(k)
+            elif st._updated or (st._defined and touched is not None):
+                # Spark refreshes the update time of a key with data whenever a timeout is set.
+                state[k] = st._value
+                if touched is not None:
+                    touched[k] = t
+                    touched.move_to_end(k)
+                if dirty is not None:
+                    dirty.add(k)
+        if touched and self._timeout is not None:
+            self._time_out(t - self._timeout, touched, st, out, dirty)
+        if dirty is not None and self._store is not None:
+            self._sync(self._store, dirty, t)
+        return out
+
+    def _time_out(
+        self,
+        limit: int,
+        touched: OrderedDict[K, int],
+        st: State[S],
+        out: list[U],
+        dirty: set[K] | None,
+    ) -> None:
+        # Oldest first; stop at the first key touched after ``limit``: O(keys timing out).
+        state = self._state
+        fn = self._fn
+        st._timing_out = True
+        st._defined = True
+        try:
+            while touched:
+                k = next(iter(touched))
+                if touched[k] > limit:
+                    break
+                del touched[k]
+                st._value = state.pop(k)
+                st._updated = st._removed = False
+                out.append(fn(k, None, st))
+                if dirty is not None:
+                    dirty.add(k)
+        finally:
+            st._timing_out = False
+
+    def _sync(self, store: StateStore[K, tuple[S, int]], dirty: set[K], t: int) -> None:
+        touched = self._touched
+        state = self._state
+        for k in dirty:
+            if k in state:
+                store.put(k, (state[k], t if touched is None else touched[k]))
+            else:
+                store.delete(k)
+
+    def snapshot(self) -> list[tuple[K, S]]:
+        """The full state as ``(key, state)`` pairs (``state_snapshots()``)."""
+        return list(self._state.items())
+
+    def rows(self) -> list[tuple[K, tuple[S, int]]]:
+        """The state with touch times, ``(key, (state, last_touch_ms))``, for checkpoints."""
+        touched = self._touched
+        t = self._last_time if self._last_time is not None else 0
+        return [(k, (s, t if touched is None else touched[k])) for k, s in self._state.items()]
+
+    def restore(self, rows: Iterable[tuple[K, tuple[S, int]]]) -> None:
+        """Replace the state (and any initial state) with :meth:`rows` or ``store.items()``."""
+        ordered = sorted(rows, key=lambda row: row[1][1])
+        self._state = {k: s for k, (s, _) in ordered}
+        if self._touched is not None:
+            self._touched = OrderedDict((k, last) for k, (_, last) in ordered)
+        self._initial = None
