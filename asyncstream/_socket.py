@@ -284,7 +284,10 @@ class SocketTextSource:
                 await loop.create_connection(_returning(proto), self.host, self.port)
             except OSError as exc:
                 self._reconnects += 1
-                reason = exc.strerror or str(exc) or type(exc).__name__
+                if isinstance(exc, ConnectionRefusedError):
+                    reason = "connection refused"
+                else:
+                    reason = exc.strerror or str(exc) or type(exc).__name__
                 detail = f"cannot connect to {address}: {reason}; retrying in {self._delay:g}s"
                 events.error("connect", detail, address=address)
             else:

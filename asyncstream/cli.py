@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import operator
 import sys
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .context import StreamingContext
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["main"]
 

@@ -194,7 +194,7 @@ class StreamingContext:
 
     def queue_stream(
         self,
-        queue: list[Iterable[T]] | collections.deque[Iterable[T]],
+        queue: Sequence[Iterable[T]],
         one_at_a_time: bool = True,
         default: Iterable[T] | None = None,
     ) -> DStream[T]:
@@ -207,20 +207,22 @@ class StreamingContext:
         Example:
             >>> ssc.queue_stream([[1, 2], [3]]).count().pprint()
         """
-        return self._add_input(QueueInput(queue, one_at_a_time, default), "queue_stream")
+        op = QueueInput(queue, one_at_a_time, default)  # type: ignore[arg-type]
+        return self._add_input(op, "queue_stream")
 
-    def input_stream(self, maxsize: int = DEFAULT_MAXSIZE) -> tuple[InputSender[T], DStream[T]]:
+    def input_stream(self, maxsize: int = DEFAULT_MAXSIZE) -> tuple[InputSender[Any], DStream[Any]]:
         """A stream that code embedding the engine sends records into.
 
         ``maxsize`` bounds the records waiting for the next tick; ``send`` waits while
-        it is reached (backpressure).
+        it is reached (backpressure). Annotate the pair to type it, e.g.
+        ``sender: InputSender[str]``.
 
         Example:
             >>> sender, events = ssc.input_stream(maxsize=10_000)
             >>> events.count().pprint()
             >>> await sender.send("click")
         """
-        op: BufferedInput[T] = BufferedInput("input_stream", maxsize)
+        op: BufferedInput[Any] = BufferedInput("input_stream", maxsize)
         return InputSender(op.buffer), self._add_input(op, "input_stream")
 
     def iterable_stream(
@@ -567,7 +569,8 @@ class StreamingContext:
             await asyncio.shield(host)
 
     async def _drain(self) -> None:
-        assert self._sources_scope is not None and self._ticker_scope is not None
+        assert self._sources_scope is not None
+        assert self._ticker_scope is not None
         self._sources_scope.cancel()
         self._ticker_scope.cancel()
         await self._ticker_done.wait()

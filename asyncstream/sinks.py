@@ -5,7 +5,8 @@ Outputs are registered on the context in order; within a batch they run in that 
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import collections
 import itertools
 import os
 import sys
@@ -20,8 +21,6 @@ from ._util import call_site, fn_name, is_async_callable
 from .batch import Batch
 
 if TYPE_CHECKING:
-    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-
     from .dstream import DStream
 
 __all__: list[str] = []
@@ -132,7 +131,11 @@ def _write_atomically(path: str, text: str) -> None:
 
 
 class BatchIterator(Output, AsyncIterator[Batch[T]], Generic[T]):
-    """Hands batches to an ``async for`` loop through a bounded buffer."""
+    """Hands batches to an ``async for`` loop through a bounded buffer.
+
+    The engine waits while ``max_buffered`` batches are unread; a reader that calls
+    ``aclose()`` is gone, and later batches are dropped for it.
+    """
 
     kind = "batches"
 
@@ -141,29 +144,43 @@ class BatchIterator(Output, AsyncIterator[Batch[T]], Generic[T]):
         if max_buffered < 1:
             msg = f"batches: max_buffered must be at least 1, got {max_buffered!r}"
             raise ValueError(msg)
-        send, receive = anyio.create_memory_object_stream[Batch[T]](max_buffered)
-        self._send: MemoryObjectSendStream[Batch[T]] = send
-        self._receive: MemoryObjectReceiveStream[Batch[T]] = receive
+        self._max = max_buffered
+        self._items: collections.deque[Batch[T]] = collections.deque()
+        self._ended = False
+        self._reader_gone = False
+        self._changed = asyncio.Event()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     async def run(self, batch: Batch[Any]) -> None:
         """Wait for room in the buffer, then hand the batch over."""
-        # A reader that went away (aclose) wants no more batches: drop them.
-        with contextlib.suppress(anyio.BrokenResourceError):
-            await self._send.send(batch)
+        while len(self._items) >= self._max and not self._reader_gone:
+            await self._changed.wait()
+        if not self._reader_gone:
+            self._items.append(batch)
+            self._notify()
 
     def close(self) -> None:
         """End the iteration once the buffered batches are read."""
-        self._send.close()
+        self._ended = True
+        self._notify()
 
     def __aiter__(self) -> BatchIterator[T]:
         return self
 
     async def __anext__(self) -> Batch[T]:
-        try:
-            return await self._receive.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            raise StopAsyncIteration from None
+        while not self._items:
+            if self._ended or self._reader_gone:
+                raise StopAsyncIteration
+            await self._changed.wait()
+        batch = self._items.popleft()
+        self._notify()
+        return batch
 
     async def aclose(self) -> None:
         """Stop reading: later batches are dropped instead of waiting for this reader."""
-        self._receive.close()
+        self._reader_gone = True
+        self._items.clear()
+        self._notify()

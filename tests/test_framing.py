@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterator
+import itertools
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given
@@ -11,7 +12,11 @@ from hypothesis import strategies as st
 
 from asyncstream._framing import LineCounters, LineFramer, check_text_options
 from asyncstream._source_api import SourceEvents
-from asyncstream.metrics import SourceErrorInfo
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from asyncstream.metrics import SourceErrorInfo
 
 
 def make_events() -> tuple[SourceEvents, list[SourceErrorInfo]]:
@@ -148,7 +153,8 @@ class _SwallowingCodec:
         raw = bytes(data)
         if b"\xff" in raw:
             if errors == "strict":
-                raise UnicodeDecodeError("swallow-test", raw, raw.index(b"\xff"), 1, "bad")
+                msg = "swallow-test"
+                raise UnicodeDecodeError(msg, raw, raw.index(b"\xff"), 1, "bad")
             text = raw.replace(b"\xff\n", b"?").replace(b"\xff", b"?").decode("latin-1")
             return text, len(raw)
         return raw.decode("latin-1"), len(raw)
@@ -283,7 +289,7 @@ def test_any_chunking_gives_the_same_lines_as_splitting_the_whole(
     data: bytes, cuts: list[int], limit: int
 ) -> None:
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    chunks = [data[a:b] for a, b in zip(points, points[1:], strict=False)]
+    chunks = [data[a:b] for a, b in itertools.pairwise(points)]
     f = LineFramer(max_line_bytes=limit)
     assert feed_all(f, chunks) == _reference(data, limit)
     assert f.pending_bytes == 0

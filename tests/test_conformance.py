@@ -1,0 +1,198 @@
+"""Per-batch operators against PySpark-recorded golden outputs (tests/data/golden_public.json).
+
+The window and state cases of the same file are checked elsewhere; this module only makes
+sure that every case is claimed by one side or the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import operator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import uvloop
+
+from asyncstream.testing import run_stream
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from asyncstream import DStream
+
+GOLDEN_PATH = Path(__file__).parent / "data" / "golden_public.json"
+GOLDEN: dict[str, Any] = json.loads(GOLDEN_PATH.read_text(encoding="utf-8"))
+CASES: dict[str, dict[str, Any]] = GOLDEN["cases"]
+
+
+def _sorted_pair_lists(vs: tuple[list[Any], list[Any]]) -> list[list[Any]]:
+    return [sorted(vs[0]), sorted(vs[1])]
+
+
+# name -> the asyncstream program equivalent to the case's PySpark "description".
+PER_BATCH: dict[str, Callable[..., DStream[Any]]] = {
+    "map": lambda s: s.map(lambda x: x * 10),
+    "flatMap_split": lambda s: s.flat_map(lambda line: line.split(" ")),
+    "filter": lambda s: s.filter(lambda x: x % 2 == 0),
+    "count": lambda s: s.count(),
+    "countByValue": lambda s: s.count_by_value(),
+    "reduce_add": lambda s: s.reduce(operator.add),
+    "reduceByKey_add": lambda s: s.reduce_by_key(operator.add),
+    "mapValues": lambda s: s.map_values(lambda v: v * 100),
+    "groupByKey": lambda s: s.group_by_key().map_values(sorted),
+    "union": lambda s0, s1: s0.union(s1),
+    "join": lambda s0, s1: s0.join(s1),
+    "leftOuterJoin": lambda s0, s1: s0.left_outer_join(s1),
+    "cogroup": lambda s0, s1: s0.cogroup(s1).map_values(_sorted_pair_lists),
+    "transform_sortBy": lambda s: s.transform(lambda records: sorted(records)),
+}
+
+# Checked by the window and state suites, not here.
+WINDOW_AND_STATE_CASES = frozenset(
+    {
+        "window_3_1",
+        "window_4_2",
+        "countByWindow_4_2",
+        "reduceByWindow_add_None_4_2",
+        "reduceByKeyAndWindow_add_sub_6_2",
+        "countByValueAndWindow_4_2",
+        "updateStateByKey_sum",
+    }
+)
+_WINDOW_AND_STATE_PREFIXES = (
+    "window_",
+    "countByWindow",
+    "reduceByWindow",
+    "reduceByKeyAndWindow",
+    "countByValueAndWindow",
+    "updateStateByKey",
+)
+
+
+# --- normalisation ---------------------------------------------------------------------
+
+
+def _to_input(item: Any) -> Any:
+    """A 2-element list in an input batch is a (key, value) tuple (see "conventions")."""
+    if isinstance(item, list) and len(item) == 2:
+        return (item[0], item[1])
+    return item
+
+
+def _inputs(case: dict[str, Any]) -> list[list[list[Any]]]:
+    return [[[_to_input(x) for x in batch] for batch in stream] for stream in case["inputs"]]
+
+
+def _normalise(value: Any) -> Any:
+    """Tuples (and lists) become lists, recursively, as in the golden file."""
+    if isinstance(value, tuple | list):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def _order_key(value: Any) -> tuple[Any, ...]:
+    """A total order over mixed JSON values: None < bool < number < str < list."""
+    if value is None:
+        return (0,)
+    if isinstance(value, bool):
+        return (1, value)
+    if isinstance(value, int | float):
+        return (2, value)
+    if isinstance(value, str):
+        return (3, value)
+    if isinstance(value, list):
+        return (4, [_order_key(v) for v in value])
+    pytest.fail(f"unexpected value in an output: {value!r}")
+
+
+def _canonical(items: list[Any], ordered: bool) -> list[Any]:
+    normal = [_normalise(x) for x in items]
+    return normal if ordered else sorted(normal, key=_order_key)
+
+
+def _check(case: dict[str, Any], got: list[list[Any] | None]) -> None:
+    expected = {entry["index"]: entry["items"] for entry in case["output"]}
+    assert len(got) == case["batches"]
+    for index, items in enumerate(got):
+        if index not in expected:
+            assert items is None, f"batch {index}: Spark made no batch, we made {items!r}"
+            continue
+        assert items is not None, f"batch {index}: Spark made a batch, we made none"
+        want = _canonical(expected[index], case["ordered"])
+        assert _canonical(items, case["ordered"]) == want, f"batch {index}"
+
+
+async def _run_case(name: str) -> list[list[Any] | None]:
+    case = CASES[name]
+    return await run_stream(PER_BATCH[name], _inputs(case), batches=case["batches"])
+
+
+# --- the tests ---------------------------------------------------------------------------
+
+
+def test_golden_file_has_the_expected_header() -> None:
+    conventions = GOLDEN["conventions"]
+    assert conventions["batch_interval_seconds"] == 1
+    assert "None < bool < number < str < list" in conventions["items"]
+
+
+def test_every_golden_case_is_claimed() -> None:
+    claimed = set(PER_BATCH) | WINDOW_AND_STATE_CASES
+    assert set(CASES) <= claimed, f"unclaimed golden cases: {sorted(set(CASES) - claimed)}"
+    assert not set(PER_BATCH) & WINDOW_AND_STATE_CASES
+    # Every claimed name exists, so a renamed case cannot hide behind a stale entry.
+    assert claimed <= set(CASES), f"stale names: {sorted(claimed - set(CASES))}"
+    assert all(name.startswith(_WINDOW_AND_STATE_PREFIXES) for name in WINDOW_AND_STATE_CASES)
+    assert not any(name.startswith(_WINDOW_AND_STATE_PREFIXES) for name in PER_BATCH)
+    assert len(PER_BATCH) == 14
+
+
+@pytest.mark.parametrize("name", sorted(PER_BATCH))
+async def test_per_batch_case_matches_spark(name: str) -> None:
+    _check(CASES[name], await _run_case(name))
+
+
+@pytest.mark.parametrize("name", sorted(PER_BATCH))
+def test_per_batch_case_matches_spark_under_uvloop(name: str) -> None:
+    async def main() -> list[list[Any] | None]:
+        assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
+        return await _run_case(name)
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        got = runner.run(main())
+    _check(CASES[name], got)
+
+
+# --- the comparison helpers themselves -------------------------------------------------
+
+
+def test_order_key_orders_mixed_types_like_the_golden_file() -> None:
+    values: list[Any] = ["a", [1], 2.5, None, True, 1, ["a", None]]
+    ordered = sorted(values, key=_order_key)
+    assert ordered == [None, True, 1, 2.5, "a", [1], ["a", None]]
+
+
+def test_check_rejects_a_batch_where_spark_made_none() -> None:
+    case = {"batches": 2, "ordered": False, "output": [{"index": 0, "items": [1]}]}
+    with pytest.raises(AssertionError, match="Spark made no batch"):
+        _check(case, [[1], []])
+    with pytest.raises(AssertionError, match="Spark made a batch"):
+        _check(case, [None, None])
+    with pytest.raises(AssertionError, match="batch 0"):
+        _check(case, [[2], None])
+    _check(case, [[1], None])
+
+
+def test_check_compares_ordered_cases_exactly() -> None:
+    case = {"batches": 1, "ordered": True, "output": [{"index": 0, "items": [1, 2]}]}
+    with pytest.raises(AssertionError, match="batch 0"):
+        _check(case, [[2, 1]])
+    unordered = dict(case, ordered=False)
+    _check(unordered, [[2, 1]])
+    # Tuples compare equal to the lists of the golden file, duplicates count.
+    pairs = {"batches": 1, "ordered": False, "output": [{"index": 0, "items": [["a", [1, 1]]]}]}
+    _check(pairs, [[("a", (1, 1))]])
+    with pytest.raises(AssertionError):
+        _check(pairs, [[("a", (1, 1)), ("a", (1, 1))]])
