@@ -46,4 +46,5 @@ __all__ = [
     "StreamClosedError",
     "StreamingContext",
     "StreamingListener",
+    "SystemClock",
 ]

@@ -15,7 +15,9 @@ Discovery (both sources):
 - A file is known by its name. The set of done names is the source's position
   (:meth:`~_DirectorySource.position`); a name that leaves the directory is forgotten,
   so a file created again under that name later is read again. New files found in one
-  poll are read in modification-time order, then by name.
+  poll are read in modification-time order, then by name. In :meth:`run` a file is done
+  once all its records are in the buffer (a restart from an older position reads it
+  again: at least once).
 - Polling: :meth:`~_DirectorySource.run` lists the directory every ``poll_interval``
   seconds (waiting with the injected ``sleep``) and reads files in a worker thread, so a
   large file does not stall the event loop. :meth:`~_DirectorySource.scan` does one poll
@@ -150,7 +152,8 @@ class _DirectorySource(Generic[T]):
         ev = events if events is not None else self._default_events()
         out: list[T] = []
         for name in self._new_files(self._list(), ev):
-            out.extend(self._finish(name, self._load(name), ev))
+            out.extend(self._account(name, self._load(name), ev))
+            self._done.add(name)
         return out
 
     async def run(self, out: RecordBuffer[T], events: SourceEvents) -> None:
@@ -164,9 +167,12 @@ class _DirectorySource(Generic[T]):
             listed = await anyio.to_thread.run_sync(self._list)
             for name in self._new_files(listed, events):
                 loaded = await anyio.to_thread.run_sync(self._load, name)
-                records = self._finish(name, loaded, events)
+                records = self._account(name, loaded, events)
                 if records:
                     await out.put_many(records)
+                # Done only once every record is in the buffer: a restart from a
+                # checkpoint taken earlier reads the file again (at least once).
+                self._done.add(name)
             await self._sleep(self._poll_interval)
 
     # -- internals ---------------------------------------------------------------------
@@ -233,12 +239,11 @@ class _DirectorySource(Generic[T]):
     def _parse(self, path: str, data: bytes, loaded: _Loaded[T]) -> None:
         raise NotImplementedError  # pragma: no cover - every subclass defines it
 
-    def _finish(self, name: str, loaded: _Loaded[T], events: SourceEvents) -> list[T]:
-        """On the loop thread: count, report, mark done; return the records."""
+    def _account(self, name: str, loaded: _Loaded[T], events: SourceEvents) -> list[T]:
+        """On the loop thread: report and count; return the records."""
         path = os.path.join(self.directory, name)
         for kind, detail in loaded.problems:
             events.error(kind, detail, path=path)
-        self._done.add(name)
         if loaded.ok:
             self._files += 1
         else:
