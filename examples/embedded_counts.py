@@ -1,6 +1,6 @@
 """Embed the engine in an async service: send events in, read per-batch counts out.
 
-    python examples/embedded_counts.py
+python examples/embedded_counts.py
 """
 
 from __future__ import annotations

@@ -1,16 +1,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 
 from asyncstream.testing import ManualClock
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+uvloop_factory: LoopFactory | None
 try:
     import uvloop
+
+    uvloop_factory = uvloop.new_event_loop
 except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
-    uvloop = None  # type: ignore[assignment]
+    uvloop_factory = None
 
 # The core suite runs once on each loop, so both stay supported (STYLE §8).
 CORE_SUITE = {
@@ -29,8 +37,8 @@ def pytest_asyncio_loop_factories(
     factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
         "asyncio": asyncio.new_event_loop
     }
-    if uvloop is not None and item.path.stem in CORE_SUITE:
-        factories["uvloop"] = uvloop.new_event_loop
+    if uvloop_factory is not None and item.path.stem in CORE_SUITE:
+        factories["uvloop"] = uvloop_factory
     return factories
 
 

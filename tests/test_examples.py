@@ -5,9 +5,12 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
+from typing import TYPE_CHECKING
 
-import pytest
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -38,15 +39,16 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 20) -> tuple[str, str]
 
 def _read_until(proc: subprocess.Popen[str], marker: str, limit: float = 20) -> list[str]:
     assert proc.stdout is not None
-    deadline = time.monotonic() + limit  # a bound on a real child, not a test clock
+    watchdog = threading.Timer(limit, proc.kill)  # bounds the wait on a hung child
+    watchdog.start()
     lines: list[str] = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith(marker):
-            return lines
+    try:
+        while line := proc.stdout.readline():
+            lines.append(line)
+            if line.startswith(marker):
+                return lines
+    finally:
+        watchdog.cancel()
     proc.kill()
     _finish(proc)
     pytest.fail(f"the child never printed {marker!r}; got {lines!r}")

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING
 
 import anyio
 import pytest
 
 from asyncstream import InputSender, StreamingContext
 from asyncstream.testing import ListSink, ManualClock
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterable
 
 
 async def test_queue_stream_one_at_a_time_reads_the_list_live(clock: ManualClock) -> None:
@@ -88,7 +91,8 @@ def test_iterable_stream_rejects_a_non_iterable() -> None:
 async def test_iterable_stream_error_stops_the_context(clock: ManualClock) -> None:
     def broken() -> Iterable[int]:
         yield 1
-        raise OSError("device gone")
+        msg = "device gone"
+        raise OSError(msg)
 
     ssc = StreamingContext(1, clock=clock)
     ssc.iterable_stream(broken()).pprint()
