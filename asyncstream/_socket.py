@@ -145,14 +145,10 @@ class _LineProtocol(asyncio.Protocol):
         self._transport = cast("asyncio.Transport", transport)
         if not self._framer.origin:
             peer = transport.get_extra_info("peername")
-            if isinstance(peer, tuple):
-                self._framer.origin = f"{peer[0]}:{peer[1]}"
-            else:
-                self._framer.origin = str(peer)
+            tcp = isinstance(peer, tuple) and len(peer) >= 2
+            self._framer.origin = f"{peer[0]}:{peer[1]}" if tcp else str(peer)
 
     def data_received(self, data: bytes) -> None:
-        if self._detached:
-            return
         lines = self._framer.feed(data)
         if lines:
             self._pump.deliver(self, lines)

@@ -24,7 +24,7 @@ from ._source_api import SourceEvents
 from ._util import Duration, call_site, code_of, ms_to_datetime, to_ms
 from .batch import Batch
 from .clock import Clock, SystemClock
-from .dstream import DStream
+from .dstream import DStream, MaybeAwaitable
 from .errors import BatchError, ContextStateError
 from .metrics import BatchInfo, OutputOperationInfo, SourceErrorInfo
 from .operators import Transform
@@ -254,7 +254,7 @@ class StreamingContext:
         return first._derive(Union(), "union", *rest)
 
     def transform(
-        self, streams: Sequence[DStream[Any]], fn: Callable[..., Iterable[U]]
+        self, streams: Sequence[DStream[Any]], fn: Callable[..., MaybeAwaitable[Iterable[U]]]
     ) -> DStream[U]:
         """``fn(*batches)`` (batch time first when it takes one more parameter) per batch time.
 
@@ -462,7 +462,7 @@ class StreamingContext:
                 else:
                     await out.run(batch)
         except Exception as exc:
-            raise self._batch_error(exc, t, out) from exc
+            raise await self._batch_error(exc, t, out) from exc
         finally:
             self._forget(t)
         info = dataclasses.replace(info, processing_end_time=clock.now())
@@ -483,7 +483,7 @@ class StreamingContext:
         if self._failed_node is None:
             self._failed_node = node
 
-    def _batch_error(self, exc: Exception, t: int, out: Output | None) -> BatchError:
+    async def _batch_error(self, exc: Exception, t: int, out: Output | None) -> BatchError:
         name = None
         tb = exc.__traceback__
         frames = []
@@ -496,7 +496,8 @@ class StreamingContext:
                 break
         if name is None:
             if self._failed_node is not None:
-                name = self._failed_node._name
+                culprit = await _find_fused_culprit(self._failed_node, t)
+                name = (culprit or self._failed_node)._name
             elif out is not None:
                 name = out.name
             else:  # pragma: no cover - a batch always has an output
@@ -661,6 +662,38 @@ class StreamingContext:
                         "gracefully" if graceful else "now",
                     )
                     tg.start_soon(self.stop, graceful)
+
+
+async def _find_fused_culprit(node: DStream[Any], t: int) -> DStream[Any] | None:
+    """Which of the narrow streams fused into ``node`` raises at ``t``, if one does.
+
+    Fused streams run as lazy iterators inside their consumer, and a failing builtin
+    (``int``, ``str.split``) leaves no frame in the traceback to name it. On this failure
+    path only, the fused streams are run again one at a time, top first, to find it: their
+    functions see this batch's records a second time.
+    """
+    order: list[DStream[Any]] = []
+
+    def visit(n: DStream[Any]) -> None:
+        for parent in n._parents:
+            if parent._fuse and parent not in order:
+                visit(parent)
+                order.append(parent)
+
+    visit(node)
+    for n in order:
+        n._fuse = False
+    try:
+        for n in order:
+            try:
+                await n._get(t)
+            except Exception:
+                return n
+    finally:
+        for n in order:
+            n._fuse = True
+            n._cache.pop(t, None)
+    return None
 
 
 def _loop_factory(

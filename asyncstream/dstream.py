@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from .context import StreamingContext
 
-__all__ = ["DStream", "KeyedDStream"]
+__all__ = ["DStream", "KeyedDStream", "MaybeAwaitable"]
 
 T_co = TypeVar("T_co", covariant=True)  # element type of a stream
 U = TypeVar("U")  # element type an operator produces
@@ -115,10 +115,10 @@ class DStream(Generic[T_co]):
         if batch is None:
             try:
                 parts = await self._op.parts(self, t)
+                batch = Batch._make(t, [p if type(p) is list else list(p) for p in parts])
             except Exception:
                 ctx._note_failure(self)
                 raise
-            batch = Batch._make(t, [p if type(p) is list else list(p) for p in parts])
             self._cache[t] = batch
         return batch
 

@@ -481,8 +481,15 @@ class Repartition(Operator):
     async def parts(self, node: DStream[Any], t: int) -> Parts:
         """Redistribute the parent's records."""
         items = list(itertools.chain.from_iterable(await _parent_parts(node, t)))
-        if self.partition_func is not None:
-            return hash_partition(items, self.n, self.partition_func)  # type: ignore[return-value]
+        func = self.partition_func
+        if func is not None and is_async_callable(func):
+            where = [await func(kv[0]) for kv in items]
+            parts: list[list[Any]] = [[] for _ in range(self.n)]
+            for kv, p in zip(items, where, strict=True):
+                parts[p % self.n].append(kv)
+            return parts  # type: ignore[return-value]
+        if func is not None:
+            return hash_partition(items, self.n, func)  # type: ignore[return-value]
         size, extra = divmod(len(items), self.n)
         out: Parts = []
         start = 0

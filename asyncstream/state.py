@@ -562,16 +562,58 @@ class MapWithState(Generic[K, V, S, U]):
                 if dirty is not None:
                     dirty.add(k)
             self._initial = None
-        fn = self._fn
         st: State[S] = State()
         out: list[U] = []
+        if touched is None and dirty is None:
+            self._apply(pairs, st, out)
+        else:
+            self._apply_tracked(t, pairs, st, out, touched, dirty)
+        if touched and self._timeout is not None:
+            self._time_out(t - self._timeout, touched, st, out, dirty)
+        if dirty is not None and self._store is not None:
+            self._sync(self._store, dirty, t)
+        return out
+
+    def _apply(self, pairs: Iterable[tuple[K, V]], st: State[S], out: list[U]) -> None:
+        # The hot loop without a timeout or a store: nothing to track but the state.
+        state = self._state
+        get = state.get
+        fn = self._fn
         append = out.append
         for k, v in pairs:
-            if k in state:
-                st._value = state[k]
-                st._defined = True
-            else:
+            s = get(k, _MISSING)
+            if s is _MISSING:
                 st._defined = False
+            else:
+                st._value = s
+                st._defined = True
+            st._updated = st._removed = False
+            append(fn(k, v, st))
+            if st._updated:
+                state[k] = st._value
+            elif st._removed:
+                state.pop(k, None)
+
+    def _apply_tracked(
+        self,
+        t: int,
+        pairs: Iterable[tuple[K, V]],
+        st: State[S],
+        out: list[U],
+        touched: OrderedDict[K, int] | None,
+        dirty: set[K] | None,
+    ) -> None:
+        state = self._state
+        get = state.get
+        fn = self._fn
+        append = out.append
+        for k, v in pairs:
+            s = get(k, _MISSING)
+            if s is _MISSING:
+                st._defined = False
+            else:
+                st._value = s
+                st._defined = True
             st._updated = st._removed = False
             append(fn(k, v, st))
             if st._removed:
@@ -589,11 +631,6 @@ class MapWithState(Generic[K, V, S, U]):
                     touched.move_to_end(k)
                 if dirty is not None:
                     dirty.add(k)
-        if touched and self._timeout is not None:
-            self._time_out(t - self._timeout, touched, st, out, dirty)
-        if dirty is not None and self._store is not None:
-            self._sync(self._store, dirty, t)
-        return out
 
     def _time_out(
         self,

@@ -2,8 +2,10 @@
 
 The engine runs on a ``ManualClock``: each timed step is ``await clock.advance(interval)``,
 which returns once that tick's batch has gone through the pipeline and its output, so
-only processing is timed. Engine and baseline rounds alternate; the table gives the
-median ms per batch of each side and the median of the per-round (back-to-back) ratios.
+only processing is timed. Each round runs both sides over all the batches, alternating
+chunk by chunk (one text batch, or 100 tiny batches; the side going first alternates too),
+so a drift in machine speed hits both. Results must equal the baseline's every round.
+The table gives the median ms per batch of each side and the median per-round ratio.
 
     python benchmarks/bench_core.py [--rounds 5] [--batches 50] [--lines 20000]
                                     [--tiny-batches 2000] [--uvloop/--no-uvloop]
@@ -20,9 +22,8 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from itertools import chain
-from typing import TYPE_CHECKING, Any
+from itertools import chain, islice
+from typing import TYPE_CHECKING, Any, Protocol
 
 from _data import Row, report, text_batches, tiny_batches
 
@@ -30,11 +31,12 @@ from asyncstream import StreamingContext
 from asyncstream.testing import ManualClock
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from asyncstream import Batch, DStream
 
 INTERVAL = 1.0  # seconds of manual time per batch
+TINY_CHUNK = 100  # W5 batches per interleaved chunk (one text batch per chunk for W1, W2)
 
 # The user functions, shared by the engine pipelines and the baselines.
 split = str.split
@@ -65,29 +67,104 @@ def w5_pipeline(numbers: DStream[int]) -> DStream[Any]:
     return numbers.map(triple).filter(is_even).count()
 
 
-# --- engine side ----------------------------------------------------------------------
+# --- the two sides -------------------------------------------------------------------
+# Each side processes the batches a chunk at a time (``step(k)`` returns the seconds the
+# next ``k`` batches took); a round interleaves engine and baseline chunks, so both sides
+# see the same machine speed even when it drifts within seconds.
 
 
-async def run_engine(
-    batches: list[list[Any]], build: Callable[[DStream[Any]], DStream[Any]]
-) -> tuple[float, list[list[Any]]]:
-    """Ms per batch of ``build`` over ``batches``, and each batch's output records."""
-    clock = ManualClock()
-    ssc = StreamingContext(INTERVAL, clock=clock)
-    queue: collections.deque[Iterable[Any]] = collections.deque(batches)
-    out: list[Batch[Any]] = []
-    build(ssc.queue_stream(queue, one_at_a_time=True)).foreach_batch(out.append)
-    await ssc.start()
-    try:
-        gc.collect()
+class EngineSide:
+    """The pipeline on a StreamingContext driven by a ManualClock, one tick per batch."""
+
+    def __init__(
+        self, batches: list[list[Any]], build: Callable[[DStream[Any]], DStream[Any]]
+    ) -> None:
+        self.clock = ManualClock()
+        self.ssc = StreamingContext(INTERVAL, clock=self.clock)
+        queue: collections.deque[Iterable[Any]] = collections.deque(batches)
+        self.out: list[Batch[Any]] = []
+        build(self.ssc.queue_stream(queue, one_at_a_time=True)).foreach_batch(self.out.append)
+
+    async def open(self) -> None:
+        await self.ssc.start()
+
+    async def step(self, k: int) -> float:
+        advance = self.clock.advance
         start = time.perf_counter()
-        for _ in batches:
-            await clock.advance(INTERVAL)
-        elapsed = time.perf_counter() - start
-    finally:
-        await ssc.stop()
-    await ssc.await_termination()
-    return elapsed * 1000 / len(batches), [list(b) for b in out]
+        for _ in range(k):
+            await advance(INTERVAL)
+        return time.perf_counter() - start
+
+    async def close(self) -> list[Any]:
+        await self.ssc.stop()
+        await self.ssc.await_termination()
+        return [list(b) for b in self.out]
+
+
+class SyncSide:
+    """A plain function per batch (raw-udf, Counter)."""
+
+    def __init__(self, batches: list[list[Any]], fn: Callable[[list[Any]], Any]) -> None:
+        self.batches = iter(batches)
+        self.fn = fn
+        self.results: list[Any] = []
+
+    async def open(self) -> None:
+        pass
+
+    async def step(self, k: int) -> float:
+        fn, append, todo = self.fn, self.results.append, list(islice(self.batches, k))
+        start = time.perf_counter()
+        for batch in todo:
+            append(fn(batch))
+        return time.perf_counter() - start
+
+    async def close(self) -> list[Any]:
+        return self.results
+
+
+class HandoffSide:
+    """The asyncio floor of a tick: hand a batch to another task, wait until it is done.
+
+    The worker runs the same per-batch pipeline in plain Python.
+    """
+
+    def __init__(self, batches: list[list[int]], fn: Callable[[list[int]], Any]) -> None:
+        self.batches = iter(batches)
+        self.fn = fn
+        self.results: list[Any] = []
+        self.inbox: asyncio.Queue[list[int] | None] = asyncio.Queue()
+        self.done: asyncio.Queue[None] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+    async def _worker(self) -> None:
+        inbox, done, fn, append = self.inbox, self.done, self.fn, self.results.append
+        while (batch := await inbox.get()) is not None:
+            append(fn(batch))
+            await done.put(None)
+
+    async def open(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._worker())
+
+    async def step(self, k: int) -> float:
+        inbox, done, todo = self.inbox, self.done, list(islice(self.batches, k))
+        start = time.perf_counter()
+        for batch in todo:
+            await inbox.put(batch)
+            await done.get()
+        return time.perf_counter() - start
+
+    async def close(self) -> list[Any]:
+        await self.inbox.put(None)
+        assert self.task is not None
+        await self.task
+        return self.results
+
+
+class Side(Protocol):
+    async def open(self) -> None: ...
+    async def step(self, k: int) -> float: ...
+    async def close(self) -> list[Any]: ...
 
 
 # --- baselines --------------------------------------------------------------------------
@@ -110,70 +187,45 @@ def w5_count(batch: list[int]) -> int:
     return sum(1 for _ in filter(is_even, map(triple, batch)))
 
 
-async def run_sync_baseline(
-    batches: list[list[Any]], fn: Callable[[list[Any]], Any]
-) -> tuple[float, list[Any]]:
-    gc.collect()
-    start = time.perf_counter()
-    results = [fn(b) for b in batches]
-    elapsed = time.perf_counter() - start
-    return elapsed * 1000 / len(batches), results
-
-
-async def run_handoff(batches: list[list[int]]) -> tuple[float, list[int]]:
-    """The asyncio floor of a tick: hand a batch to another task, wait until it is done."""
-    inbox: asyncio.Queue[list[int] | None] = asyncio.Queue()
-    done: asyncio.Queue[None] = asyncio.Queue()
-    results: list[int] = []
-
-    async def worker() -> None:
-        while (batch := await inbox.get()) is not None:
-            results.append(w5_count(batch))
-            await done.put(None)
-
-    async with asyncio.TaskGroup() as tg:
-        tg.create_task(worker())
-        gc.collect()
-        start = time.perf_counter()
-        for batch in batches:
-            await inbox.put(batch)
-            await done.get()
-        elapsed = time.perf_counter() - start
-        await inbox.put(None)
-    return elapsed * 1000 / len(batches), results
-
-
 # --- driver -----------------------------------------------------------------------------
-
-Run = Callable[[], Awaitable[tuple[float, list[Any]]]]
 
 
 async def measure(
     workload: str,
     baseline_name: str,
-    engine: Run,
-    baseline: Run,
+    make_engine: Callable[[], Side],
+    make_baseline: Callable[[], Side],
+    n_batches: int,
+    chunk: int,
     same: Callable[[list[Any], list[Any]], bool],
     rounds: int,
     target: float,
 ) -> Row:
-    """Alternate engine and baseline rounds; every round's results must match."""
+    """Rounds of interleaved engine/baseline chunks; every round's results must match."""
     engine_ms: list[float] = []
     base_ms: list[float] = []
     for r in range(rounds):
-        if r % 2:
-            b_ms, b_out = await baseline()
-            e_ms, e_out = await engine()
-        else:
-            e_ms, e_out = await engine()
-            b_ms, b_out = await baseline()
-        if not same(e_out, b_out):
+        engine, base = make_engine(), make_baseline()
+        await engine.open()
+        await base.open()
+        gc.collect()
+        e_s = b_s = 0.0
+        for i, first in enumerate(range(0, n_batches, chunk)):
+            k = min(chunk, n_batches - first)
+            if (i + r) % 2:
+                b_s += await base.step(k)
+                e_s += await engine.step(k)
+            else:
+                e_s += await engine.step(k)
+                b_s += await base.step(k)
+        if not same(await engine.close(), await base.close()):
             msg = f"{workload}: the engine's results differ from the {baseline_name} baseline"
             raise SystemExit(msg)
-        engine_ms.append(e_ms)
-        base_ms.append(b_ms)
+        engine_ms.append(e_s * 1000 / n_batches)
+        base_ms.append(b_s * 1000 / n_batches)
         print(
-            f"  {workload} round {r + 1}: engine {e_ms:.4g} ms, {baseline_name} {b_ms:.4g} ms",
+            f"  {workload} round {r + 1}: engine {engine_ms[-1]:.4g} ms/batch, "
+            f"{baseline_name} {base_ms[-1]:.4g} ms/batch",
             file=sys.stderr,
         )
     ratio = statistics.median(e / b for e, b in zip(engine_ms, base_ms, strict=True))
@@ -207,8 +259,10 @@ async def main(args: argparse.Namespace) -> list[Row]:
         await measure(
             "W1",
             "raw-udf",
-            lambda: run_engine(text, w1_pipeline),
-            lambda: run_sync_baseline(text, w1_raw_udf),
+            lambda: EngineSide(text, w1_pipeline),
+            lambda: SyncSide(text, w1_raw_udf),
+            len(text),
+            1,
             same_dicts,
             n,
             1.10,
@@ -216,8 +270,10 @@ async def main(args: argparse.Namespace) -> list[Row]:
         await measure(
             "W2",
             "Counter",
-            lambda: run_engine(text, w2_pipeline),
-            lambda: run_sync_baseline(text, w2_counter),
+            lambda: EngineSide(text, w2_pipeline),
+            lambda: SyncSide(text, w2_counter),
+            len(text),
+            1,
             same_dicts,
             n,
             1.05,
@@ -225,8 +281,10 @@ async def main(args: argparse.Namespace) -> list[Row]:
         await measure(
             "W5",
             "Queue hand-off",
-            lambda: run_engine(tiny, w5_pipeline),
-            lambda: run_handoff(tiny),
+            lambda: EngineSide(tiny, w5_pipeline),
+            lambda: HandoffSide(tiny, w5_count),
+            len(tiny),
+            TINY_CHUNK,
             same_counts,
             n,
             2.0,

@@ -15,6 +15,10 @@ from asyncstream._source_api import SourceEvents
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
     from asyncstream.metrics import SourceErrorInfo
 
@@ -149,7 +153,7 @@ class _SwallowingCodec:
     """A test codec whose 'replace' decoding eats the newline after a 0xff byte."""
 
     @staticmethod
-    def decode(data: bytes, errors: str = "strict") -> tuple[str, int]:
+    def decode(data: Buffer, errors: str = "strict") -> tuple[str, int]:
         raw = bytes(data)
         if b"\xff" in raw:
             if errors == "strict":
@@ -299,7 +303,9 @@ def test_any_chunking_gives_the_same_lines_as_splitting_the_whole(
 
 
 def test_unknown_encoding_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"^unknown encoding 'nope'; use a codec name such as 'utf-8'$"):
+    with pytest.raises(
+        ValueError, match=r"^unknown encoding 'nope'; use a codec name such as 'utf-8'$"
+    ):
         LineFramer(encoding="nope")
 
 
@@ -331,3 +337,15 @@ def test_max_line_bytes_must_be_a_positive_int(bad: object) -> None:
 def test_check_text_options_reports_split_safety() -> None:
     assert check_text_options("UTF8", "strict", 10) == ("utf-8", True)
     assert check_text_options("shift_jis", "strict", 10) == ("shift_jis", False)
+
+
+def test_strict_without_events_only_counts() -> None:
+    f = LineFramer(errors="strict")
+    assert f.feed(b"\xff\nok\n") == ["ok"]
+    assert f.counters.decode_errors == 1
+
+
+def test_chunk_longer_than_the_limit_made_of_short_lines_is_kept() -> None:
+    f = LineFramer(max_line_bytes=4)
+    assert f.feed(b"abc\ndef\nghij\n") == ["abc", "def", "ghij"]
+    assert f.counters.dropped_lines == 0

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import pytest
 import uvloop
+from anyio.abc import SocketAttribute, SocketStream
 
 from asyncstream._buffer import RecordBuffer
 from asyncstream._socket import SocketServerSource, SocketTextSource
 from asyncstream._source_api import Source, SourceEvents
-from asyncstream.metrics import SourceErrorInfo
+
+if TYPE_CHECKING:
+    from asyncstream.metrics import SourceErrorInfo
 
 HOST = "127.0.0.1"
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+Handler = Callable[[SocketStream], Awaitable[None]]
 
 
 class WatchedBuffer(RecordBuffer[str]):
@@ -60,7 +66,9 @@ def make_events() -> tuple[SourceEvents, list[SourceErrorInfo]]:
 
 
 @asynccontextmanager
-async def running(source: Source[str], out: RecordBuffer[str], events: SourceEvents) -> AsyncIterator[None]:
+async def running(
+    source: Source[str], out: RecordBuffer[str], events: SourceEvents
+) -> AsyncIterator[None]:
     async with anyio.create_task_group() as tg:
         tg.start_soon(source.run, out, events)
         yield
@@ -69,14 +77,47 @@ async def running(source: Source[str], out: RecordBuffer[str], events: SourceEve
 
 @asynccontextmanager
 async def tcp_server(handler: Handler, port: int = 0) -> AsyncIterator[int]:
-    server = await asyncio.start_server(handler, HOST, port)
-    async with server:
-        yield server.sockets[0].getsockname()[1]
+    """A loopback server running ``handler`` per connection; every stream is closed at exit."""
+    listener = await anyio.create_tcp_listener(local_host=HOST, local_port=port)
+
+    async def serve_one(stream: SocketStream) -> None:
+        async with stream:
+            await handler(stream)
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, serve_one)
+        yield listener.extra(SocketAttribute.local_port)
+        tg.cancel_scope.cancel()
+
+
+async def serve_on_port(
+    handler: Handler,
+    port: int,
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    listener = await anyio.create_tcp_listener(local_host=HOST, local_port=port)
+    async with listener:
+        task_status.started()
+
+        async def serve_one(stream: SocketStream) -> None:
+            async with stream:
+                await handler(stream)
+
+        await listener.serve(serve_one)
+
+
+async def until_closed(stream: SocketStream) -> None:
+    """Read and discard until the peer (the source) closes the connection."""
+    with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+        while True:
+            await stream.receive()
 
 
 async def eventually(predicate: Callable[[], bool]) -> None:
     """Poll a condition that depends on the kernel moving bytes (bounded by fail_after)."""
-    while not predicate():
+    # No event exists for "the kernel delivered bytes to the peer"; poll, bounded by fail_after.
+    while not predicate():  # noqa: ASYNC110
         await anyio.sleep(0.002)
 
 
@@ -101,18 +142,18 @@ def sleep_forever_recording(calls: list[float]) -> Callable[[float], Awaitable[N
 async def scenario_lines_and_partial_last_line() -> None:
     """\\n and \\r\\n ends; the peer closes mid-line: the partial line is emitted."""
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"alpha\nbeta\r\ngam")
-        writer.write(b"ma\r\nunfinished")
-        await writer.drain()
-        writer.close()
+    async def handler(stream: SocketStream) -> None:
+        await stream.send(b"alpha\nbeta\r\ngam")
+        await stream.send(b"ma\r\nunfinished")
 
     sleeps: list[float] = []
     events, infos = make_events()
     out = WatchedBuffer(100)
     with anyio.fail_after(5):
         async with tcp_server(handler) as port:
-            src = SocketTextSource(HOST, port, reconnect_delay=0.5, sleep=sleep_forever_recording(sleeps))
+            src = SocketTextSource(
+                HOST, port, reconnect_delay=0.5, sleep=sleep_forever_recording(sleeps)
+            )
             async with running(src, out, events):
                 assert await out.collect(4) == ["alpha", "beta", "gamma", "unfinished"]
                 await eventually(lambda: sleeps == [0.5])
@@ -131,11 +172,9 @@ async def scenario_backpressure_client() -> None:
     payload = ("\n".join(lines) + "\n").encode()
     sent_all = anyio.Event()
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(payload)
-        await writer.drain()
+    async def handler(stream: SocketStream) -> None:
+        await stream.send(payload)
         sent_all.set()
-        writer.close()
 
     events, _ = make_events()
     out = WatchedBuffer(1000)
@@ -225,14 +264,11 @@ def test_scenarios_under_uvloop(scenario: Callable[[], Awaitable[None]]) -> None
 async def test_partial_line_waits_for_its_end() -> None:
     go_on = anyio.Event()
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"hel")
-        await writer.drain()
+    async def handler(stream: SocketStream) -> None:
+        await stream.send(b"hel")
         await go_on.wait()
-        writer.write(b"lo\n")
-        await writer.drain()
-        await reader.read()  # until the source goes away
-        writer.close()
+        await stream.send(b"lo\n")
+        await until_closed(stream)
 
     events, _ = make_events()
     out = WatchedBuffer(10)
@@ -247,13 +283,14 @@ async def test_partial_line_waits_for_its_end() -> None:
 
 
 async def test_invalid_utf8_replace_and_strict() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"good\nbad \xff\xfe\nfine\n")
-        await writer.drain()
-        await reader.read()
-        writer.close()
+    async def handler(stream: SocketStream) -> None:
+        await stream.send(b"good\nbad \xff\xfe\nfine\n")
+        await until_closed(stream)
 
-    for errors, expected in [("replace", ["good", "bad \ufffd\ufffd", "fine"]), ("strict", ["good", "fine"])]:
+    for errors, expected in [
+        ("replace", ["good", "bad \ufffd\ufffd", "fine"]),
+        ("strict", ["good", "fine"]),
+    ]:
         events, infos = make_events()
         out = WatchedBuffer(10)
         with anyio.fail_after(5):
@@ -270,11 +307,9 @@ async def test_invalid_utf8_replace_and_strict() -> None:
 
 
 async def test_over_long_line_is_dropped_and_counted() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"a\n" + b"x" * 5000 + b"\nb\n")
-        await writer.drain()
-        await reader.read()
-        writer.close()
+    async def handler(stream: SocketStream) -> None:
+        await stream.send(b"a\n" + b"x" * 5000 + b"\nb\n")
+        await until_closed(stream)
 
     events, infos = make_events()
     out = WatchedBuffer(10)
@@ -284,40 +319,38 @@ async def test_over_long_line_is_dropped_and_counted() -> None:
             async with running(src, out, events):
                 assert await out.collect(2) == ["a", "b"]
     assert src.statistics()["dropped_lines"] == 1
-    assert [i.detail for i in infos] == [f"dropped a line longer than max_line_bytes=1000 from {HOST}:{port}"]
+    assert [i.detail for i in infos] == [
+        f"dropped a line longer than max_line_bytes=1000 from {HOST}:{port}"
+    ]
 
 
 async def test_refused_then_server_comes_up_reconnects() -> None:
     port = free_port()
     sleeps: list[float] = []
-    servers: list[asyncio.Server] = []
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"up\n")
-        await writer.drain()
-        await reader.read()
-        writer.close()
-
-    async def sleep(delay: float) -> None:
-        sleeps.append(delay)
-        if not servers:
-            servers.append(await asyncio.start_server(handler, HOST, port))
-        await anyio.lowlevel.checkpoint()
+    async def handler(stream: SocketStream) -> None:
+        await stream.send(b"up\n")
+        await until_closed(stream)
 
     events, infos = make_events()
     out = WatchedBuffer(10)
-    try:
-        with anyio.fail_after(5):
-            src = SocketTextSource(HOST, port, reconnect_delay=0.25, sleep=sleep)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as servers:
+
+            async def start_server_now(delay: float) -> None:
+                sleeps.append(delay)
+                if len(sleeps) == 1:  # the server comes up while the source waits
+                    await servers.start(serve_on_port, handler, port)
+
+            src = SocketTextSource(HOST, port, reconnect_delay=0.25, sleep=start_server_now)
             async with running(src, out, events):
                 assert await out.collect(1) == ["up"]
-    finally:
-        for s in servers:
-            s.close()
-            await s.wait_closed()
+            servers.cancel_scope.cancel()
     assert sleeps == [0.25]
     assert [i.kind for i in infos] == ["connect"]
-    assert infos[0].detail == f"cannot connect to {HOST}:{port}: connection refused; retrying in 0.25s"
+    assert (
+        infos[0].detail == f"cannot connect to {HOST}:{port}: connection refused; retrying in 0.25s"
+    )
     assert infos[0].extra == {"address": f"{HOST}:{port}"}
     assert infos[0].source == "test"
     stats = src.statistics()
@@ -327,13 +360,11 @@ async def test_refused_then_server_comes_up_reconnects() -> None:
 async def test_reconnects_after_eof_and_reads_the_next_connection() -> None:
     conns: list[int] = []
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(stream: SocketStream) -> None:
         conns.append(1)
-        writer.write(b"first\n" if len(conns) == 1 else b"second\n")
-        await writer.drain()
+        await stream.send(b"first\n" if len(conns) == 1 else b"second\n")
         if len(conns) > 1:
-            await reader.read()
-        writer.close()
+            await until_closed(stream)
 
     sleeps: list[float] = []
 
@@ -355,23 +386,25 @@ async def test_reconnects_after_eof_and_reads_the_next_connection() -> None:
 
 
 async def test_connection_reset_is_reported_and_the_partial_line_kept() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"whole\npartial")
-        await writer.drain()
-        await eventually(lambda: src.statistics()["bytes"] == 13)
-        sock = writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.transport.abort()  # linger 0: the peer gets a RST
-
+    loop = asyncio.get_running_loop()
     sleeps: list[float] = []
     events, infos = make_events()
     out = WatchedBuffer(10)
-    with anyio.fail_after(5):
-        async with tcp_server(handler) as port:
-            src = SocketTextSource(HOST, port, sleep=sleep_forever_recording(sleeps))
-            async with running(src, out, events):
-                assert await out.collect(2) == ["whole", "partial"]
-                await eventually(lambda: bool(sleeps))
+    with anyio.fail_after(5), socket.socket() as lsock:
+        lsock.bind((HOST, 0))
+        lsock.listen()
+        lsock.setblocking(False)
+        port = lsock.getsockname()[1]
+        src = SocketTextSource(HOST, port, sleep=sleep_forever_recording(sleeps))
+        async with running(src, out, events):
+            conn, _ = await loop.sock_accept(lsock)
+            with conn:
+                await loop.sock_sendall(conn, b"whole\npartial")
+                await eventually(lambda: src.statistics()["bytes"] == 13)
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            # closed with linger 0: the source gets a RST, not an EOF
+            assert await out.collect(2) == ["whole", "partial"]
+            await eventually(lambda: bool(sleeps))
     assert [i.kind for i in infos] == ["connection"]
     assert infos[0].detail == f"connection {HOST}:{port} lost: [Errno 104] Connection reset by peer"
     assert src.statistics()["reconnects"] == 1
@@ -380,12 +413,10 @@ async def test_connection_reset_is_reported_and_the_partial_line_kept() -> None:
 async def test_cancelling_the_source_closes_the_connection() -> None:
     saw_eof = anyio.Event()
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"x\nunfinished")
-        await writer.drain()
-        assert await reader.read() == b""
+    async def handler(stream: SocketStream) -> None:
+        await stream.send(b"x\nunfinished")
+        await until_closed(stream)
         saw_eof.set()
-        writer.close()
 
     events, _ = make_events()
     out = WatchedBuffer(10)
@@ -399,11 +430,9 @@ async def test_cancelling_the_source_closes_the_connection() -> None:
 
 
 async def test_closed_buffer_ends_the_source() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"a\nb\nc\n")
-        await writer.drain()
-        await reader.read()
-        writer.close()
+    async def handler(stream: SocketStream) -> None:
+        await stream.send(b"a\nb\nc\n")
+        await until_closed(stream)
 
     events, _ = make_events()
     out = WatchedBuffer(1)
@@ -421,12 +450,10 @@ async def test_closed_buffer_ends_the_source() -> None:
 async def test_buffer_closed_before_data_arrives_ends_the_source() -> None:
     go = anyio.Event()
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handler(stream: SocketStream) -> None:
         await go.wait()
-        writer.write(b"a\n")
-        await writer.drain()
-        await reader.read()
-        writer.close()
+        await stream.send(b"a\n")
+        await until_closed(stream)
 
     events, _ = make_events()
     out = WatchedBuffer(5)
@@ -447,7 +474,9 @@ def test_client_name_and_option_errors() -> None:
         SocketTextSource("localhost", 0)
     with pytest.raises(ValueError, match=r"^port must be an int from 1 to 65535, got 70000$"):
         SocketTextSource("localhost", 70000)
-    with pytest.raises(ValueError, match=r"^reconnect_delay must be a number of seconds >= 0, got -1$"):
+    with pytest.raises(
+        ValueError, match=r"^reconnect_delay must be a number of seconds >= 0, got -1$"
+    ):
         SocketTextSource("localhost", 9000, reconnect_delay=-1)
     with pytest.raises(ValueError, match=r"^unknown encoding 'nope'"):
         SocketTextSource("localhost", 9000, encoding="nope")
@@ -528,7 +557,9 @@ async def test_server_backpressure_with_two_blocked_clients() -> None:
                 assert src.statistics()["bytes"] < 4_000_000  # of 20 MB sent
                 got = await out.collect(2 * n)
     for tag in "ab":
-        assert [line for line in got if line[0] == tag] == [f"{tag}{i:07d}{'y' * 40}" for i in range(n)]
+        assert [line for line in got if line[0] == tag] == [
+            f"{tag}{i:07d}{'y' * 40}" for i in range(n)
+        ]
 
 
 async def test_server_cancel_closes_client_connections() -> None:
@@ -545,3 +576,87 @@ async def test_server_cancel_closes_client_connections() -> None:
             with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
                 await stream.receive()
     assert src.statistics()["open_connections"] == 0
+
+
+# -- connection errors other than a refusal, and lines arriving while parked -------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (OSError(101, "Network is unreachable"), "Network is unreachable"),
+        (OSError("Multiple exceptions: a, b"), "Multiple exceptions: a, b"),
+    ],
+)
+async def test_other_connect_errors_are_reported_with_their_reason(
+    monkeypatch: pytest.MonkeyPatch, error: OSError, reason: str
+) -> None:
+    loop = asyncio.get_running_loop()
+
+    async def failing_connect(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(loop, "create_connection", failing_connect)
+    sleeps: list[float] = []
+    events, infos = make_events()
+    src = SocketTextSource("example.test", 9000, sleep=sleep_forever_recording(sleeps))
+    with anyio.fail_after(5):
+        async with running(src, WatchedBuffer(1), events):
+            await eventually(lambda: bool(sleeps))
+    assert [i.detail for i in infos] == [
+        f"cannot connect to example.test:9000: {reason}; retrying in 2s"
+    ]
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = True
+        self.closing = False
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("10.1.2.3", 4567) if name == "peername" else default
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+
+
+async def test_partial_line_flushed_while_parked_queues_behind_the_parked_lines() -> None:
+    from asyncstream._framing import LineFramer
+    from asyncstream._socket import _LineProtocol, _Pump
+
+    events, _ = make_events()
+    out = WatchedBuffer(1)
+    pump = _Pump(out)
+    proto = _LineProtocol(pump, LineFramer(), events, lambda: None)
+    transport = FakeTransport()
+    proto.connection_made(transport)
+    proto.data_received(b"a\nb\nc\npartial")
+    assert not transport.reading  # parked: "b", "c" wait for room
+    proto.connection_lost(None)  # e.g. the loop closed it: "partial" goes behind them
+    assert proto.backlog == ["b", "c", "partial"]
+    got: list[str] = []
+
+    async def drain_all() -> None:
+        while len(got) < 4:
+            got.extend(out.drain())
+            await anyio.lowlevel.checkpoint()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(drain_all)
+            await pump.serve(proto.finished)
+    assert got == ["a", "b", "c", "partial"]
+    assert proto.finished()
