@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, final
 
 import anyio
 
+from ._blame import blame, find_fused_culprit
+from ._files import BinaryRecordsSource, TextFileSource
+from ._socket import SocketServerSource, SocketTextSource
 from ._source_api import SourceEvents
 from ._util import Duration, call_site, code_of, ms_to_datetime, to_ms
 from .batch import Batch
@@ -28,9 +31,10 @@ from .dstream import DStream, MaybeAwaitable
 from .errors import BatchError, ContextStateError
 from .metrics import BatchInfo, OutputOperationInfo, SourceErrorInfo
 from .operators import Transform
-from .sources import BufferedInput, Input, InputSender, IterableSource, QueueInput
+from .sources import BufferedInput, Input, InputSender, IterableSource, QueueInput, ScannedInput
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
     from types import TracebackType
 
@@ -164,7 +168,7 @@ class StreamingContext:
         sources = {
             f"{i}:{node._op.name}": node._op.statistics()
             for i, node in enumerate(self._inputs)
-            if isinstance(node._op, BufferedInput)
+            if isinstance(node._op, BufferedInput | ScannedInput)
         }
         return ContextStatistics(
             self._state, self._completed, len(self._jobs), self._last_info, sources
@@ -238,6 +242,110 @@ class StreamingContext:
 
     def _add_source(self, source: Any, kind: str, maxsize: int) -> DStream[Any]:
         return self._add_input(BufferedInput(source.name, maxsize, source), kind)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sources wait on the context's clock, so a ManualClock drives them too."""
+        await self._clock.sleep_until(self._clock.now() + seconds)
+
+    def socket_text_stream(
+        self,
+        host: str,
+        port: int,
+        *,
+        encoding: str = "utf-8",
+        errors: str = "replace",
+        max_line_bytes: int = 1 << 20,
+        reconnect_delay: Duration = 2.0,
+        maxsize: int = DEFAULT_MAXSIZE,
+    ) -> DStream[str]:
+        r"""Lines read from a TCP server, as Spark's ``socketTextStream`` (``nc -lk 9000``).
+
+        Reads in bulk and splits lines at ``\n`` (a ``\r`` before it is removed); a
+        partial line waits for its end (and is kept when the connection ends). Bytes that
+        do not decode follow ``errors`` (``"strict"``: the line is reported and skipped);
+        a line longer than ``max_line_bytes`` is reported and dropped, never buffered
+        whole. After a refusal or the end of a connection the source waits
+        ``reconnect_delay`` seconds and connects again. At most ``maxsize`` lines wait
+        for the next tick; past that the socket is not read, and TCP slows the sender.
+
+        Example:
+            >>> ssc.socket_text_stream("localhost", 9000).count().pprint()
+        """
+        delay = to_ms(reconnect_delay, "reconnect_delay") / 1000
+        source = SocketTextSource(
+            host,
+            port,
+            encoding=encoding,
+            errors=errors,
+            max_line_bytes=max_line_bytes,
+            reconnect_delay=delay,
+            sleep=self._sleep,
+        )
+        return self._add_source(source, "socket_text_stream", maxsize)
+
+    def socket_server_stream(
+        self,
+        host: str,
+        port: int,
+        *,
+        encoding: str = "utf-8",
+        errors: str = "replace",
+        max_line_bytes: int = 1 << 20,
+        maxsize: int = DEFAULT_MAXSIZE,
+    ) -> tuple[SocketServerSource, DStream[str]]:
+        """Listen on ``host:port`` and read lines from every client that connects.
+
+        Beyond Spark: for log shippers that connect to us. Each client's lines stay in
+        order; framing and bad-input rules are those of :meth:`socket_text_stream`.
+        Returns the server (``await server.wait_listening()`` gives the bound port, for
+        ``port=0``) and the stream.
+
+        Example:
+            >>> server, lines = ssc.socket_server_stream("127.0.0.1", 9999)
+        """
+        source = SocketServerSource(
+            host, port, encoding=encoding, errors=errors, max_line_bytes=max_line_bytes
+        )
+        return source, self._add_source(source, "socket_server_stream", maxsize)
+
+    def text_file_stream(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        pattern: str = "*",
+        encoding: str = "utf-8",
+        errors: str = "replace",
+    ) -> DStream[str]:
+        """Lines of the files that appear in ``directory`` (Spark's ``textFileStream``).
+
+        Files already there are ignored; new files must be moved in atomically; hidden
+        (``.``, ``_``) and partial (``.tmp``, ``._COPYING_``...) names are skipped. At
+        each tick the directory is scanned and each new file read whole into the batch.
+        A file that cannot be read or decoded is reported and skipped.
+
+        Example:
+            >>> ssc.text_file_stream("/data/incoming", pattern="*.log").count().pprint()
+        """
+        source = TextFileSource(directory, pattern=pattern, encoding=encoding, errors=errors)
+        return self._add_scanned(source, "text_file_stream")
+
+    def binary_records_stream(
+        self, directory: str | os.PathLike[str], record_length: int
+    ) -> DStream[bytes]:
+        """Fixed-length ``bytes`` records of the files that appear in ``directory``.
+
+        Same discovery rules as :meth:`text_file_stream`. A trailing partial record is
+        reported and dropped (Spark fails the job instead).
+
+        Example:
+            >>> ssc.binary_records_stream("/data/frames", record_length=16).count().pprint()
+        """
+        source = BinaryRecordsSource(directory, record_length)
+        return self._add_scanned(source, "binary_records_stream")
+
+    def _add_scanned(self, source: TextFileSource | BinaryRecordsSource, kind: str) -> DStream[Any]:
+        events = SourceEvents(source.name, self._on_source_error)
+        return self._add_input(ScannedInput(source, events), kind)
 
     def union(self, *streams: DStream[T]) -> DStream[T]:
         """The records of every stream, batch by batch (their slides must match).
@@ -484,24 +592,12 @@ class StreamingContext:
             self._failed_node = node
 
     async def _batch_error(self, exc: Exception, t: int, out: Output | None) -> BatchError:
-        name = None
-        tb = exc.__traceback__
-        frames = []
-        while tb is not None:
-            frames.append(tb.tb_frame.f_code)
-            tb = tb.tb_next
-        for code in reversed(frames):
-            name = self._code_names.get(code)
-            if name is not None:
-                break
+        name = blame(exc, self._code_names)
+        if name is None and self._failed_node is not None:
+            culprit = await find_fused_culprit(self._failed_node, t)
+            name = (culprit or self._failed_node)._name
         if name is None:
-            if self._failed_node is not None:
-                culprit = await _find_fused_culprit(self._failed_node, t)
-                name = (culprit or self._failed_node)._name
-            elif out is not None:
-                name = out.name
-            else:  # pragma: no cover - a batch always has an output
-                name = "<unknown operator>"
+            name = out.name if out is not None else "<unknown operator>"
         when = ms_to_datetime(t)
         msg = f"{name} failed in the batch of {when.isoformat()}: {type(exc).__name__}: {exc}"
         return BatchError(msg, batch_time=when, operator_name=name)
@@ -639,21 +735,28 @@ class StreamingContext:
             runner.run(self._run_main(timeout))
 
     async def _run_main(self, timeout: Duration | None) -> None:  # noqa: ASYNC109 - run(timeout=)
-        await self.start()
+        started = anyio.Event()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch_signals)
+            # Listen for signals before anything runs, so an early Ctrl-C is not lost.
+            await tg.start(self._watch_signals, started)
             try:
+                await self.start()
+                started.set()
                 if not await self.await_termination(timeout):
                     await self.stop(graceful=True)
                     await self.await_termination()
             finally:
                 tg.cancel_scope.cancel()
 
-    async def _watch_signals(self) -> None:
+    async def _watch_signals(
+        self, started: anyio.Event, *, task_status: anyio.abc.TaskStatus[None]
+    ) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
             seen = 0
             async with anyio.create_task_group() as tg:
                 async for signum in signals:
+                    await started.wait()
                     seen += 1
                     graceful = seen == 1
                     logger.info(
@@ -662,38 +765,6 @@ class StreamingContext:
                         "gracefully" if graceful else "now",
                     )
                     tg.start_soon(self.stop, graceful)
-
-
-async def _find_fused_culprit(node: DStream[Any], t: int) -> DStream[Any] | None:
-    """Which of the narrow streams fused into ``node`` raises at ``t``, if one does.
-
-    Fused streams run as lazy iterators inside their consumer, and a failing builtin
-    (``int``, ``str.split``) leaves no frame in the traceback to name it. On this failure
-    path only, the fused streams are run again one at a time, top first, to find it: their
-    functions see this batch's records a second time.
-    """
-    order: list[DStream[Any]] = []
-
-    def visit(n: DStream[Any]) -> None:
-        for parent in n._parents:
-            if parent._fuse and parent not in order:
-                visit(parent)
-                order.append(parent)
-
-    visit(node)
-    for n in order:
-        n._fuse = False
-    try:
-        for n in order:
-            try:
-                await n._get(t)
-            except Exception:
-                return n
-    finally:
-        for n in order:
-            n._fuse = True
-            n._cache.pop(t, None)
-    return None
 
 
 def _loop_factory(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import itertools
 from collections.abc import AsyncIterable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, final
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, final
 
 from . import operators as ops
 from ._buffer import RecordBuffer
@@ -107,6 +107,36 @@ class BufferedInput(Input, Generic[T]):
         """Run the source task (no-op for an :class:`InputSender` input)."""
         if self.source is not None:
             await self.source.run(self.buffer, events)
+
+
+class ScannedInput(Input):
+    """An input whose records are looked for at each tick (file streams, as in Spark).
+
+    Spark's FileInputDStream finds the new files when it computes a batch; here the
+    directory is scanned, and new files read, when the tick cuts the batch.
+    """
+
+    def __init__(self, source: _Scannable, events: SourceEvents) -> None:
+        self.source = source
+        self.events = events
+        self.name = source.name
+
+    def cut(self) -> list[Any]:
+        """Read the files that appeared since the previous tick."""
+        return self.source.scan(self.events)
+
+    def statistics(self) -> Mapping[str, int]:
+        """The source's counters."""
+        return dict(self.source.statistics())
+
+
+class _Scannable(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def scan(self, events: SourceEvents | None = None) -> list[Any]: ...
+
+    def statistics(self) -> Mapping[str, int]: ...
 
 
 class IterableSource(Generic[T]):

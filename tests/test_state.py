@@ -1,0 +1,622 @@
+"""Keyed state maths and state stores, tested without a context (STYLE §1, §8)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asyncstream.errors import DurationError
+from asyncstream.state import (
+    MapWithState,
+    MemoryStateStore,
+    SqliteStateStore,
+    State,
+    StateNotSetError,
+    StateOperationError,
+    StateSpec,
+    StateStore,
+    UpdateStateByKey,
+)
+
+Pair = tuple[str, int]
+
+# --- stores ---------------------------------------------------------------------------
+
+
+def test_memory_store_is_a_state_store() -> None:
+    store: StateStore[str, int] = MemoryStateStore()
+    store.put("a", 1)
+    store.put("b", 2)
+    store.put("a", 3)
+    store.delete("b")
+    store.delete("missing")  # no error
+    assert store.get("a") == 3
+    assert store.get("b") is None
+    assert list(store.items()) == [("a", 3)]
+    assert len(store) == 1
+
+
+def test_memory_store_items_is_a_copy_and_commit_records_the_time() -> None:
+    store = MemoryStateStore[str, int]()
+    store.put("a", 1)
+    store.put("b", 2)
+    for k, _ in store.items():
+        store.delete(k)  # safe while iterating
+    assert len(store) == 0
+    assert store.last_committed() is None
+    store.commit(3000)
+    assert store.last_committed() == 3000
+
+
+def test_sqlite_store_round_trip_and_wal(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with SqliteStateStore[str, Any](path, "op") as store:
+        assert store.last_committed() is None
+        store.put("a", {"n": 1})
+        store.put("b", [1, 2])
+        store.put("gone", 0)
+        store.delete("gone")
+        assert store.get("a") == {"n": 1}  # visible before the commit
+        store.commit(1000)
+        store.put("c", 3)  # never committed
+    with SqliteStateStore[str, Any](path, "op") as store:
+        assert dict(store.items()) == {"a": {"n": 1}, "b": [1, 2]}
+        assert len(store) == 2
+        assert store.last_committed() == 1000
+        store.delete("a")
+        store.commit(2000)
+    with SqliteStateStore[str, Any](str(path), "op") as store:
+        assert dict(store.items()) == {"b": [1, 2]}
+        assert store.last_committed() == 2000
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        conn.close()
+
+
+def test_sqlite_store_buffers_until_commit(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with SqliteStateStore[str, int](path, "op") as writer:
+        writer.put("a", 1)
+        with SqliteStateStore[str, int](path, "op") as reader:
+            assert len(reader) == 0  # not written yet
+        writer.commit(1000)
+        with SqliteStateStore[str, int](path, "op") as reader:
+            assert reader.get("a") == 1
+
+
+def test_sqlite_store_keeps_operators_apart(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with (
+        SqliteStateStore[str, int](path, "one") as one,
+        SqliteStateStore[str, int](path, "two") as two,
+    ):
+        one.put("k", 1)
+        one.commit(1000)
+        two.put("k", 2)
+        two.commit(5000)
+    with (
+        SqliteStateStore[str, int](path, "one") as one,
+        SqliteStateStore[str, int](path, "two") as two,
+    ):
+        assert (one.get("k"), one.last_committed()) == (1, 1000)
+        assert (two.get("k"), two.last_committed()) == (2, 5000)
+
+
+def test_sqlite_store_unpicklable_state_fails_before_writing(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with SqliteStateStore[str, Any](path, "op") as store:
+        store.put("a", 1)
+        store.commit(1000)
+        store.put("a", 2)
+        store.put("bad", lambda: None)
+        with pytest.raises((pickle.PicklingError, AttributeError)):
+            store.commit(2000)
+        assert store.last_committed() == 1000
+        store.delete("bad")
+        store.commit(3000)  # the buffered change to "a" is still there
+    with SqliteStateStore[str, Any](path, "op") as store:
+        assert dict(store.items()) == {"a": 2}
+        assert store.last_committed() == 3000
+
+
+def test_sqlite_store_commit_is_one_transaction(tmp_path: Path) -> None:
+    # A trigger makes the last statement of the commit (the batch time) fail: the state
+    # rows written before it in the same transaction must be rolled back too.
+    path = tmp_path / "state.db"
+    with SqliteStateStore[str, int](path, "op") as store:
+        store.put("a", 1)
+        store.commit(1000)
+        conn = sqlite3.connect(path)
+        conn.execute(
+            "CREATE TRIGGER no_commit BEFORE INSERT ON asyncstream_commits "
+            "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+        )
+        conn.commit()
+        store.put("a", 2)
+        store.put("b", 3)
+        with pytest.raises(sqlite3.IntegrityError, match="disk says no"):
+            store.commit(2000)
+        conn.execute("DROP TRIGGER no_commit")
+        conn.commit()
+        conn.close()
+    with SqliteStateStore[str, int](path, "op") as store:
+        assert dict(store.items()) == {"a": 1}
+        assert store.last_committed() == 1000
+
+
+def test_sqlite_store_equal_keys_stay_one_row(tmp_path: Path) -> None:
+    # ("ab", "ab") pickles differently when both items are one object (memo) or two equal
+    # ones; a key read back from the file must still update its own row.
+    path = tmp_path / "state.db"
+    word = "".join(["a", "b"])
+    other = "".join(["a", "b"])
+    assert word is not other
+    with SqliteStateStore[tuple[str, str], int](path, "op") as store:
+        store.put((word, other), 1)
+        store.commit(1000)
+    for n in (2, 3):
+        with SqliteStateStore[tuple[str, str], int](path, "op") as store:
+            store.put((word, word), n)
+            store.commit(n * 1000)
+    with SqliteStateStore[tuple[str, str], int](path, "op") as store:
+        assert list(store.items()) == [(("ab", "ab"), 3)]
+        store.delete(("ab", "ab"))
+        store.commit(4000)
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM asyncstream_state").fetchone() == (0,)
+    finally:
+        conn.close()
+
+
+def test_sqlite_store_close_is_idempotent(tmp_path: Path) -> None:
+    store = SqliteStateStore[str, int](tmp_path / "s.db", "op")
+    store.close()
+    store.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        store.commit(1000)
+
+
+def test_sqlite_store_bad_path_closes_and_raises(tmp_path: Path) -> None:
+    with pytest.raises(sqlite3.OperationalError):
+        SqliteStateStore[str, int](tmp_path / "no" / "such" / "dir.db", "op")
+
+
+# --- update_state_by_key --------------------------------------------------------------
+
+
+def _running_sum(values: list[int], state: int | None) -> int:
+    return (state or 0) + sum(values)
+
+
+def test_update_state_by_key_calls_every_key_every_batch() -> None:
+    calls: list[tuple[str, list[int], int | None]] = []
+
+    def fn(values: list[int], state: int | None) -> int:
+        calls.append(("?", list(values), state))
+        return _running_sum(values, state)
+
+    op = UpdateStateByKey[str, int, int](fn)
+    assert op.step([("a", 1), ("b", 2), ("a", 3)]) == [("a", 4), ("b", 2)]
+    assert sorted(c[1:] for c in calls) == [([1, 3], None), ([2], None)]  # arrival order
+    calls.clear()
+    assert op.step([]) == [("a", 4), ("b", 2)]  # an empty batch still outputs the state
+    assert sorted(c[1:] for c in calls) == [([], 2), ([], 4)]
+
+
+def test_update_state_by_key_none_deletes_and_a_returning_key_starts_over() -> None:
+    def fn(values: list[str], state: list[str] | None) -> list[str] | None:
+        if "stop" in values:
+            return None
+        return (state or []) + values
+
+    op = UpdateStateByKey[str, str, list[str]](fn)
+    assert op.step([("k", "x")]) == [("k", ["x"])]
+    assert op.step([("k", "stop")]) == []
+    assert op.step([("k", "y")]) == [("k", ["y"])]  # state was None again
+
+
+def test_update_state_by_key_initial_state_is_called_at_the_first_batch() -> None:
+    seen: list[tuple[list[int], int | None]] = []
+
+    def fn(values: list[int], state: int | None) -> int:
+        seen.append((values, state))
+        return _running_sum(values, state)
+
+    op = UpdateStateByKey[str, int, int](fn, [("a", 10), ("z", 5)])
+    assert op.snapshot() == [("a", 10), ("z", 5)]
+    assert op.step([("a", 1)]) == [("a", 11), ("z", 5)]
+    assert sorted(seen, key=repr) == [([], 5), ([1], 10)]
+
+
+def test_update_state_by_key_values_lists_are_fresh() -> None:
+    lists: list[list[int]] = []
+
+    def fn(values: list[int], state: int | None) -> int:
+        lists.append(values)
+        values.append(100)  # a user function may mutate what it gets
+        return 0
+
+    op = UpdateStateByKey[str, int, int](fn, [("a", 0), ("b", 0)])
+    op.step([])
+    op.step([])
+    # A shared empty list would have grown to [100, 100, 100, 100].
+    assert lists == [[100]] * 4
+
+
+def test_update_state_by_key_error_leaves_the_state_unchanged() -> None:
+    def fn(values: list[int], state: int | None) -> int:
+        if 13 in values:
+            raise ValueError("unlucky")
+        return _running_sum(values, state)
+
+    op = UpdateStateByKey[str, int, int](fn)
+    op.step([("a", 1), ("b", 1)])
+    with pytest.raises(ValueError, match="^unlucky$"):
+        op.step([("a", 1), ("b", 13)])
+    assert op.snapshot() == [("a", 1), ("b", 1)]
+
+
+def test_update_state_by_key_writes_changes_to_its_store_and_restores() -> None:
+    store = MemoryStateStore[str, int]()
+
+    def fn(values: list[int], state: int | None) -> int | None:
+        total = _running_sum(values, state)
+        return None if total >= 10 else total
+
+    op = UpdateStateByKey[str, int, int](fn, [("i", 1)], store=store)
+    op.step([("a", 1), ("b", 9)])
+    assert dict(store.items()) == {"i": 1, "a": 1, "b": 9}
+    op.step([("b", 1)])  # b reaches 10: deleted
+    assert dict(store.items()) == {"i": 1, "a": 1}
+    again = UpdateStateByKey[str, int, int](fn, [("ignored", 5)])
+    again.restore(store.items())
+    assert again.step([("a", 2)]) == [("i", 1), ("a", 3)]
+
+
+@settings(max_examples=200)
+@given(
+    initial=st.dictionaries(st.sampled_from("abcdef"), st.integers(0, 5), max_size=4),
+    batches=st.lists(
+        st.lists(st.tuples(st.sampled_from("abcdef"), st.integers(-3, 3)), max_size=8),
+        max_size=12,
+    ),
+)
+def test_update_state_by_key_matches_a_naive_model(
+    initial: dict[str, int], batches: list[list[Pair]]
+) -> None:
+    def fn(values: list[int], state: int | None) -> int | None:
+        total = (state or 0) + sum(values) + len(values)
+        return None if total % 4 == 0 else total
+
+    op = UpdateStateByKey[str, int, int](fn, initial.items())
+    model: dict[str, int] = dict(initial)
+    for batch in batches:
+        keys = set(model) | {k for k, _ in batch}
+        new: dict[str, int] = {}
+        for k in keys:
+            r = fn([v for kk, v in batch if kk == k], model.get(k))
+            if r is not None:
+                new[k] = r
+        model = new
+        out = op.step(batch)
+        assert dict(out) == model
+        assert len(out) == len(model)
+
+
+# --- State and StateSpec --------------------------------------------------------------
+
+
+def test_state_get_without_state_is_a_clear_error() -> None:
+    state = State[int]()
+    assert not state.exists()
+    assert repr(state) == "State(<state not set>)"
+    with pytest.raises(
+        StateNotSetError,
+        match=r"^this key has no state; check state.exists\(\) before state.get\(\)$",
+    ):
+        state.get()
+    assert isinstance(StateNotSetError("x"), LookupError)
+
+
+def test_state_update_remove_rules() -> None:
+    state = State[int]()
+    state.update(1)
+    assert state.exists()
+    assert state.get() == 1
+    assert repr(state) == "State(1)"
+    state.remove()
+    assert not state.exists()
+    with pytest.raises(
+        StateOperationError, match=r"^cannot update the state after it has been removed$"
+    ):
+        state.update(2)
+    with pytest.raises(
+        StateOperationError, match=r"^cannot remove the state: it has already been removed$"
+    ):
+        state.remove()
+
+
+def test_state_timing_out_cannot_be_updated_or_removed() -> None:
+    seen: list[str] = []
+
+    def fn(key: str, value: int | None, state: State[int]) -> str:
+        if value is None:
+            assert state.is_timing_out()
+            assert state.get() == 1
+            with pytest.raises(
+                StateOperationError,
+                match=r"^cannot update a state that is timing out: it is removed after this call$",
+            ):
+                state.update(5)
+            with pytest.raises(
+                StateOperationError,
+                match=r"^cannot remove a state that is timing out: it is removed after this call$",
+            ):
+                state.remove()
+            seen.append(key)
+            return "timed out"
+        assert not state.is_timing_out()
+        state.update(value)
+        return "ok"
+
+    op = MapWithState(StateSpec(fn, timeout=1))
+    assert op.step(1000, [("a", 1)]) == ["ok"]
+    assert op.step(2000, []) == ["timed out"]
+    assert seen == ["a"]
+    assert op.snapshot() == []
+
+
+@pytest.mark.parametrize(
+    ("timeout", "ms"), [(None, None), (2, 2000), (0.25, 250), (timedelta(minutes=1), 60_000)]
+)
+def test_state_spec_timeout_is_stored_in_ms(
+    timeout: float | timedelta | None, ms: int | None
+) -> None:
+    spec = StateSpec(_count, timeout=timeout, initial=iter([("a", 1)]))
+    assert spec.timeout_ms == ms
+    assert spec.initial == (("a", 1),)
+
+
+def test_state_spec_rejects_bad_timeouts() -> None:
+    with pytest.raises(
+        DurationError, match=r"^timeout must be a positive whole number of milliseconds, got 0$"
+    ):
+        StateSpec(_count, timeout=0)
+    with pytest.raises(TypeError, match=r"^timeout must be seconds"):
+        StateSpec(_count, timeout="5")  # type: ignore[arg-type]
+
+
+# --- map_with_state -------------------------------------------------------------------
+
+
+def _count(key: str, value: int | None, state: State[int]) -> tuple[str, int]:
+    # Running count per key; -1 marks a timeout.
+    if state.is_timing_out():
+        return key, -1
+    n = (state.get() if state.exists() else 0) + 1
+    state.update(n)
+    return key, n
+
+
+def test_map_with_state_once_per_record_in_order() -> None:
+    op = MapWithState(StateSpec(_count))
+    assert op.step(1000, [("a", 0), ("b", 0), ("a", 0)]) == [("a", 1), ("b", 1), ("a", 2)]
+    assert op.step(2000, []) == []  # only keys with data are called
+    assert op.step(3000, [("b", 0)]) == [("b", 2)]
+    assert op.snapshot() == [("a", 2), ("b", 2)]
+
+
+def test_map_with_state_returns_everything_fn_returns_and_only_updates_persist() -> None:
+    def fn(key: str, value: int | None, state: State[int]) -> int | None:
+        if value == 0:
+            state.remove()
+        elif value is not None and value > 0:
+            state.update(value)
+        return None  # None is a value like any other
+
+    op = MapWithState(StateSpec(fn))
+    assert op.step(1000, [("a", 5), ("b", -1), ("c", 0)]) == [None, None, None]
+    assert op.snapshot() == [("a", 5)]  # b was never updated, c removed without state
+    op.step(2000, [("a", 0)])
+    assert op.snapshot() == []
+
+
+def test_map_with_state_timeout_is_idle_time_at_least_timeout() -> None:
+    # timeout 2 s, batches every 1 s
+    #   t:   1    2    3    4    5
+    #   a:   1    .    .              -> idle 2 s at t=3: times out at t=3
+    #   b:   1    1    .    .         -> last data t=2: times out at t=4
+    op = MapWithState(StateSpec(_count, timeout=2))
+    assert op.step(1000, [("a", 0), ("b", 0)]) == [("a", 1), ("b", 1)]
+    assert op.step(2000, [("b", 0)]) == [("b", 2)]
+    assert op.step(3000, []) == [("a", -1)]
+    assert op.snapshot() == [("b", 2)]
+    assert op.step(4000, [("c", 0)]) == [("c", 1), ("b", -1)]  # records first, then timeouts
+    assert op.step(5000, []) == []
+    assert op.step(6000, []) == [("c", -1)]
+    assert op.step(7000, [("a", 0)]) == [("a", 1)]  # a timed-out key starts over
+
+
+def test_map_with_state_data_without_update_refreshes_the_timeout() -> None:
+    # Spark: with a timeout, a key that gets data keeps its state alive even if fn only reads.
+    def fn(key: str, value: int | None, state: State[int]) -> str:
+        if state.is_timing_out():
+            return "timeout"
+        if not state.exists():
+            state.update(0)
+        return "read"
+
+    op = MapWithState(StateSpec(fn, timeout=2))
+    op.step(1000, [("a", 0)])
+    op.step(2000, [("a", 0)])
+    assert op.step(3000, []) == []
+    assert op.step(4000, []) == ["timeout"]
+
+
+def test_map_with_state_initial_state_counts_as_touched_at_the_first_batch() -> None:
+    op = MapWithState(StateSpec(_count, timeout=2, initial=[("a", 10), ("b", 20)]))
+    assert op.snapshot() == []
+    assert op.step(5000, [("a", 0)]) == [("a", 11)]
+    assert op.step(6000, []) == []
+    assert op.step(7000, []) == [("b", -1)]
+    assert op.step(8000, []) == []
+    assert op.step(9000, []) == [("a", -1)]
+
+
+def test_map_with_state_remove_drops_the_timeout_too() -> None:
+    def fn(key: str, value: int | None, state: State[int]) -> str:
+        if value is None:
+            return "timeout"
+        if value < 0:
+            state.remove()
+            return "removed"
+        state.update(value)
+        return "kept"
+
+    op = MapWithState(StateSpec(fn, timeout=1))
+    assert op.step(1000, [("a", 1), ("a", -1)]) == ["kept", "removed"]
+    assert op.step(2000, []) == []
+    assert op.snapshot() == []
+
+
+def test_map_with_state_steps_in_time_order() -> None:
+    op = MapWithState(StateSpec(_count))
+    op.step(2000, [])
+    with pytest.raises(
+        ValueError, match=r"^batch 2000 ms came after batch 2000 ms; step in time order$"
+    ):
+        op.step(2000, [])
+
+
+class _CountingOrderedDict(OrderedDict[str, int]):
+    # Counts how many keys a timeout scan looks at.
+    visited = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for k in super().__iter__():
+            _CountingOrderedDict.visited += 1
+            yield k
+
+
+def test_map_with_state_timeout_scan_does_not_visit_every_key() -> None:
+    op = MapWithState(StateSpec(_count, timeout=100))
+    op.step(1000, [(f"k{i}", 0) for i in range(1000)])
+    rows = op.rows()
+    assert len(rows) == 1000
+    op._touched = _CountingOrderedDict(op._touched or {})
+    _CountingOrderedDict.visited = 0
+    op.step(2000, [("k5", 0)])
+    assert _CountingOrderedDict.visited <= 1  # the oldest key, not yet due: stop there
+    _CountingOrderedDict.visited = 0
+    op.step(101_000, [])
+    assert _CountingOrderedDict.visited <= 1000 + 1  # 999 time out now, k5 stops the scan
+    assert op.snapshot() == [("k5", 2)]
+
+
+def test_map_with_state_store_gets_state_and_touch_time_and_restores() -> None:
+    store = MemoryStateStore[str, tuple[int, int]]()
+    op = MapWithState(StateSpec(_count, timeout=2, initial=[("i", 7)]), store=store)
+    op.step(1000, [("a", 0), ("b", 0)])
+    assert dict(store.items()) == {"i": (7, 1000), "a": (1, 1000), "b": (1, 1000)}
+    op.step(2000, [("b", 0)])
+    assert store.get("b") == (2, 2000)
+    op.step(3000, [])  # i and a time out
+    assert dict(store.items()) == {"b": (2, 2000)}
+    again = MapWithState(StateSpec(_count, timeout=2, initial=[("ignored", 1)]))
+    again.restore(store.items())
+    assert again.rows() == [("b", (2, 2000))]
+    assert again.step(4000, [("c", 0)]) == [("c", 1), ("b", -1)]
+
+
+def test_map_with_state_rows_without_timeout_use_the_last_step_time() -> None:
+    op = MapWithState(StateSpec(_count))
+    assert op.rows() == []
+    op.step(1000, [("a", 0)])
+    op.step(2000, [])
+    assert op.rows() == [("a", (1, 2000))]
+    op.restore([("z", (5, 100)), ("y", (6, 50))])
+    assert op.snapshot() == [("y", 6), ("z", 5)]
+
+
+@settings(max_examples=200)
+@given(
+    timeout_batches=st.one_of(st.none(), st.integers(1, 4)),
+    batches=st.lists(
+        st.lists(st.tuples(st.sampled_from("abcde"), st.integers(-2, 5)), max_size=6),
+        max_size=15,
+    ),
+)
+def test_map_with_state_matches_a_naive_model(
+    timeout_batches: int | None, batches: list[list[Pair]]
+) -> None:
+    # The model scans every key every batch, the obvious (slow) way.
+    def fn(key: str, value: int | None, state: State[int]) -> tuple[str, int | None, str]:
+        if value is None:
+            return key, state.get(), "timeout"
+        if value < 0:
+            state.remove()
+            return key, value, "remove"
+        if value == 0:
+            return key, state.get() if state.exists() else None, "read"
+        state.update((state.get() if state.exists() else 0) + value)
+        return key, state.get(), "update"
+
+    timeout_ms = None if timeout_batches is None else timeout_batches * 1000
+    op = MapWithState(StateSpec(fn, timeout=None if timeout_ms is None else timeout_ms / 1000))
+    model: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for i, batch in enumerate(batches):
+        t = (i + 1) * 1000
+        expected: list[tuple[str, int | None, str]] = []
+        for k, v in batch:
+            if v < 0:
+                model.pop(k, None)
+                last.pop(k, None)
+                expected.append((k, v, "remove"))
+            elif v == 0:
+                expected.append((k, model.get(k), "read"))
+                if k in model:
+                    last[k] = t
+            else:
+                model[k] = model.get(k, 0) + v
+                last[k] = t
+                expected.append((k, model[k], "update"))
+        if timeout_ms is not None:
+            for k in sorted(last, key=lambda k: last[k]):
+                if t - last[k] >= timeout_ms:
+                    expected.append((k, model.pop(k), "timeout"))
+                    del last[k]
+        got = op.step(t, batch)
+        assert sorted(got, key=repr) == sorted(expected, key=repr)
+        assert dict(op.snapshot()) == model
+
+
+# --- golden PySpark output ------------------------------------------------------------
+
+
+def test_golden_update_state_by_key_sum() -> None:
+    case = json.loads((Path(__file__).parent / "data" / "golden_public.json").read_text())["cases"][
+        "updateStateByKey_sum"
+    ]
+    assert case["description"].startswith("s0.updateStateByKey(update(new_values, state)")
+    op = UpdateStateByKey[str, int, int](_running_sum)
+    inputs: list[list[list[Any]]] = case["inputs"][0]
+    got: dict[int, list[str]] = {}
+    for i in range(case["batches"]):
+        batch: Iterable[Pair] = [(k, v) for k, v in inputs[i]] if i < len(inputs) else []
+        got[i] = sorted(json.dumps(x) for x in op.step(batch))
+    expected = {e["index"]: sorted(json.dumps(x) for x in e["items"]) for e in case["output"]}
+    assert got == expected
