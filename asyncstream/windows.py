@@ -460,7 +460,7 @@ class KeyedWindowState(_WindowClock[Mapping[K, V]], Generic[K, V]):
             result = {k: v for k, v in result.items() if keep((k, v))}
         out = list(result.items())
         if self._incremental:
-            self._prev, self._prev_time = result, t_ms
+            self._prev, self._prev_time = dict(result), t_ms
             self._prune(t_ms - self.window_ms)
         else:
             self._prune(t_ms + s - self.window_ms)

@@ -17,6 +17,7 @@ import anyio.lowlevel
 import pytest
 import uvloop
 from anyio.abc import SocketAttribute, SocketStream
+from helpers import eventually
 
 from asyncstream._buffer import RecordBuffer
 from asyncstream._socket import SocketServerSource, SocketTextSource
@@ -112,13 +113,6 @@ async def until_closed(stream: SocketStream) -> None:
     with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
         while True:
             await stream.receive()
-
-
-async def eventually(predicate: Callable[[], bool]) -> None:
-    """Poll a condition that depends on the kernel moving bytes (bounded by fail_after)."""
-    # No event exists for "the kernel delivered bytes to the peer"; poll, bounded by fail_after.
-    while not predicate():  # noqa: ASYNC110
-        await anyio.sleep(0.002)
 
 
 def free_port() -> int:

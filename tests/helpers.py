@@ -1,0 +1,18 @@
+"""Small helpers shared by the tests."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import anyio
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+async def eventually(predicate: Callable[[], bool]) -> None:
+    """Poll a condition that depends on the kernel moving bytes, for at most 10 s."""
+    # No event exists for "the kernel delivered bytes to the peer"; poll, bounded.
+    with anyio.fail_after(10):
+        while not predicate():  # noqa: ASYNC110
+            await anyio.sleep(0.002)
