@@ -21,6 +21,8 @@ __all__ = ["main"]
 _EPILOG = """examples:
   asyncstream demo                      word counts of random sentences, every second
   asyncstream demo --batch 2 --seconds 10
+  nc -lk 9000 &                         then type lines into nc:
+  asyncstream wordcount localhost 9000  word counts of the lines, every second
 """
 
 
@@ -58,6 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--rate", type=int, default=20, help="sentences per second")
     demo.add_argument("--seed", type=int, default=None, help="random seed, for repeatable output")
+    wordcount = sub.add_parser(
+        "wordcount",
+        help="count words of lines read from a TCP server (Spark's NetworkWordCount)",
+        description="Count the words of the lines a TCP server sends, printed every batch.",
+        epilog="example:\n  nc -lk 9000   # in another terminal; type lines there\n"
+        "  asyncstream wordcount localhost 9000 --batch 1",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    wordcount.add_argument("host", help="server to connect to, e.g. localhost")
+    wordcount.add_argument("port", type=int, help="its port, e.g. 9000")
+    wordcount.add_argument("--batch", type=_positive, default=1.0, help="batch interval, seconds")
+    wordcount.add_argument(
+        "--seconds", type=_positive, default=None, help="stop by itself after this long"
+    )
     return parser
 
 
@@ -72,12 +88,23 @@ def run_demo(batch: float, seconds: float | None, rate: int, seed: int | None) -
     ssc.run(timeout=seconds)
 
 
+def run_wordcount(host: str, port: int, batch: float, seconds: float | None) -> None:
+    """Spark's NetworkWordCount: word counts of each batch of lines from ``host:port``."""
+    ssc = StreamingContext(batch)
+    lines = ssc.socket_text_stream(host, port, reconnect_delay=min(2.0, batch))
+    counts = lines.flat_map(str.split).map(lambda w: (w, 1)).reduce_by_key(operator.add)
+    counts.pprint()
+    ssc.run(timeout=seconds)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``asyncstream`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
             run_demo(args.batch, args.seconds, args.rate, args.seed)
+        elif args.command == "wordcount":
+            run_wordcount(args.host, args.port, args.batch, args.seconds)
     except Exception as exc:
         print(f"asyncstream {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -242,12 +242,6 @@ class _WindowClock(Generic[B]):
         """Whether the window emits at ``t_ms`` (see :func:`is_emission_time`)."""
         return is_emission_time(t_ms, self.zero_ms, self.slide_ms)
 
-    def _durations(self) -> str:
-        return (
-            f"window {fmt_s(self.window_ms)}, slide {fmt_s(self.slide_ms)}, "
-            f"parent slide {fmt_s(self.parent_slide_ms)}, zero time {self.zero_ms} ms"
-        )
-
     def _check_add(self, t_ms: int) -> None:
         if not is_emission_time(t_ms, self.zero_ms, self.parent_slide_ms):
             msg = (
@@ -460,7 +454,7 @@ class KeyedWindowState(_WindowClock[Mapping[K, V]], Generic[K, V]):
             result = {k: v for k, v in result.items() if keep((k, v))}
         out = list(result.items())
         if self._incremental:
-            self._prev, self._prev_time = dict(result), t_ms
+            self._prev, self._prev_time = result, t_ms
             self._prune(t_ms - self.window_ms)
         else:
             self._prune(t_ms + s - self.window_ms)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -136,3 +138,33 @@ def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_help_shows_an_example() -> None:
     text = build_parser().format_help()
     assert "asyncstream demo --batch 2 --seconds 10" in text
+
+
+@pytest.mark.skipif(shutil.which("nc") is None, reason="needs netcat (.ci/run installs it)")
+def test_wordcount_with_a_real_nc_process() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    nc = subprocess.Popen(
+        ["nc", "-lk", "127.0.0.1", str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        proc = _spawn(["-m", "asyncstream", "wordcount", "127.0.0.1", str(port), "--batch", "0.3"])
+        _read_until(proc, "Time: ")  # connected (reconnects while nc starts) and ticking
+        assert nc.stdin is not None
+        nc.stdin.write(b"hello world hello\n")
+        nc.stdin.flush()
+        # "within two batches": the next two blocks
+        blocks = "".join(line for _ in range(3) for line in _read_until(proc, "Time: "))
+        proc.send_signal(signal.SIGINT)
+        out, _ = _finish(proc)
+        assert proc.returncode == 0
+        assert "('hello', 2)\n('world', 1)\n" in blocks + out.split("Time: ")[0]
+    finally:
+        nc.kill()
+        nc.wait()
+        if nc.stdin is not None:
+            nc.stdin.close()

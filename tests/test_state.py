@@ -183,6 +183,13 @@ def test_sqlite_store_equal_keys_stay_one_row(tmp_path: Path) -> None:
         conn.close()
 
 
+def test_sqlite_store_not_a_database_closes_and_raises(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not an sqlite file" * 100)
+    with pytest.raises(sqlite3.DatabaseError, match=r"^file is not a database$"):
+        SqliteStateStore[str, int](path, "op")
+
+
 def test_sqlite_store_close_is_idempotent(tmp_path: Path) -> None:
     store = SqliteStateStore[str, int](tmp_path / "s.db", "op")
     store.close()
@@ -543,6 +550,21 @@ def test_map_with_state_store_gets_state_and_touch_time_and_restores() -> None:
     again.restore(store.items())
     assert again.rows() == [("b", (2, 2000))]
     assert again.step(4000, [("c", 0)]) == [("c", 1), ("b", -1)]
+
+
+def test_map_with_state_store_without_timeout() -> None:
+    def fn(key: str, value: int | None, state: State[int]) -> None:
+        if value == 0:
+            state.remove()
+        else:
+            state.update(value or 0)
+
+    store = MemoryStateStore[str, tuple[int, int]]()
+    op = MapWithState(StateSpec(fn, initial=[("i", 1)]), store=store)
+    op.step(1000, [("a", 5), ("b", 6)])
+    assert dict(store.items()) == {"i": (1, 1000), "a": (5, 1000), "b": (6, 1000)}
+    op.step(2000, [("a", 0), ("b", 7), ("new", 0)])
+    assert dict(store.items()) == {"i": (1, 1000), "b": (7, 2000)}
 
 
 def test_map_with_state_rows_without_timeout_use_the_last_step_time() -> None:

@@ -241,16 +241,16 @@ def test_filter_drop_is_state_not_just_output() -> None:
 
 
 def test_old_keys_missing_from_the_previous_result_are_not_touched() -> None:
-    # filter keeps v >= 2, so b (1) never enters the kept state.
-    #   t=1: |b1|  t=2..5: nothing  t=6: b1 leaves, but b is not in the previous result:
-    #   no inverse for b (a naive "0 - 1" would emit (b, -1)).
+    # filter drops values of exactly 1, so b (1) never enters the kept state.
+    #   t=1: |a3 b1|  t=2..5: nothing  t=6: a3 b1 leave; b is not in the previous result,
+    #   so it gets no inverse (a naive "0 - 1" would emit (b, -1), which the filter keeps).
     w = KeyedWindowState[str, int](
-        operator.add, operator.sub, 5000, 1000, 1000, 0, filter_func=lambda kv: kv[1] >= 2
+        operator.add, operator.sub, 5000, 1000, 1000, 0, filter_func=lambda kv: kv[1] != 1
     )
-    w.step(1000, {"b": 1, "a": 3})
+    assert w.step(1000, {"b": 1, "a": 3}) == [("a", 3)]
     for t in (2000, 3000, 4000, 5000):
         w.step(t, {})
-    assert w.step(6000, {}) == []  # a: 3 - 3 = 0 is dropped, b untouched
+    assert w.step(6000, {}) == [("a", 0)]
 
 
 def test_new_keys_enter_with_their_reduced_value() -> None:
