@@ -13,6 +13,7 @@ from .context import ContextStatistics as ContextStatistics
 from .context import StreamingContext as StreamingContext
 from .dstream import DStream as DStream
 from .dstream import KeyedDStream as KeyedDStream
+from .dstream import MapWithStateDStream as MapWithStateDStream
 from .errors import AsyncStreamError as AsyncStreamError
 from .errors import BatchError as BatchError
 from .errors import ContextStateError as ContextStateError
@@ -24,6 +25,14 @@ from .metrics import OutputOperationInfo as OutputOperationInfo
 from .metrics import SourceErrorInfo as SourceErrorInfo
 from .metrics import StreamingListener as StreamingListener
 from .sources import InputSender as InputSender
+from .state import MemoryStateStore as MemoryStateStore
+from .state import SqliteStateStore as SqliteStateStore
+from .state import State as State
+from .state import StateNotSetError as StateNotSetError
+from .state import StateOperationError as StateOperationError
+from .state import StateSpec as StateSpec
+from .state import StateStore as StateStore
+from .windows import WindowTimeError as WindowTimeError
 
 __version__ = "0.1.0"
 
@@ -41,10 +50,19 @@ __all__ = [
     "IncompatibleStreamsError",
     "InputSender",
     "KeyedDStream",
+    "MapWithStateDStream",
+    "MemoryStateStore",
     "OutputOperationInfo",
     "SourceErrorInfo",
+    "SqliteStateStore",
+    "State",
+    "StateNotSetError",
+    "StateOperationError",
+    "StateSpec",
+    "StateStore",
     "StreamClosedError",
     "StreamingContext",
     "StreamingListener",
     "SystemClock",
+    "WindowTimeError",
 ]

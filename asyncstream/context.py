@@ -117,6 +117,7 @@ class StreamingContext:
         self._streams: list[DStream[Any]] = []
         self._inputs: list[DStream[Any]] = []
         self._outputs: list[Output] = []
+        self._stateful: list[DStream[Any]] = []
         self._listeners: list[object] = []
         self._remember_ms = 0
         self._zero_ms = 0
@@ -395,6 +396,9 @@ class StreamingContext:
     # --- lifecycle -----------------------------------------------------------------------
 
     def _prepare(self) -> None:
+        self._stateful = [node for node in self._streams if node._op.stateful]
+        for node in self._stateful:
+            node._op.prepare(node, self._zero_ms)  # type: ignore[attr-defined]
         consumers: collections.Counter[int] = collections.Counter()
         for node in self._streams:
             for parent in node._parents:
@@ -434,11 +438,11 @@ class StreamingContext:
             )
             raise ContextStateError(msg)
         loop = asyncio.get_running_loop()
-        self._prepare()
         now_ms = math.floor(self._clock.now() * 1000 + 1e-6)
         first = (now_ms // self._batch_ms + 1) * self._batch_ms
         self._zero_ms = first - self._batch_ms
         self._next_ms = first
+        self._prepare()
         self._state = ContextState.ACTIVE
         add_settler = getattr(self._clock, "add_settler", None)
         if add_settler is not None:
@@ -550,6 +554,8 @@ class StreamingContext:
             self._emit("on_batch_started", info)
         out: Output | None = None
         try:
+            for node in self._stateful:
+                await node._op.feed(node, t)  # type: ignore[attr-defined]
             for i, out in enumerate(self._outputs):
                 batch = await out.stream._get(t)
                 if batch is None:

@@ -7,16 +7,27 @@ from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast
 
 from . import operators as ops
 from . import sinks
-from ._util import call_site, fn_name, time_to_ms
+from ._stateful import MapState, StateSnapshots, UpdateState, Window, refuse_async
+from ._util import Duration, call_site, fn_name, time_to_ms, to_ms
 from .batch import Batch
 from .errors import ContextStateError, IncompatibleStreamsError
+from .state import StateSpec
+from .windows import (
+    CountByValueAndWindow,
+    CountByWindow,
+    GroupByKeyAndWindow,
+    KeyedWindowState,
+    ReduceByWindow,
+    WindowBuffer,
+    check_window,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from .context import StreamingContext
 
-__all__ = ["DStream", "KeyedDStream", "MaybeAwaitable"]
+__all__ = ["DStream", "KeyedDStream", "MapWithStateDStream", "MaybeAwaitable"]
 
 T_co = TypeVar("T_co", covariant=True)  # element type of a stream
 U = TypeVar("U")  # element type an operator produces
@@ -24,6 +35,7 @@ K = TypeVar("K")  # key of a pair stream
 V = TypeVar("V")  # value of a pair stream
 W = TypeVar("W")  # value of the other stream in a join
 C = TypeVar("C")  # combiner type of combine_by_key
+S = TypeVar("S")  # state kept per key
 
 MaybeAwaitable: TypeAlias = U | Awaitable[U]
 
@@ -447,6 +459,174 @@ class DStream(Generic[T_co]):
         first = zero + max(1, -(-(lo - zero) // slide)) * slide
         return [self._cache[t] for t in range(first, hi + 1, slide) if t in self._cache]
 
+    # --- windows ----------------------------------------------------------------------------
+
+    def _window_ms(
+        self, window_duration: Duration, slide_duration: Duration | None
+    ) -> tuple[int, int]:
+        w = to_ms(window_duration, "window duration")
+        s = self._slide_ms if slide_duration is None else to_ms(slide_duration, "slide duration")
+        check_window(w, s, self._slide_ms)
+        return w, s
+
+    def _windowed(
+        self, kind: str, window_duration: Duration, slide_duration: Duration | None, **kw: Any
+    ) -> DStream[Any]:
+        w, s = self._window_ms(window_duration, slide_duration)
+        op = Window(w, **kw)
+        return DStream._new(self._ctx, op, (self,), kind, slide_ms=s)
+
+    def window(
+        self, window_duration: Duration, slide_duration: Duration | None = None
+    ) -> DStream[T_co]:
+        """The records of the parent batches in ``(t - window, t]``, every slide.
+
+        Durations are seconds or ``timedelta``s, multiples of this stream's slide
+        (``slide_duration=None`` is this stream's slide). Early windows are partial.
+
+        Example:
+            >>> last_minute = events.window(60, 10)
+        """
+        return self._windowed(
+            "window", window_duration, slide_duration, make=WindowBuffer, materialise=True
+        )
+
+    def count_by_window(self, window_duration: Duration, slide_duration: Duration) -> DStream[int]:
+        """The number of records in each window (``reduce_by_window(add, sub)`` over 1s).
+
+        Example:
+            >>> events.count_by_window(30, 10).pprint()
+        """
+        return self._windowed(
+            "count_by_window", window_duration, slide_duration, make=CountByWindow
+        )
+
+    def reduce_by_window(
+        self,
+        fn: Callable[[T_co, T_co], T_co],
+        inv_fn: Callable[[T_co, T_co], T_co] | None,
+        window_duration: Duration,
+        slide_duration: Duration,
+    ) -> DStream[T_co]:
+        """The window's records reduced with ``fn``; with ``inv_fn``, updated incrementally.
+
+        Example:
+            >>> total = amounts.reduce_by_window(operator.add, operator.sub, 60, 10)
+        """
+        refuse_async("reduce_by_window", fn, inv_fn)
+
+        def make(w: int, s: int, p: int, z: int) -> ReduceByWindow[Any]:
+            return ReduceByWindow(fn, inv_fn, w, s, p, z)
+
+        kind = f"reduce_by_window({fn_name(fn)})"
+        return self._windowed(
+            kind, window_duration, slide_duration, make=make, user_fns=(fn, inv_fn)
+        )
+
+    def reduce_by_key_and_window(
+        self: DStream[tuple[K, V]],
+        fn: Callable[[V, V], V],
+        inv_fn: Callable[[V, V], V] | None,
+        window_duration: Duration,
+        slide_duration: Duration | None = None,
+        *,
+        filter_func: Callable[[tuple[K, V]], object] | None = None,
+    ) -> DStream[tuple[K, V]]:
+        """Per key, its values in the window reduced with ``fn`` (PySpark's argument order).
+
+        With ``inv_fn`` (and a window of at least 5 slides, after the first window) the
+        window is updated incrementally: ``inv_fn`` takes out the batches that left, ``fn``
+        adds those that entered, so the cost per slide does not grow with the window.
+        Keys whose value reaches zero then stay, as ``(k, 0)``, unless ``filter_func``
+        (given one ``(key, value)`` pair) drops them.
+
+        Example:
+            >>> counts = pairs.reduce_by_key_and_window(
+            ...     operator.add, operator.sub, 30, 10, filter_func=lambda kv: kv[1] > 0
+            ... )
+        """
+        refuse_async("reduce_by_key_and_window", fn, inv_fn, filter_func)
+
+        def make(w: int, s: int, p: int, z: int) -> KeyedWindowState[Any, Any]:
+            return KeyedWindowState(fn, inv_fn, w, s, p, z, filter_func=filter_func)
+
+        kind = f"reduce_by_key_and_window({fn_name(fn)})"
+        return self._windowed(
+            kind,
+            window_duration,
+            slide_duration,
+            make=make,
+            reduce_first=fn,
+            user_fns=(fn, inv_fn, filter_func),
+        )
+
+    def count_by_value_and_window(
+        self, window_duration: Duration, slide_duration: Duration
+    ) -> DStream[tuple[T_co, int]]:
+        """``(value, count)`` of the values in each window; counts of 0 are dropped.
+
+        Example:
+            >>> trending = hashtags.count_by_value_and_window(60, 10)
+        """
+        return self._windowed(
+            "count_by_value_and_window", window_duration, slide_duration, make=CountByValueAndWindow
+        )
+
+    def group_by_key_and_window(
+        self: DStream[tuple[K, V]], window_duration: Duration, slide_duration: Duration
+    ) -> DStream[tuple[K, list[V]]]:
+        """Per key, its values in the window as a list, in arrival order.
+
+        Example:
+            >>> recent = pairs.group_by_key_and_window(30, 10)
+        """
+        return self._windowed(
+            "group_by_key_and_window", window_duration, slide_duration, make=GroupByKeyAndWindow
+        )
+
+    # --- keyed state ------------------------------------------------------------------------
+
+    def update_state_by_key(
+        self: DStream[tuple[K, V]],
+        fn: Callable[[list[V], S | None], S | None],
+        initial: Iterable[tuple[K, S]] | None = None,
+    ) -> DStream[tuple[K, S]]:
+        """Keep a state per key: ``fn(new_values, state)`` for every key, every batch.
+
+        Keys that got nothing are called with ``[]``; new keys get ``state=None``;
+        returning ``None`` deletes the key. The stream is the full ``(key, state)`` every
+        batch. ``initial`` pairs are the state before the first batch.
+
+        Example:
+            >>> totals = pairs.update_state_by_key(lambda vs, s: (s or 0) + sum(vs))
+        """
+        refuse_async("update_state_by_key", fn)
+        op = UpdateState(fn, initial)
+        return DStream._new(self._ctx, op, (self,), f"update_state_by_key({fn_name(fn)})")
+
+    def map_with_state(
+        self: DStream[tuple[K, V]], spec: StateSpec[K, V, S, U]
+    ) -> MapWithStateDStream[K, S, U]:
+        """Run ``spec.fn(key, value, state)`` per record; the stream is what it returns.
+
+        Only keys with data are called (once per record, in order), plus once with
+        ``value=None`` when a key times out (checked every tick). ``state_snapshots()``
+        gives the full state each batch.
+
+        Example:
+            >>> def count(key, value, state):
+            ...     n = (state.get() if state.exists() else 0) + 1
+            ...     state.update(n)
+            ...     return key, n
+            >>> counts = clicks.map_with_state(StateSpec(count, timeout=600))
+        """
+        if not isinstance(cast("object", spec), StateSpec):
+            msg = f"map_with_state takes a StateSpec(fn, timeout=None, initial=None), got {spec!r}"
+            raise TypeError(msg)
+        refuse_async("map_with_state", spec.fn)
+        kind = f"map_with_state({fn_name(spec.fn)})"
+        return MapWithStateDStream._new(self._ctx, MapState(spec), (self,), kind)  # type: ignore[return-value]
+
     # --- outputs --------------------------------------------------------------------------
 
     def pprint(self, num: int = 10) -> None:
@@ -494,6 +674,20 @@ class DStream(Generic[T_co]):
         out = sinks.BatchIterator(self, max_buffered)
         self._ctx._add_output(out)
         return out
+
+
+class MapWithStateDStream(DStream[U], Generic[K, S, U]):
+    """What :meth:`DStream.map_with_state` returns: a DStream with ``state_snapshots()``."""
+
+    __slots__ = ()
+
+    def state_snapshots(self) -> DStream[tuple[K, S]]:
+        """The full ``(key, state)`` after each batch.
+
+        Example:
+            >>> counts.state_snapshots().pprint()
+        """
+        return DStream._new(self._ctx, StateSnapshots(), (self,), "state_snapshots")
 
 
 KeyedDStream: TypeAlias = DStream[tuple[K, V]]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._util import is_async_callable, maybe_await, ms_to_datetime
+from .windows import reduce_pairs
 
 if TYPE_CHECKING:
     from .dstream import DStream
@@ -37,6 +38,7 @@ class Operator:
     """
 
     lazy = False
+    stateful = False
     user_fns: tuple[object, ...] = ()
 
     async def parts(self, node: DStream[Any], t: int) -> Parts:
@@ -289,17 +291,14 @@ class Reduce(Operator):
 def _combine_sync(
     it: Iterable[tuple[Any, Any]], create: Fn | None, merge_value: Fn
 ) -> dict[Any, Any]:
+    if create is None:
+        return reduce_pairs(it, merge_value)
     d: dict[Any, Any] = {}
     get = d.get
     missing = _MISSING
-    if create is None:
-        for k, v in it:
-            old = get(k, missing)
-            d[k] = v if old is missing else merge_value(old, v)
-    else:
-        for k, v in it:
-            old = get(k, missing)
-            d[k] = create(v) if old is missing else merge_value(old, v)
+    for k, v in it:
+        old = get(k, missing)
+        d[k] = create(v) if old is missing else merge_value(old, v)
     return d
 
 

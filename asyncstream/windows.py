@@ -63,6 +63,7 @@ B = TypeVar("B")  # what a window buffer keeps per parent batch
 INCREMENTAL_MIN_WINDOW_SLIDES: Final = 5
 
 _SNAPSHOT_VERSION: Final = 1
+_MISSING: Final[Any] = object()
 
 
 class WindowTimeError(AsyncStreamError, ValueError):
@@ -167,11 +168,11 @@ def reduce_pairs(pairs: Iterable[tuple[K, V]], fn: Callable[[V, V], V]) -> dict[
         {'a': 4, 'b': 2}
     """
     out: dict[K, V] = {}
+    get = out.get
+    missing: Any = _MISSING
     for k, v in pairs:
-        if k in out:
-            out[k] = fn(out[k], v)
-        else:
-            out[k] = v
+        old = get(k, missing)
+        out[k] = v if old is missing else fn(old, v)
     return out
 
 

@@ -1,19 +1,17 @@
-"""Per-batch operators against PySpark-recorded golden outputs (tests/data/golden_public.json).
+"""Operators against PySpark-recorded golden outputs (tests/data/golden_public.json).
 
-The window and state cases of the same file are checked elsewhere; this module only makes
-sure that every case is claimed by one side or the other.
+Every case is run batch by batch, emission schedule included: a batch index with no
+golden entry must have no batch from us either.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import operator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import uvloop
 
 from asyncstream.testing import run_stream
 
@@ -49,26 +47,19 @@ PER_BATCH: dict[str, Callable[..., DStream[Any]]] = {
     "transform_sortBy": lambda s: s.transform(lambda records: sorted(records)),
 }
 
-# Checked by the window and state suites, not here.
-WINDOW_AND_STATE_CASES = frozenset(
-    {
-        "window_3_1",
-        "window_4_2",
-        "countByWindow_4_2",
-        "reduceByWindow_add_None_4_2",
-        "reduceByKeyAndWindow_add_sub_6_2",
-        "countByValueAndWindow_4_2",
-        "updateStateByKey_sum",
-    }
-)
-_WINDOW_AND_STATE_PREFIXES = (
-    "window_",
-    "countByWindow",
-    "reduceByWindow",
-    "reduceByKeyAndWindow",
-    "countByValueAndWindow",
-    "updateStateByKey",
-)
+# Windows (durations in batch intervals of 1 s) and keyed state.
+WINDOW_AND_STATE: dict[str, Callable[..., DStream[Any]]] = {
+    "window_3_1": lambda s: s.window(3, 1),
+    "window_4_2": lambda s: s.window(4, 2),
+    "countByWindow_4_2": lambda s: s.count_by_window(4, 2),
+    "reduceByWindow_add_None_4_2": lambda s: s.reduce_by_window(operator.add, None, 4, 2),
+    "reduceByKeyAndWindow_add_sub_6_2": lambda s: s.reduce_by_key_and_window(
+        operator.add, operator.sub, 6, 2
+    ),
+    "countByValueAndWindow_4_2": lambda s: s.count_by_value_and_window(4, 2),
+    "updateStateByKey_sum": lambda s: s.update_state_by_key(lambda vs, st: (st or 0) + sum(vs)),
+}
+PROGRAMS = {**PER_BATCH, **WINDOW_AND_STATE}
 
 
 # --- normalisation ---------------------------------------------------------------------
@@ -126,7 +117,7 @@ def _check(case: dict[str, Any], got: list[list[Any] | None]) -> None:
 
 async def _run_case(name: str) -> list[list[Any] | None]:
     case = CASES[name]
-    return await run_stream(PER_BATCH[name], _inputs(case), batches=case["batches"])
+    return await run_stream(PROGRAMS[name], _inputs(case), batches=case["batches"])
 
 
 # --- the tests ---------------------------------------------------------------------------
@@ -138,31 +129,16 @@ def test_golden_file_has_the_expected_header() -> None:
     assert "None < bool < number < str < list" in conventions["items"]
 
 
-def test_every_golden_case_is_claimed() -> None:
-    claimed = set(PER_BATCH) | WINDOW_AND_STATE_CASES
-    assert set(CASES) <= claimed, f"unclaimed golden cases: {sorted(set(CASES) - claimed)}"
-    assert not set(PER_BATCH) & WINDOW_AND_STATE_CASES
-    # Every claimed name exists, so a renamed case cannot hide behind a stale entry.
-    assert claimed <= set(CASES), f"stale names: {sorted(claimed - set(CASES))}"
-    assert all(name.startswith(_WINDOW_AND_STATE_PREFIXES) for name in WINDOW_AND_STATE_CASES)
-    assert not any(name.startswith(_WINDOW_AND_STATE_PREFIXES) for name in PER_BATCH)
+def test_every_golden_case_has_a_program() -> None:
+    assert set(CASES) == set(PROGRAMS)
     assert len(PER_BATCH) == 14
+    assert len(WINDOW_AND_STATE) == 7
 
 
-@pytest.mark.parametrize("name", sorted(PER_BATCH))
-async def test_per_batch_case_matches_spark(name: str) -> None:
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+async def test_case_matches_spark(name: str) -> None:
+    # conftest runs this once on asyncio and once on uvloop
     _check(CASES[name], await _run_case(name))
-
-
-@pytest.mark.parametrize("name", sorted(PER_BATCH))
-def test_per_batch_case_matches_spark_under_uvloop(name: str) -> None:
-    async def main() -> list[list[Any] | None]:
-        assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
-        return await _run_case(name)
-
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        got = runner.run(main())
-    _check(CASES[name], got)
 
 
 # --- the comparison helpers themselves -------------------------------------------------

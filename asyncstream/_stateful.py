@@ -1,0 +1,169 @@
+"""Operators that keep state across batches: windows, ``update_state_by_key``, ``map_with_state``.
+
+They wrap the pure maths of :mod:`asyncstream.windows` and :mod:`asyncstream.state`. The
+engine *feeds* every stateful stream at each of its parent's batch times, before the
+outputs run, in graph order (parents first), so a window sees every parent batch even
+when no output asks for the window then; the window's batch itself is made only at its
+emission times.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from . import operators as ops
+from ._util import is_async_callable
+from .state import MapWithState, StateSpec, UpdateStateByKey
+from .windows import reduce_pairs
+
+if TYPE_CHECKING:
+    from .dstream import DStream
+
+__all__: list[str] = []
+
+# Makes a window object from (window_ms, slide_ms, parent_slide_ms, zero_ms).
+WindowFactory = Callable[[int, int, int, int], Any]
+
+
+def _flat(parts: list[Iterable[Any]]) -> Iterable[Any]:
+    return parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts)
+
+
+def refuse_async(kind: str, *fns: object) -> None:
+    """Windows and state run their functions synchronously in this version: say so early."""
+    for fn in fns:
+        if fn is not None and is_async_callable(fn):
+            msg = (
+                f"{kind}: {fn!r} is an async function; window and state operators take "
+                "plain functions in this version (do async work in a map before them)"
+            )
+            raise TypeError(msg)
+
+
+class Stateful(ops.Operator):
+    """An operator whose state the engine feeds at every parent batch time."""
+
+    stateful = True
+
+    def prepare(self, node: DStream[Any], zero_ms: int) -> None:
+        """Build the state, now that the context's zero time is known."""
+        raise NotImplementedError  # pragma: no cover - every stateful operator overrides it
+
+    async def feed(self, node: DStream[Any], t: int) -> None:
+        """Take the parent's batch at ``t`` into the state."""
+        raise NotImplementedError  # pragma: no cover
+
+
+class Window(Stateful):
+    """A window over the parent: ``add`` each parent batch, ``emit`` at emission times.
+
+    ``reduce_first`` is the per-batch reduce function of keyed windows: each parent batch
+    is reduced inside its partitions (one pass over the fused narrow chain) before the
+    window keeps it.
+    """
+
+    def __init__(
+        self,
+        window_ms: int,
+        make: WindowFactory,
+        *,
+        reduce_first: Callable[[Any, Any], Any] | None = None,
+        materialise: bool = False,
+        user_fns: tuple[object, ...] = (),
+    ) -> None:
+        self.window_ms = window_ms
+        self.make = make
+        self.reduce_first = reduce_first
+        self.materialise = materialise
+        self.user_fns = user_fns
+        self.window: Any = None
+
+    def prepare(self, node: DStream[Any], zero_ms: int) -> None:
+        """Make the window object for this run."""
+        parent_slide = node._parents[0]._slide_ms
+        self.window = self.make(self.window_ms, node._slide_ms, parent_slide, zero_ms)
+
+    async def feed(self, node: DStream[Any], t: int) -> None:
+        """Add the parent batch at ``t`` (reduced per key first, for keyed windows)."""
+        parent = node._parents[0]
+        if (t - node._ctx._zero_ms) % parent._slide_ms:
+            return
+        parts = await parent._partition_iters(t)
+        if self.reduce_first is not None:
+            fn = self.reduce_first
+            reduced = [reduce_pairs(p, fn) for p in parts]
+            merged = (
+                reduced[0]
+                if len(reduced) == 1
+                else reduce_pairs(itertools.chain.from_iterable(d.items() for d in reduced), fn)
+            )
+            self.window.add(t, merged)
+        elif self.materialise:
+            self.window.add(t, list(_flat(parts)))
+        else:
+            self.window.add(t, _flat(parts))
+
+    async def parts(self, node: DStream[Any], t: int) -> ops.Parts:
+        """The window at emission time ``t``."""
+        return [self.window.emit(t)]
+
+
+class UpdateState(Stateful):
+    """``update_state_by_key``: the full state, every batch."""
+
+    def __init__(self, fn: Callable[..., Any], initial: Iterable[tuple[Any, Any]] | None) -> None:
+        self.fn = fn
+        self.initial = None if initial is None else list(initial)
+        self.user_fns = (fn,)
+        self.state: UpdateStateByKey[Any, Any, Any] | None = None
+
+    def prepare(self, node: DStream[Any], zero_ms: int) -> None:
+        """Start from the initial pairs."""
+        self.state = UpdateStateByKey(self.fn, self.initial)
+
+    async def feed(self, node: DStream[Any], t: int) -> None:
+        """Every batch updates the state, consumed or not."""
+        await node._get(t)
+
+    async def parts(self, node: DStream[Any], t: int) -> ops.Parts:
+        """Apply the parent's batch at ``t``; the batch is the whole state."""
+        assert self.state is not None
+        return [self.state.step(_flat(await node._parents[0]._partition_iters(t)))]
+
+
+class MapState(Stateful):
+    """``map_with_state``: what the function returns, for the keys with data (and timeouts)."""
+
+    def __init__(self, spec: StateSpec[Any, Any, Any, Any]) -> None:
+        self.spec = spec
+        self.user_fns = (spec.fn,)
+        self.state: MapWithState[Any, Any, Any, Any] | None = None
+
+    def prepare(self, node: DStream[Any], zero_ms: int) -> None:
+        """Start from the spec's initial pairs."""
+        self.state = MapWithState(self.spec)
+
+    async def feed(self, node: DStream[Any], t: int) -> None:
+        """Every tick applies the batch and checks timeouts."""
+        await node._get(t)
+
+    async def parts(self, node: DStream[Any], t: int) -> ops.Parts:
+        """Run the function over the parent's batch at ``t``."""
+        assert self.state is not None
+        pairs = _flat(await node._parents[0]._partition_iters(t))
+        return [self.state.step(t, pairs)]
+
+
+class StateSnapshots(ops.Operator):
+    """``state_snapshots()``: the full ``(key, state)`` of a ``map_with_state`` each batch."""
+
+    async def parts(self, node: DStream[Any], t: int) -> ops.Parts:
+        """The state right after the parent's step at ``t``."""
+        parent = node._parents[0]
+        await parent._get(t)
+        op = parent._op
+        assert isinstance(op, MapState)
+        assert op.state is not None
+        return [op.state.snapshot()]
