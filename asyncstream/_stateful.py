@@ -19,6 +19,7 @@ from .state import MapWithState, StateSpec, UpdateStateByKey
 from .windows import reduce_pairs
 
 if TYPE_CHECKING:
+    from .checkpoint import Checkpoint
     from .dstream import DStream
 
 __all__: list[str] = []
@@ -43,13 +44,23 @@ def refuse_async(kind: str, *fns: object) -> None:
 
 
 class Stateful(ops.Operator):
-    """An operator whose state the engine feeds at every parent batch time."""
+    """An operator whose state the engine feeds at every parent batch time.
+
+    ``name`` identifies its state in a checkpoint: the user's ``name=``, else a default
+    the context derives from the graph (``kind#i``, the i-th operator of that kind).
+    """
 
     stateful = True
+    kind = "stateful"
+    name: str | None = None
 
-    def prepare(self, node: DStream[Any], zero_ms: int) -> None:
-        """Build the state, now that the context's zero time is known."""
+    def prepare(self, node: DStream[Any], zero_ms: int, checkpoint: Checkpoint | None) -> None:
+        """Build the state (zero time now known), restored from ``checkpoint`` if it has it."""
         raise NotImplementedError  # pragma: no cover - every stateful operator overrides it
+
+    def checkpoint_blob(self) -> Any:
+        """What the checkpoint keeps of this operator besides its keyed-state rows."""
+        return None
 
     async def feed(self, node: DStream[Any], t: int) -> None:
         """Take the parent's batch at ``t`` into the state."""
@@ -73,6 +84,7 @@ class Window(Stateful):
         materialise: bool = False,
         user_fns: tuple[object, ...] = (),
     ) -> None:
+        self.kind = "window"
         self.window_ms = window_ms
         self.make = make
         self.reduce_first = reduce_first
@@ -80,10 +92,19 @@ class Window(Stateful):
         self.user_fns = user_fns
         self.window: Any = None
 
-    def prepare(self, node: DStream[Any], zero_ms: int) -> None:
-        """Make the window object for this run."""
+    def prepare(self, node: DStream[Any], zero_ms: int, checkpoint: Checkpoint | None) -> None:
+        """Make the window object for this run, with the kept batches of a checkpoint."""
         parent_slide = node._parents[0]._slide_ms
         self.window = self.make(self.window_ms, node._slide_ms, parent_slide, zero_ms)
+        if checkpoint is not None:
+            assert self.name is not None
+            snapshot = checkpoint.blob(self.name)
+            if snapshot is not None:
+                self.window.restore(snapshot)
+
+    def checkpoint_blob(self) -> Any:
+        """The window's kept per-batch data."""
+        return self.window.snapshot()
 
     async def feed(self, node: DStream[Any], t: int) -> None:
         """Add the parent batch at ``t`` (reduced per key first, for keyed windows)."""
@@ -113,15 +134,20 @@ class Window(Stateful):
 class UpdateState(Stateful):
     """``update_state_by_key``: the full state, every batch."""
 
+    kind = "update_state_by_key"
+
     def __init__(self, fn: Callable[..., Any], initial: Iterable[tuple[Any, Any]] | None) -> None:
         self.fn = fn
         self.initial = None if initial is None else list(initial)
         self.user_fns = (fn,)
         self.state: UpdateStateByKey[Any, Any, Any] | None = None
 
-    def prepare(self, node: DStream[Any], zero_ms: int) -> None:
-        """Start from the initial pairs."""
-        self.state = UpdateStateByKey(self.fn, self.initial)
+    def prepare(self, node: DStream[Any], zero_ms: int, checkpoint: Checkpoint | None) -> None:
+        """Start from the initial pairs, or from the checkpoint's state."""
+        store = None if checkpoint is None else checkpoint.store(_name(self))
+        self.state = UpdateStateByKey(self.fn, self.initial, store=store)
+        if store is not None and store.last_committed() is not None:
+            self.state.restore(store.items())
 
     async def feed(self, node: DStream[Any], t: int) -> None:
         """Every batch updates the state, consumed or not."""
@@ -136,14 +162,19 @@ class UpdateState(Stateful):
 class MapState(Stateful):
     """``map_with_state``: what the function returns, for the keys with data (and timeouts)."""
 
+    kind = "map_with_state"
+
     def __init__(self, spec: StateSpec[Any, Any, Any, Any]) -> None:
         self.spec = spec
         self.user_fns = (spec.fn,)
         self.state: MapWithState[Any, Any, Any, Any] | None = None
 
-    def prepare(self, node: DStream[Any], zero_ms: int) -> None:
-        """Start from the spec's initial pairs."""
-        self.state = MapWithState(self.spec)
+    def prepare(self, node: DStream[Any], zero_ms: int, checkpoint: Checkpoint | None) -> None:
+        """Start from the spec's initial pairs, or from the checkpoint's state."""
+        store = None if checkpoint is None else checkpoint.store(_name(self))
+        self.state = MapWithState(self.spec, store=store)
+        if store is not None and store.last_committed() is not None:
+            self.state.restore(store.items())
 
     async def feed(self, node: DStream[Any], t: int) -> None:
         """Every tick applies the batch and checks timeouts."""
@@ -154,6 +185,11 @@ class MapState(Stateful):
         assert self.state is not None
         pairs = _flat(await node._parents[0]._partition_iters(t))
         return [self.state.step(t, pairs)]
+
+
+def _name(op: Stateful) -> str:
+    assert op.name is not None  # the context names every stateful operator at start
+    return op.name
 
 
 class StateSnapshots(ops.Operator):

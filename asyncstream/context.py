@@ -15,8 +15,9 @@ import dataclasses
 import enum
 import logging
 import math
+import os
 import signal
-from typing import TYPE_CHECKING, Any, Self, TypeVar, final
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast, final
 
 import anyio
 
@@ -26,6 +27,7 @@ from ._socket import SocketServerSource, SocketTextSource
 from ._source_api import SourceEvents
 from ._util import Duration, call_site, code_of, ms_to_datetime, to_ms
 from .batch import Batch
+from .checkpoint import Checkpoint
 from .clock import Clock, SystemClock
 from .dstream import DStream, MaybeAwaitable
 from .errors import BatchError, ContextStateError
@@ -34,7 +36,6 @@ from .operators import Transform
 from .sources import BufferedInput, Input, InputSender, IterableSource, QueueInput, ScannedInput
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
     from types import TracebackType
 
@@ -118,6 +119,10 @@ class StreamingContext:
         self._inputs: list[DStream[Any]] = []
         self._outputs: list[Output] = []
         self._stateful: list[DStream[Any]] = []
+        self._checkpoint_dir: str | None = None
+        self._checkpoint: Checkpoint | None = None
+        self._input_names: list[str] = []
+        self._positions: dict[int, dict[str, Any]] = {}
         self._listeners: list[object] = []
         self._remember_ms = 0
         self._zero_ms = 0
@@ -384,6 +389,38 @@ class StreamingContext:
         """
         self._listeners.append(listener)
 
+    def checkpoint(self, directory: str | os.PathLike[str]) -> None:
+        """Keep the job's state durable in ``directory`` (SQLite), committed every batch.
+
+        On start, state found there is restored by operator name, sources that can replay
+        (``queue_stream``, file streams) go back to their checkpointed position, and the
+        batches after the last committed one run again, at their original times.
+
+        Example:
+            >>> ssc.checkpoint("/var/lib/myjob/checkpoint")
+        """
+        self._check_can_add("checkpoint()")
+        self._checkpoint_dir = os.fspath(directory)
+
+    @classmethod
+    def get_or_create(
+        cls, directory: str | os.PathLike[str], setup: Callable[[], StreamingContext]
+    ) -> StreamingContext:
+        """Build the job with ``setup()`` and attach the checkpoint in ``directory``.
+
+        As in PySpark, ``setup`` is always called (a checkpoint holds data, not code); the
+        state it finds is restored when the context starts.
+
+        Example:
+            >>> ssc = StreamingContext.get_or_create("/var/lib/myjob", build_job)
+        """
+        ssc = setup()
+        if not isinstance(cast("object", ssc), StreamingContext):
+            msg = f"get_or_create: setup() must return a StreamingContext, got {ssc!r}"
+            raise TypeError(msg)
+        ssc.checkpoint(directory)
+        return ssc
+
     def remember(self, duration: Duration) -> None:
         """Keep every stream's batches at least ``duration`` (for :meth:`DStream.slice`).
 
@@ -395,10 +432,21 @@ class StreamingContext:
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    def _prepare(self) -> None:
+    def _prepare(self, checkpoint: Checkpoint | None) -> None:
         self._stateful = [node for node in self._streams if node._op.stateful]
+        _name_operators([node._op for node in self._stateful])
+        kinds: collections.Counter[str] = collections.Counter()
+        for node in self._inputs:
+            kind = node._name.split(" at ", 1)[0]
+            self._input_names.append(f"{kind}#{kinds[kind]}")
+            kinds[kind] += 1
         for node in self._stateful:
-            node._op.prepare(node, self._zero_ms)  # type: ignore[attr-defined]
+            node._op.prepare(node, self._zero_ms, checkpoint)  # type: ignore[attr-defined]
+        if checkpoint is not None:
+            for name, node in zip(self._input_names, self._inputs, strict=True):
+                position = checkpoint.blob(f"source:{name}")
+                if position is not None:
+                    node._op.restore(position)  # type: ignore[attr-defined]
         consumers: collections.Counter[int] = collections.Counter()
         for node in self._streams:
             for parent in node._parents:
@@ -442,7 +490,8 @@ class StreamingContext:
         first = (now_ms // self._batch_ms + 1) * self._batch_ms
         self._zero_ms = first - self._batch_ms
         self._next_ms = first
-        self._prepare()
+        checkpoint = self._open_checkpoint()
+        self._prepare(checkpoint)
         self._state = ContextState.ACTIVE
         add_settler = getattr(self._clock, "add_settler", None)
         if add_settler is not None:
@@ -452,6 +501,26 @@ class StreamingContext:
         # whose lifetime stop() and await_termination() bound.
         self._host = loop.create_task(self._main(ready), name=f"asyncstream context {call_site()}")
         await ready
+
+    def _open_checkpoint(self) -> Checkpoint | None:
+        if self._checkpoint_dir is None:
+            return None
+        checkpoint = self._checkpoint = Checkpoint(self._checkpoint_dir)
+        meta = checkpoint.meta()
+        if "batch_time_ms" in meta:
+            if meta["batch_interval_ms"] != self._batch_ms:
+                checkpoint.close()
+                msg = (
+                    f"the checkpoint in {self._checkpoint_dir!r} was written with a batch "
+                    f"interval of {meta['batch_interval_ms'] / 1000:g}s, this context has "
+                    f"{self.batch_interval:g}s; use the same interval or a new directory"
+                )
+                raise ContextStateError(msg)
+            # Continue the checkpointed time grid: the batches after the last committed
+            # one run again, at their original times (the ticker catches up).
+            self._zero_ms = meta["zero_ms"]
+            self._next_ms = meta["batch_time_ms"] + self._batch_ms
+        return checkpoint
 
     async def _main(self, ready: asyncio.Future[None]) -> None:
         try:
@@ -476,6 +545,8 @@ class StreamingContext:
                 node._op.buffer.close()
         for out in self._outputs:
             out.close()
+        if self._checkpoint is not None:
+            self._checkpoint.close()
         if self._remove_settler is not None:
             self._remove_settler()
         self._terminated.set()
@@ -515,6 +586,12 @@ class StreamingContext:
             node._cache[t] = Batch._make(t, [records])
             num += len(records)
         self._last_time_ms = t
+        if self._checkpoint is not None:
+            self._positions[t] = {
+                name: node._op.position()  # type: ignore[attr-defined]
+                for name, node in zip(self._input_names, self._inputs, strict=True)
+                if node._op.replayable  # type: ignore[attr-defined]
+            }
         info = BatchInfo(ms_to_datetime(t), t, num, self._clock.now())
         self._jobs.append(info)
         self._wake.set()
@@ -579,11 +656,27 @@ class StreamingContext:
             raise await self._batch_error(exc, t, out) from exc
         finally:
             self._forget(t)
+        if self._checkpoint is not None:
+            self._commit(t)
         info = dataclasses.replace(info, processing_end_time=clock.now())
         self._completed += 1
         self._last_info = info
         if listeners:
             self._emit("on_batch_completed", info)
+
+    def _commit(self, t: int) -> None:
+        assert self._checkpoint is not None
+        blobs: dict[str, tuple[str, Any]] = {
+            f"source:{name}": ("source", position)
+            for name, position in self._positions.pop(t, {}).items()
+        }
+        for node in self._stateful:
+            op: Any = node._op
+            blob = op.checkpoint_blob()
+            if blob is not None:
+                blobs[op.name] = (op.kind, blob)
+        meta = {"zero_ms": self._zero_ms, "batch_interval_ms": self._batch_ms}
+        self._checkpoint.commit(t, meta, blobs)
 
     def _forget(self, t: int) -> None:
         for node in self._streams:
@@ -738,7 +831,10 @@ class StreamingContext:
         """
         loop_factory = _loop_factory(self._uvloop)
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            runner.run(self._run_main(timeout))
+            try:
+                runner.run(self._run_main(timeout))
+            except BaseExceptionGroup as group:
+                raise _unwrap(group) from None
 
     async def _run_main(self, timeout: Duration | None) -> None:  # noqa: ASYNC109 - run(timeout=)
         started = anyio.Event()
@@ -771,6 +867,24 @@ class StreamingContext:
                         "gracefully" if graceful else "now",
                     )
                     tg.start_soon(self.stop, graceful)
+
+
+def _name_operators(ops: list[Any]) -> None:
+    """Give every stateful operator without ``name=`` a stable default: ``kind#i``."""
+    taken = {op.name for op in ops if op.name is not None}
+    counts: collections.Counter[str] = collections.Counter()
+    for op in ops:
+        if op.name is None:
+            while (candidate := f"{op.kind}#{counts[op.kind]}") in taken:
+                counts[op.kind] += 1
+            op.name = candidate
+            taken.add(candidate)
+            counts[op.kind] += 1
+    names = [op.name for op in ops]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        msg = f"operator names must be unique in a context; used twice: {', '.join(duplicates)}"
+        raise ContextStateError(msg)
 
 
 def _loop_factory(

@@ -470,14 +470,24 @@ class DStream(Generic[T_co]):
         return w, s
 
     def _windowed(
-        self, kind: str, window_duration: Duration, slide_duration: Duration | None, **kw: Any
+        self,
+        kind: str,
+        window_duration: Duration,
+        slide_duration: Duration | None,
+        name: str | None,
+        **kw: Any,
     ) -> DStream[Any]:
         w, s = self._window_ms(window_duration, slide_duration)
         op = Window(w, **kw)
+        op.name = name
         return DStream._new(self._ctx, op, (self,), kind, slide_ms=s)
 
     def window(
-        self, window_duration: Duration, slide_duration: Duration | None = None
+        self,
+        window_duration: Duration,
+        slide_duration: Duration | None = None,
+        *,
+        name: str | None = None,
     ) -> DStream[T_co]:
         """The records of the parent batches in ``(t - window, t]``, every slide.
 
@@ -488,17 +498,19 @@ class DStream(Generic[T_co]):
             >>> last_minute = events.window(60, 10)
         """
         return self._windowed(
-            "window", window_duration, slide_duration, make=WindowBuffer, materialise=True
+            "window", window_duration, slide_duration, name, make=WindowBuffer, materialise=True
         )
 
-    def count_by_window(self, window_duration: Duration, slide_duration: Duration) -> DStream[int]:
+    def count_by_window(
+        self, window_duration: Duration, slide_duration: Duration, *, name: str | None = None
+    ) -> DStream[int]:
         """The number of records in each window (``reduce_by_window(add, sub)`` over 1s).
 
         Example:
             >>> events.count_by_window(30, 10).pprint()
         """
         return self._windowed(
-            "count_by_window", window_duration, slide_duration, make=CountByWindow
+            "count_by_window", window_duration, slide_duration, name, make=CountByWindow
         )
 
     def reduce_by_window(
@@ -507,6 +519,8 @@ class DStream(Generic[T_co]):
         inv_fn: Callable[[T_co, T_co], T_co] | None,
         window_duration: Duration,
         slide_duration: Duration,
+        *,
+        name: str | None = None,
     ) -> DStream[T_co]:
         """The window's records reduced with ``fn``; with ``inv_fn``, updated incrementally.
 
@@ -520,7 +534,7 @@ class DStream(Generic[T_co]):
 
         kind = f"reduce_by_window({fn_name(fn)})"
         return self._windowed(
-            kind, window_duration, slide_duration, make=make, user_fns=(fn, inv_fn)
+            kind, window_duration, slide_duration, name, make=make, user_fns=(fn, inv_fn)
         )
 
     def reduce_by_key_and_window(
@@ -531,6 +545,7 @@ class DStream(Generic[T_co]):
         slide_duration: Duration | None = None,
         *,
         filter_func: Callable[[tuple[K, V]], object] | None = None,
+        name: str | None = None,
     ) -> DStream[tuple[K, V]]:
         """Per key, its values in the window reduced with ``fn`` (PySpark's argument order).
 
@@ -555,13 +570,14 @@ class DStream(Generic[T_co]):
             kind,
             window_duration,
             slide_duration,
+            name,
             make=make,
             reduce_first=fn,
             user_fns=(fn, inv_fn, filter_func),
         )
 
     def count_by_value_and_window(
-        self, window_duration: Duration, slide_duration: Duration
+        self, window_duration: Duration, slide_duration: Duration, *, name: str | None = None
     ) -> DStream[tuple[T_co, int]]:
         """``(value, count)`` of the values in each window; counts of 0 are dropped.
 
@@ -569,11 +585,19 @@ class DStream(Generic[T_co]):
             >>> trending = hashtags.count_by_value_and_window(60, 10)
         """
         return self._windowed(
-            "count_by_value_and_window", window_duration, slide_duration, make=CountByValueAndWindow
+            "count_by_value_and_window",
+            window_duration,
+            slide_duration,
+            name,
+            make=CountByValueAndWindow,
         )
 
     def group_by_key_and_window(
-        self: DStream[tuple[K, V]], window_duration: Duration, slide_duration: Duration
+        self: DStream[tuple[K, V]],
+        window_duration: Duration,
+        slide_duration: Duration,
+        *,
+        name: str | None = None,
     ) -> DStream[tuple[K, list[V]]]:
         """Per key, its values in the window as a list, in arrival order.
 
@@ -581,7 +605,11 @@ class DStream(Generic[T_co]):
             >>> recent = pairs.group_by_key_and_window(30, 10)
         """
         return self._windowed(
-            "group_by_key_and_window", window_duration, slide_duration, make=GroupByKeyAndWindow
+            "group_by_key_and_window",
+            window_duration,
+            slide_duration,
+            name,
+            make=GroupByKeyAndWindow,
         )
 
     # --- keyed state ------------------------------------------------------------------------
@@ -590,6 +618,8 @@ class DStream(Generic[T_co]):
         self: DStream[tuple[K, V]],
         fn: Callable[[list[V], S | None], S | None],
         initial: Iterable[tuple[K, S]] | None = None,
+        *,
+        name: str | None = None,
     ) -> DStream[tuple[K, S]]:
         """Keep a state per key: ``fn(new_values, state)`` for every key, every batch.
 
@@ -602,10 +632,11 @@ class DStream(Generic[T_co]):
         """
         refuse_async("update_state_by_key", fn)
         op = UpdateState(fn, initial)
+        op.name = name
         return DStream._new(self._ctx, op, (self,), f"update_state_by_key({fn_name(fn)})")
 
     def map_with_state(
-        self: DStream[tuple[K, V]], spec: StateSpec[K, V, S, U]
+        self: DStream[tuple[K, V]], spec: StateSpec[K, V, S, U], *, name: str | None = None
     ) -> MapWithStateDStream[K, S, U]:
         """Run ``spec.fn(key, value, state)`` per record; the stream is what it returns.
 
@@ -625,7 +656,9 @@ class DStream(Generic[T_co]):
             raise TypeError(msg)
         refuse_async("map_with_state", spec.fn)
         kind = f"map_with_state({fn_name(spec.fn)})"
-        return MapWithStateDStream._new(self._ctx, MapState(spec), (self,), kind)  # type: ignore[return-value]
+        op = MapState(spec)
+        op.name = name
+        return MapWithStateDStream._new(self._ctx, op, (self,), kind)  # type: ignore[return-value]
 
     # --- outputs --------------------------------------------------------------------------
 

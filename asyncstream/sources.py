@@ -38,6 +38,16 @@ class Input(ops.Operator):
         """Records received but not yet in a batch (graceful stop drains them)."""
         return 0
 
+    #: Whether the input can be replayed from a checkpointed position.
+    replayable = False
+
+    def position(self) -> Any:
+        """Where a replayable input is, for a checkpoint."""
+        return None
+
+    def restore(self, position: Any) -> None:
+        """Go back to a checkpointed position."""
+
     async def parts(self, node: DStream[Any], t: int) -> ops.Parts:
         """An input batch that was never cut (before start, or after stop) is empty."""
         return [[]]
@@ -68,6 +78,17 @@ class QueueInput(Input):
         q = self.queue
         self.consumed += 1
         return q.popleft() if isinstance(q, collections.deque) else q.pop(0)
+
+    replayable = True
+
+    def position(self) -> int:
+        """How many queued batches were consumed."""
+        return self.consumed
+
+    def restore(self, position: Any) -> None:
+        """Drop the batches a checkpointed run consumed from the (rebuilt) queue."""
+        for _ in range(min(int(position), len(self.queue))):
+            self._pop()
 
     def cut(self) -> list[Any]:
         """Take the next queued batch (or every queued batch), else the default."""
@@ -121,6 +142,16 @@ class ScannedInput(Input):
         self.events = events
         self.name = source.name
 
+    replayable = True
+
+    def position(self) -> list[str]:
+        """The files already read."""
+        return self.source.position()
+
+    def restore(self, position: Any) -> None:
+        """Treat the checkpointed files as read (and re-read the others)."""
+        self.source.restore(position)
+
     def cut(self) -> list[Any]:
         """Read the files that appeared since the previous tick."""
         return self.source.scan(self.events)
@@ -137,6 +168,10 @@ class _Scannable(Protocol):
     def scan(self, events: SourceEvents | None = None) -> list[Any]: ...
 
     def statistics(self) -> Mapping[str, int]: ...
+
+    def position(self) -> list[str]: ...
+
+    def restore(self, files: Iterable[str]) -> None: ...
 
 
 class IterableSource(Generic[T]):

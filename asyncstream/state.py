@@ -182,13 +182,24 @@ class SqliteStateStore(Generic[K, S]):
         (1, 1000)
     """
 
-    def __init__(self, path: str | os.PathLike[str], operator_name: str) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        operator_name: str,
+        *,
+        connection: sqlite3.Connection | None = None,
+    ) -> None:
         self.path: Final = os.fspath(path)
         self.operator_name: Final = operator_name
-        self._conn = sqlite3.connect(self.path, isolation_level=None)
+        # A checkpoint passes its own connection and commits every store in one transaction.
+        self._owns_connection = connection is None
+        self._conn = (
+            sqlite3.connect(self.path, isolation_level=None) if connection is None else connection
+        )
         try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
+            if self._owns_connection:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(_SCHEMA)
             self._data: dict[K, S] = {}
             self._key_bytes: dict[K, bytes] = {}  # keys that have a row, as stored
@@ -204,10 +215,12 @@ class SqliteStateStore(Generic[K, S]):
                 (operator_name,),
             ).fetchone()
         except BaseException:
-            self._conn.close()
+            if self._owns_connection:
+                self._conn.close()
             raise
         self._last_committed: int | None = None if row is None else int(row[0])
         self._pending: dict[K, Any] = {}  # key -> state, or _DELETED
+        self._new_keys: dict[K, bytes] = {}
 
     def get(self, key: K) -> S | None:
         """The state of ``key`` (committed or not), or ``None``."""
@@ -241,6 +254,24 @@ class SqliteStateStore(Generic[K, S]):
             sqlite3.Error: The database could not be written.
             pickle.PicklingError: A key or state cannot be pickled.
         """
+        write = self.prepare_write()
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            write(batch_time_ms)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self.committed(batch_time_ms)
+
+    def prepare_write(self) -> Callable[[int], None]:
+        """Pickle the buffered changes now; return what writes them inside a transaction.
+
+        A checkpoint calls this for every store, then runs the writers in one transaction
+        and calls :meth:`committed` on each once it is committed.
+        """
         deletes: list[tuple[str, bytes]] = []
         puts: list[tuple[str, bytes, bytes]] = []
         new_keys: dict[K, bytes] = {}
@@ -255,8 +286,8 @@ class SqliteStateStore(Generic[K, S]):
                 kb = new_keys[key] = pickle.dumps(key, _PICKLE_PROTOCOL)
             puts.append((name, kb, pickle.dumps(state, _PICKLE_PROTOCOL)))
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+
+        def write(batch_time_ms: int) -> None:
             conn.executemany(
                 "DELETE FROM asyncstream_state WHERE operator = ? AND key = ?", deletes
             )
@@ -269,15 +300,17 @@ class SqliteStateStore(Generic[K, S]):
                 "VALUES (?, ?)",
                 (name, batch_time_ms),
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            self._new_keys = new_keys
+
+        return write
+
+    def committed(self, batch_time_ms: int) -> None:
+        """The transaction holding this store's changes committed: forget them."""
         for key, state in self._pending.items():
             if state is _DELETED:
                 self._key_bytes.pop(key, None)
-        self._key_bytes.update(new_keys)
+        self._key_bytes.update(self._new_keys)
+        self._new_keys = {}
         self._pending.clear()
         self._last_committed = batch_time_ms
 
@@ -286,8 +319,9 @@ class SqliteStateStore(Generic[K, S]):
         return self._last_committed
 
     def close(self) -> None:
-        """Close the database; uncommitted changes are dropped. Idempotent."""
-        self._conn.close()
+        """Close the database (unless a checkpoint owns it); uncommitted changes are dropped."""
+        if self._owns_connection:
+            self._conn.close()
 
     def __enter__(self) -> Self:
         return self

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import json
+import socket
 import sys
+import threading
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from unittest.mock import ANY
+
+import anyio
+import pytest
+
+from asyncstream.testing import ManualClock
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
     from types import ModuleType
-
-    import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -39,3 +49,201 @@ async def test_embedded_counts_counts_every_batch() -> None:
         counts = dict(batch)
         assert set(counts) <= {"click", "view"}
     assert any(dict(b).get("click", 0) > 0 for b in results)
+
+
+def test_socket_print_prints_each_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # run() blocks and needs the main thread (signal handlers): the server is a thread.
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(5)
+        port = server.getsockname()[1]
+
+        def feed() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(5)
+                conn.sendall(b"alpha\nbeta gamma\r\ndelta\n")
+                while conn.recv(1024):  # until the example disconnects when it stops
+                    pass
+
+        thread = threading.Thread(target=feed)
+        thread.start()
+        try:
+            load("socket_print").main("127.0.0.1", port, seconds=0.5, interval=0.1)
+        finally:
+            thread.join(5)
+        assert not thread.is_alive()
+    out = capsys.readouterr().out
+    assert out.startswith("-" * 43 + "\nTime: ")
+    records = [line for line in out.splitlines() if line and not line.startswith(("---", "Time: "))]
+    assert records == ["alpha", "beta gamma", "delta"]
+
+
+def test_batch_tour_prints_each_operator_per_batch(capsys: pytest.CaptureFixture[str]) -> None:
+    load("batch_tour").main(seconds=0.6, interval=0.1)
+    blocks = capsys.readouterr().out.split("Time: ")
+    assert blocks[0] == ""
+    bodies = [block.split("\n", 1)[1] for block in blocks[1:]]
+    assert bodies[0] == (
+        "  lines                      ['to be or not to be', 'that is the question']\n"
+        "  lines.map(len)             [18, 20]\n"
+        "  lines.flat_map(str.split)  "
+        "['to', 'be', 'or', 'not', 'to', 'be', 'that', 'is', 'the', 'question']\n"
+        "  lines.count()              [2]\n"
+        "  words.count()              [10]\n"
+        "  words.count_by_value()     [('be', 2), ('is', 1), ('not', 1), ('or', 1), "
+        "('question', 1), ('that', 1), ('the', 1), ('to', 2)]\n"
+    )
+    assert bodies[1] == (
+        "  lines                      ['the rest is silence']\n"
+        "  lines.map(len)             [19]\n"
+        "  lines.flat_map(str.split)  ['the', 'rest', 'is', 'silence']\n"
+        "  lines.count()              [1]\n"
+        "  words.count()              [4]\n"
+        "  words.count_by_value()     [('is', 1), ('rest', 1), ('silence', 1), ('the', 1)]\n"
+    )
+    empty = (
+        "  lines                      []\n"
+        "  lines.map(len)             []\n"
+        "  lines.flat_map(str.split)  []\n"
+        "  lines.count()              [0]\n"
+        "  words.count()              [0]\n"
+        "  words.count_by_value()     []\n"
+    )
+    assert len(bodies) >= 3
+    assert all(body == empty for body in bodies[2:])
+
+
+# --- web_service: a raw HTTP/1.1 client over loopback ---------------------------------------
+
+
+async def http(port: int, request: bytes) -> tuple[int, dict[str, str], Any]:
+    """Send one raw request, read the response until the server closes the connection."""
+    with anyio.fail_after(3):
+        async with await anyio.connect_tcp("127.0.0.1", port) as conn:
+            await conn.send(request)
+            data = b"".join([chunk async for chunk in conn])
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+    assert status_line.startswith("HTTP/1.1 ")
+    assert headers["content-type"] == "application/json"
+    assert headers["connection"] == "close"
+    assert int(headers["content-length"]) == len(body)
+    return int(status_line.split()[1]), headers, json.loads(body)
+
+
+def post(body: bytes) -> bytes:
+    head = f"POST /events HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+GET_COUNTS = b"GET /counts HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+@asynccontextmanager
+async def web_service(**kwargs: Any) -> AsyncIterator[int]:
+    """Run examples/web_service.py on a free port; yield the port; stop it on exit."""
+    web = load("web_service")
+    bound: list[int] = []
+    ready = anyio.Event()
+    stop = anyio.Event()
+
+    def on_ready(port: int) -> None:
+        bound.append(port)
+        ready.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(functools.partial(web.main, 0, on_ready, stop, **kwargs))
+        with anyio.fail_after(3):
+            await ready.wait()
+        try:
+            yield bound[0]
+        finally:
+            stop.set()
+
+
+async def test_web_service_counts_the_latest_batch(capsys: pytest.CaptureFixture[str]) -> None:
+    clock = ManualClock()  # the test decides when a batch happens: exact counts, no race
+    with anyio.fail_after(5):
+        async with web_service(interval=0.5, clock=clock) as port:
+            assert await http(port, GET_COUNTS) == (200, ANY, {"time": None, "counts": {}})
+            status, _, reply = await http(port, post(b"click\nview\r\nclick\n\n  buy  \n"))
+            assert (status, reply) == (202, {"accepted": 4})
+            await clock.advance(0.5)
+            _, _, counts = await http(port, GET_COUNTS)
+            assert counts == {
+                "time": "1970-01-01T00:00:00.500000+00:00",
+                "counts": {"buy": 1, "click": 2, "view": 1},
+            }
+            await clock.advance(0.5)  # nothing new: the latest batch is empty
+            _, _, counts = await http(port, GET_COUNTS)
+            assert counts == {"time": "1970-01-01T00:00:01+00:00", "counts": {}}
+    assert capsys.readouterr().out.startswith("listening on http://127.0.0.1:")
+
+
+async def test_web_service_post_waits_while_the_stream_is_full() -> None:
+    clock = ManualClock()
+    per_batch: list[int] = []
+    with anyio.fail_after(5):
+        async with web_service(interval=0.5, clock=clock) as port:
+            replies: list[Any] = []
+
+            async def send_big() -> None:
+                replies.append(await http(port, post(b"e\n" * 12_000)))  # maxsize is 10_000
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(send_big)
+                await anyio.wait_all_tasks_blocked()
+                while not replies:
+                    await clock.advance(0.5)  # a batch takes what is buffered: room again
+                    await anyio.wait_all_tasks_blocked()
+                    _, _, counts = await http(port, GET_COUNTS)
+                    per_batch.append(counts["counts"].get("e", 0))
+            await clock.advance(0.5)
+            _, _, counts = await http(port, GET_COUNTS)
+            per_batch.append(counts["counts"].get("e", 0))
+    assert replies == [(202, ANY, {"accepted": 12_000})]
+    assert sum(per_batch) == 12_000
+    assert max(per_batch) <= 10_000  # so the request waited for at least one batch
+
+
+async def test_web_service_on_the_system_clock() -> None:
+    with anyio.fail_after(5):
+        async with web_service(interval=0.05) as port:
+            while True:  # poll: post a ping, then read the latest batch until one holds pings
+                assert await http(port, post(b"ping\n")) == (202, ANY, {"accepted": 1})
+                _, _, latest = await http(port, GET_COUNTS)
+                if latest["counts"]:
+                    break
+    assert set(latest["counts"]) == {"ping"}
+    assert latest["counts"]["ping"] >= 1
+    assert latest["time"].endswith("+00:00")
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "error"),
+    [
+        (b"GET /nope HTTP/1.1\r\n\r\n", 404, "no such path '/nope'"),
+        (b"GET /events HTTP/1.1\r\n\r\n", 405, "GET /events is not served"),
+        (b"NONSENSE\r\n\r\n", 400, "bad request line 'NONSENSE'"),
+        (b"GET /counts HTTP/1.1\r\nno colon\r\n\r\n", 400, "bad header line 'no colon'"),
+        (b"POST /events HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400, "bad Content-Length '-1'"),
+        (post(b"\xff\n"), 400, "the body is not UTF-8"),
+        (post(b""), 202, None),
+        (b"POST /events HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n", 413, ANY),
+        (b"POST /events HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 501, ANY),
+    ],
+)
+async def test_web_service_rejects_bad_requests(
+    request_bytes: bytes, status: int, error: str | None
+) -> None:
+    with anyio.fail_after(5):
+        async with web_service(interval=0.5, clock=ManualClock()) as port:
+            got_status, headers, reply = await http(port, request_bytes)
+    assert got_status == status
+    if error is None:
+        assert reply == {"accepted": 0}
+    else:
+        assert reply == {"error": error}
+    if status == 405:
+        assert headers["allow"] == "POST"

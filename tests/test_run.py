@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from asyncstream import BatchError, StreamingContext
 from asyncstream.cli import build_parser, main
 
 RULE = "-" * 43
@@ -168,3 +169,10 @@ def test_wordcount_with_a_real_nc_process() -> None:
         nc.wait()
         if nc.stdin is not None:
             nc.stdin.close()
+
+
+def test_run_raises_the_batch_error_itself() -> None:
+    ssc = StreamingContext(0.02, uvloop=False)
+    ssc.queue_stream([[0]]).map(lambda x: 1 // x).pprint()
+    with pytest.raises(BatchError, match=r"^map\(<lambda>\) at test_run\.py:\d+ failed"):
+        ssc.run(timeout=5)
