@@ -11,6 +11,7 @@ import operator
 import sys
 from typing import TYPE_CHECKING
 
+from .checkpoint import inspect_checkpoint
 from .context import StreamingContext
 
 if TYPE_CHECKING:
@@ -74,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     wordcount.add_argument(
         "--seconds", type=_positive, default=None, help="stop by itself after this long"
     )
+    inspect = sub.add_parser(
+        "inspect",
+        help="show what a checkpoint directory holds",
+        description="Show a checkpoint's operators, last committed batch time, keys and size.",
+        epilog="example:\n  asyncstream inspect /var/lib/myjob/checkpoint",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    inspect.add_argument("directory", help="the checkpoint directory")
     return parser
 
 
@@ -105,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_demo(args.batch, args.seconds, args.rate, args.seed)
         elif args.command == "wordcount":
             run_wordcount(args.host, args.port, args.batch, args.seconds)
+        elif args.command == "inspect":
+            print(inspect_checkpoint(args.directory))
     except Exception as exc:
         print(f"asyncstream {args.command}: {exc}", file=sys.stderr)
         return 1
