@@ -37,7 +37,8 @@ def build(ssc: StreamingContext, sink: ListSink, fail_at: int | None = None) -> 
 
     def out(batch: Any) -> None:
         if fail_at is not None and batch.time_ms == fail_at:
-            raise RuntimeError("simulated crash after the batch was computed")
+            msg = "simulated crash after the batch was computed"
+            raise RuntimeError(msg)
         sink(batch)
 
     combined.map(lambda kv: (kv[0], sorted(map(list, kv[1][0])), list(kv[1][1]))).transform(
