@@ -3,6 +3,10 @@
 Sources put records in chunks; the ticker drains everything at each tick. The bound
 is in records, not chunks (STYLE §10): a source that would overflow it waits, which is
 the engine's backpressure (for a socket, TCP flow control then slows the sender).
+
+Records drained into a batch still count against the bound until that batch has run
+(:meth:`RecordBuffer.release`): when processing falls behind, ticks keep their schedule
+but the batches cut meanwhile get smaller, so memory stays bounded by ``maxsize``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ T = TypeVar("T")  # record type
 class RecordBuffer(Generic[T]):
     """Bounded in records; ``put_many`` waits while full; ``drain`` takes everything."""
 
-    __slots__ = ("_chunks", "_closed", "_closed_reason", "_maxsize", "_size", "_space")
+    __slots__ = ("_chunks", "_closed", "_closed_reason", "_held", "_maxsize", "_size", "_space")
 
     def __init__(self, maxsize: int) -> None:
         if maxsize < 1:
@@ -32,6 +36,7 @@ class RecordBuffer(Generic[T]):
         self._maxsize = maxsize
         self._chunks: list[list[T]] = []
         self._size = 0
+        self._held = 0  # drained into batches that have not run yet
         self._space: asyncio.Event | None = None
         self._closed = False
         self._closed_reason = "the streaming context has stopped"
@@ -65,7 +70,7 @@ class RecordBuffer(Generic[T]):
     def put_nowait_many(self, items: list[T]) -> int:
         """Put as many of ``items`` as fit now; return how many were taken."""
         self._check_open()
-        room = self._maxsize - self._size
+        room = self._maxsize - self._size - self._held
         if room <= 0 or not items:
             return 0
         # Always a copy: the caller keeps its list, and ``put`` may extend our tail chunk.
@@ -88,7 +93,7 @@ class RecordBuffer(Generic[T]):
         """Put one item, waiting while the buffer is full."""
         while True:
             self._check_open()
-            if self._size < self._maxsize:
+            if self._size + self._held < self._maxsize:
                 if self._chunks and len(self._chunks[-1]) < 1024:
                     self._chunks[-1].append(item)
                 else:
@@ -104,17 +109,23 @@ class RecordBuffer(Generic[T]):
         self._check_open()
 
     def drain(self) -> list[T]:
-        """Take every buffered record, in arrival order, and wake waiting producers."""
+        """Take every buffered record, in arrival order; they stay held until released."""
         chunks = self._chunks
         if not chunks:
             return []
         self._chunks = []
+        self._held += self._size
         self._size = 0
-        if self._space is not None:
-            self._space.set()
         if len(chunks) == 1:
             return chunks[0]
         out: list[T] = []
         for c in chunks:
             out.extend(c)
         return out
+
+    def release(self, n: int) -> None:
+        """``n`` drained records were processed: make room for new ones."""
+        if n:
+            self._held -= n
+            if self._space is not None:
+                self._space.set()

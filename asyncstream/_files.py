@@ -15,42 +15,36 @@ Discovery (both sources):
 - A file is known by its name. The set of done names is the source's position
   (:meth:`~_DirectorySource.position`); a name that leaves the directory is forgotten,
   so a file created again under that name later is read again. New files found in one
-  poll are read in modification-time order, then by name. In :meth:`run` a file is done
-  once all its records are in the buffer (a restart from an older position reads it
-  again: at least once).
-- Polling: :meth:`~_DirectorySource.run` lists the directory every ``poll_interval``
-  seconds (waiting with the injected ``sleep``) and reads files in a worker thread, so a
-  large file does not stall the event loop. :meth:`~_DirectorySource.scan` does one poll
-  synchronously, now, and returns the records: an engine driven by a manual clock (or a
-  test) calls it at each tick instead of running :meth:`~_DirectorySource.run`. Use one
-  or the other on a source, not both at once.
+  scan are read in modification-time order, then by name. A file is done once it has
+  been read and its records returned (a restart from an older position reads it again:
+  at least once).
+- Scanning: the source runs no task of its own. The engine calls
+  :meth:`~_DirectorySource.scan` at each tick, as Spark's FileInputDStream finds the new
+  files when it computes a batch: the directory is listed and every new file read whole,
+  synchronously, on the event loop, and its records go into that tick's batch. A very
+  large file (or a slow file system) therefore delays that tick, and holds all its
+  records in memory at once; split big inputs into several files.
 - Bad input is never a crash: a file that cannot be read, or (with ``errors="strict"``)
   cannot be decoded, is reported (``read`` / ``decode``) and skipped whole, and counted
   as done so it is not retried. A directory that cannot be listed is reported once
-  (``list``) and polled again.
+  (``list``) and listed again at the next scan.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Generic, TypeVar
-
-import anyio
-import anyio.to_thread
 
 from ._framing import check_text_options
 from ._source_api import SourceEvents
 
 if TYPE_CHECKING:
-    from ._buffer import RecordBuffer
+    from collections.abc import Iterable
 
 __all__ = ["BinaryRecordsSource", "TextFileSource"]
 
 T = TypeVar("T")  # record type: str lines or bytes records
-
-SleepFn = Callable[[float], Awaitable[None]]
 
 _HIDDEN_PREFIXES = (".", "_")
 _PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", "._COPYING_")
@@ -75,7 +69,11 @@ class _Loaded(Generic[T]):
 
 
 class _DirectorySource(Generic[T]):
-    """File discovery shared by the directory sources; subclasses parse the bytes."""
+    """File discovery shared by the directory sources; subclasses parse the bytes.
+
+    Nothing runs in the background: :meth:`scan`, called at each tick, lists the
+    directory and reads the new files.
+    """
 
     _stream_name = "directory_stream"
     _records_key = "records"
@@ -85,16 +83,9 @@ class _DirectorySource(Generic[T]):
         directory: str | os.PathLike[str],
         *,
         pattern: str,
-        poll_interval: float,
-        sleep: SleepFn | None,
     ) -> None:
-        if type(poll_interval) not in (int, float) or not poll_interval > 0:
-            msg = f"poll_interval must be a number of seconds > 0, got {poll_interval!r}"
-            raise ValueError(msg)
         self.directory = os.fspath(directory)
         self._pattern = pattern
-        self._poll_interval = float(poll_interval)
-        self._sleep: SleepFn = sleep if sleep is not None else anyio.sleep
         self._list_failed = False
         self._fallback_events: SourceEvents | None = None
         self._files = 0
@@ -141,7 +132,10 @@ class _DirectorySource(Generic[T]):
         self._done = set(files)
 
     def scan(self, events: SourceEvents | None = None) -> list[T]:
-        """Poll once, synchronously: read every new file now and return its records.
+        """List the directory and read every new file, now; the engine calls it each tick.
+
+        This blocks the caller (the event loop) while the files are read: a very large
+        file delays the tick that finds it.
 
         Args:
             events: Where bad input is reported; by default it is only logged.
@@ -153,27 +147,10 @@ class _DirectorySource(Generic[T]):
         out: list[T] = []
         for name in self._new_files(self._list(), ev):
             out.extend(self._account(name, self._load(name), ev))
+            # Done only once read and its records taken: a restart from a checkpoint
+            # taken before this tick reads the file again (at least once).
             self._done.add(name)
         return out
-
-    async def run(self, out: RecordBuffer[T], events: SourceEvents) -> None:
-        """Poll the directory every ``poll_interval`` seconds until cancelled.
-
-        Args:
-            out: Where the records go; a full buffer makes the source wait.
-            events: Where unreadable files and listing errors are reported.
-        """
-        while True:
-            listed = await anyio.to_thread.run_sync(self._list)
-            for name in self._new_files(listed, events):
-                loaded = await anyio.to_thread.run_sync(self._load, name)
-                records = self._account(name, loaded, events)
-                if records:
-                    await out.put_many(records)
-                # Done only once every record is in the buffer: a restart from a
-                # checkpoint taken earlier reads the file again (at least once).
-                self._done.add(name)
-            await self._sleep(self._poll_interval)
 
     # -- internals ---------------------------------------------------------------------
 
@@ -190,7 +167,7 @@ class _DirectorySource(Generic[T]):
         )
 
     def _list(self) -> dict[str, int] | OSError:
-        """Wanted file names with their modification time (ns); may run in a thread."""
+        """Wanted file names with their modification time (ns), or the listing error."""
         found: dict[str, int] = {}
         try:
             with os.scandir(self.directory) as entries:
@@ -208,7 +185,7 @@ class _DirectorySource(Generic[T]):
         return found
 
     def _new_files(self, listed: dict[str, int] | OSError, events: SourceEvents) -> list[str]:
-        """On the loop thread: forget names that left, return new names in order."""
+        """Forget names that left; return the new names, oldest first."""
         if isinstance(listed, OSError):
             if not self._list_failed:
                 self._list_failed = True
@@ -223,7 +200,7 @@ class _DirectorySource(Generic[T]):
         return [name for _, name in new]
 
     def _load(self, name: str) -> _Loaded[T]:
-        """Read and parse one file; may run in a worker thread, so it reports nothing."""
+        """Read and parse one file; problems are collected, reported by :meth:`_account`."""
         path = os.path.join(self.directory, name)
         loaded: _Loaded[T] = _Loaded()
         try:
@@ -240,7 +217,7 @@ class _DirectorySource(Generic[T]):
         raise NotImplementedError  # pragma: no cover - every subclass defines it
 
     def _account(self, name: str, loaded: _Loaded[T], events: SourceEvents) -> list[T]:
-        """On the loop thread: report and count; return the records."""
+        """Report the file's problems and count it; return its records."""
         path = os.path.join(self.directory, name)
         for kind, detail in loaded.problems:
             events.error(kind, detail, path=path)
@@ -266,11 +243,9 @@ class TextFileSource(_DirectorySource[str]):
         encoding: The files' text encoding.
         errors: Decode error handler; with ``"strict"`` an undecodable file is
             reported (``decode``) and skipped whole.
-        poll_interval: Seconds between directory listings in :meth:`run`.
-        sleep: Coroutine function used to wait (default :func:`anyio.sleep`).
 
     Raises:
-        ValueError: For an invalid encoding, error handler or poll interval.
+        ValueError: For an invalid encoding or error handler.
 
     Example:
         >>> src = TextFileSource("/data/in")
@@ -288,13 +263,11 @@ class TextFileSource(_DirectorySource[str]):
         pattern: str = "*",
         encoding: str = "utf-8",
         errors: str = "replace",
-        poll_interval: float = 1.0,
-        sleep: SleepFn | None = None,
     ) -> None:
         check_text_options(encoding, errors, 1)
         self._encoding = encoding
         self._errors = errors
-        super().__init__(directory, pattern=pattern, poll_interval=poll_interval, sleep=sleep)
+        super().__init__(directory, pattern=pattern)
 
     def _parse(self, path: str, data: bytes, loaded: _Loaded[str]) -> None:
         try:
@@ -330,11 +303,9 @@ class BinaryRecordsSource(_DirectorySource[bytes]):
         directory: The directory to watch.
         record_length: The size of every record, in bytes (at least 1).
         pattern: Only names matching this glob are read.
-        poll_interval: Seconds between directory listings in :meth:`run`.
-        sleep: Coroutine function used to wait (default :func:`anyio.sleep`).
 
     Raises:
-        ValueError: For a record length below 1 or an invalid poll interval.
+        ValueError: For a record length below 1.
 
     Example:
         >>> src = BinaryRecordsSource("/data/in", 16)
@@ -350,14 +321,12 @@ class BinaryRecordsSource(_DirectorySource[bytes]):
         record_length: int,
         *,
         pattern: str = "*",
-        poll_interval: float = 1.0,
-        sleep: SleepFn | None = None,
     ) -> None:
         if type(record_length) is not int or record_length < 1:
             msg = f"record_length must be a whole number of bytes >= 1, got {record_length!r}"
             raise ValueError(msg)
         self.record_length = record_length
-        super().__init__(directory, pattern=pattern, poll_interval=poll_interval, sleep=sleep)
+        super().__init__(directory, pattern=pattern)
 
     def _parse(self, path: str, data: bytes, loaded: _Loaded[bytes]) -> None:
         size = self.record_length

@@ -147,8 +147,8 @@ class ManualClock:
             self._wake_due()
             await self._settle()
         self._now = max(self._now, target)
-        self._wake_due()
-        await self._settle()
+        if self._wake_due():
+            await self._settle()
 
     def jump(self, seconds: float) -> None:
         """Move the time forward at once and wake every due sleeper, without waiting.
@@ -165,11 +165,14 @@ class ManualClock:
         self._now += _ns(seconds)
         self._wake_due()
 
-    def _wake_due(self) -> None:
+    def _wake_due(self) -> bool:
+        woke = False
         while self._sleepers and self._sleepers[0][0] <= self._now:
             _, _, fut = heapq.heappop(self._sleepers)
             if not fut.done():
                 fut.set_result(None)
+                woke = True
+        return woke
 
     def _drop_cancelled(self) -> None:
         while self._sleepers and self._sleepers[0][2].done():

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
     from types import TracebackType
 
+    from ._buffer import RecordBuffer
     from .sinks import Output
 
 __all__ = ["ContextState", "ContextStatistics", "StreamingContext"]
@@ -48,7 +49,9 @@ U = TypeVar("U")  # output record type
 
 logger = logging.getLogger("asyncstream")
 
-DEFAULT_MAXSIZE = 100_000
+# Records a source may hold (buffered plus in batches not yet run). It also caps a
+# source's throughput at DEFAULT_MAXSIZE per batch interval: raise maxsize for more.
+DEFAULT_MAXSIZE = 1_000_000
 
 
 class ContextState(enum.Enum):
@@ -123,6 +126,8 @@ class StreamingContext:
         self._checkpoint: Checkpoint | None = None
         self._input_names: list[str] = []
         self._positions: dict[int, dict[str, Any]] = {}
+        # Per queued batch time: records it took from bounded buffers, released once it ran.
+        self._held: dict[int, list[tuple[RecordBuffer[Any], int]]] = {}
         self._listeners: list[object] = []
         self._remember_ms = 0
         self._zero_ms = 0
@@ -581,10 +586,16 @@ class StreamingContext:
     def _generate(self, t: int) -> None:
         """Cut every input into its batch for ``t`` and queue the batch."""
         num = 0
+        held = []
         for node in self._inputs:
-            records = node._op.cut()  # type: ignore[attr-defined]
+            op: Any = node._op
+            records = op.cut()
             node._cache[t] = Batch._make(t, [records])
             num += len(records)
+            if records and isinstance(op, BufferedInput):
+                held.append((op.buffer, len(records)))
+        if held:
+            self._held[t] = held
         self._last_time_ms = t
         if self._checkpoint is not None:
             self._positions[t] = {
@@ -592,7 +603,7 @@ class StreamingContext:
                 for name, node in zip(self._input_names, self._inputs, strict=True)
                 if node._op.replayable  # type: ignore[attr-defined]
             }
-        info = BatchInfo(ms_to_datetime(t), t, num, self._clock.now())
+        info = BatchInfo(t, num, self._clock.now())
         self._jobs.append(info)
         self._wake.set()
         if self._listeners:
@@ -625,10 +636,10 @@ class StreamingContext:
     async def _run_batch(self, info: BatchInfo) -> None:
         t = info.batch_time_ms
         clock = self._clock
-        info = dataclasses.replace(info, processing_start_time=clock.now())
+        started = clock.now()
         listeners = bool(self._listeners)
         if listeners:
-            self._emit("on_batch_started", info)
+            self._emit("on_batch_started", dataclasses.replace(info, processing_start_time=started))
         out: Output | None = None
         try:
             for node in self._stateful:
@@ -656,9 +667,13 @@ class StreamingContext:
             raise await self._batch_error(exc, t, out) from exc
         finally:
             self._forget(t)
+            for buffer, n in self._held.pop(t, ()):
+                buffer.release(n)
         if self._checkpoint is not None:
             self._commit(t)
-        info = dataclasses.replace(info, processing_end_time=clock.now())
+        info = BatchInfo(
+            info.batch_time_ms, info.num_records, info.submission_time, started, clock.now()
+        )
         self._completed += 1
         self._last_info = info
         if listeners:

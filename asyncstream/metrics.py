@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ._util import ms_to_datetime
+
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -25,19 +27,23 @@ class BatchInfo:
     """What is known about one batch; delays are seconds, ``None`` until known.
 
     Attributes:
-        batch_time: The batch time (aware, UTC).
+        batch_time_ms: The batch time in milliseconds (``batch_time``: as a datetime).
         num_records: Records the input streams put into this batch.
         submission_time: Clock time when the tick queued the batch (seconds on the clock's epoch).
         processing_start_time: Clock time when the batch started running.
         processing_end_time: Clock time when its last output finished.
     """
 
-    batch_time: datetime
     batch_time_ms: int
     num_records: int
     submission_time: float
     processing_start_time: float | None = None
     processing_end_time: float | None = None
+
+    @property
+    def batch_time(self) -> datetime:
+        """The batch time as an aware UTC datetime."""
+        return ms_to_datetime(self.batch_time_ms)
 
     @property
     def scheduling_delay(self) -> float | None:

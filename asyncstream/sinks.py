@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import itertools
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -91,7 +92,7 @@ class ForeachBatch(Output):
     async def run(self, batch: Batch[Any]) -> None:
         """Call the function, awaiting it when it is async."""
         result = self.fn(batch)
-        if self.is_async or isinstance(result, Awaitable):
+        if result is not None and (self.is_async or inspect.isawaitable(result)):
             await result
 
 

@@ -200,16 +200,11 @@ class IterableSource(Generic[T]):
     async def run(self, out: RecordBuffer[T], events: SourceEvents) -> None:
         """Read the iterable to its end."""
         if isinstance(self.iterable, AsyncIterable):
-            chunk: list[T] = []
+            # One put per item: an iterator that yields slowly must not have its items
+            # held back; RecordBuffer.put still groups them into chunks.
             async for item in self.iterable:
-                chunk.append(item)
-                if len(chunk) >= self.chunk:
-                    await out.put_many(chunk)
-                    self.records += len(chunk)
-                    chunk = []
-            if chunk:
-                await out.put_many(chunk)
-                self.records += len(chunk)
+                await out.put(item)
+                self.records += 1
         else:
             it = iter(self.iterable)
             while chunk := list(itertools.islice(it, self.chunk)):

@@ -74,9 +74,7 @@ def windowed_counts(tags: DStream[str], window: float, slide: float) -> DStream[
     return tags.window(window, slide).count_by_value().transform(top)
 
 
-def incremental_counts(
-    tags: DStream[str], window: float, slide: float
-) -> DStream[tuple[str, int]]:
+def incremental_counts(tags: DStream[str], window: float, slide: float) -> DStream[tuple[str, int]]:
     """The same counts, kept incrementally: add the batches that enter, subtract those that left.
 
     The engine takes the incremental path only for windows of at least 5 slides (e.g.

@@ -2,8 +2,8 @@
 
 A producer task plays a script of clicks into an ``input_stream``, paced by the
 context's clock, each stamped with its time (seconds since the start). The state of a
-user is their open :class:`Session`. Every click extends it; a user idle for ``timeout``
-seconds times out (``state.is_timing_out()``) and the function emits a
+user is their open :class:`Session`. Every click extends it; a user idle for
+``idle_timeout`` seconds times out (``state.is_timing_out()``) and the function emits a
 :class:`SessionEnded` record with the session's click count and duration. A click on
 ``/logout`` ends the session at once (``state.remove()``). Every batch prints the
 sessions that ended, then ``state_snapshots()``: the sessions still open.
@@ -116,7 +116,7 @@ class Sessions(NamedTuple):
 async def main(
     seconds: float = 12.0,
     *,
-    timeout: float = 3.0,
+    idle_timeout: float = 3.0,
     batch_interval: float = 1.0,
     clicks: Sequence[tuple[float, str, str]] = CLICKS,
     clock: ManualClock | None = None,
@@ -125,7 +125,7 @@ async def main(
     sender: InputSender[Click]
     sender, click_stream = ssc.input_stream(maxsize=10_000)
     by_user = click_stream.map(lambda c: (c.user, c))
-    sessions = by_user.map_with_state(StateSpec(track, timeout=timeout))
+    sessions = by_user.map_with_state(StateSpec(track, timeout=idle_timeout))
     ended = sessions.flat_map(ended_only)
     still_open = sessions.state_snapshots().transform(sorted)
     ended.pprint()

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import os
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
-import anyio
 import pytest
 
-from asyncstream._buffer import RecordBuffer
 from asyncstream._files import BinaryRecordsSource, TextFileSource
 from asyncstream._source_api import SourceEvents
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
     from pathlib import Path
 
     from asyncstream.metrics import SourceErrorInfo
-
-T = TypeVar("T")
 
 
 def make_events() -> tuple[SourceEvents, list[SourceErrorInfo]]:
@@ -36,61 +30,6 @@ def move_in(directory: Path, name: str, data: bytes, mtime_ns: int | None = None
     final = directory / name
     os.replace(tmp, final)
     return final
-
-
-class WatchedBuffer(RecordBuffer[T]):
-    """A RecordBuffer a test can wait on until it is full."""
-
-    __test__ = False
-
-    def __init__(self, maxsize: int) -> None:
-        super().__init__(maxsize)
-        self._changed = anyio.Event()
-
-    def put_nowait_many(self, items: list[T]) -> int:
-        taken = super().put_nowait_many(items)
-        self._changed.set()
-        return taken
-
-    async def wait_full(self) -> None:
-        while len(self) < self.maxsize:
-            self._changed = anyio.Event()
-            await self._changed.wait()
-
-
-class Ticks:
-    """An injected ``sleep``: each poll waits until the test calls ``tick()``."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-        self._send, self._receive = anyio.create_memory_object_stream[None](100)
-        self._slept = anyio.Event()
-
-    async def sleep(self, delay: float) -> None:
-        self.calls.append(delay)
-        self._slept.set()
-        await self._receive.receive()
-
-    async def wait_sleeping(self, n: int) -> None:
-        """Wait until the source finished its n-th poll and sleeps."""
-        while len(self.calls) < n:
-            self._slept = anyio.Event()
-            await self._slept.wait()
-
-    def tick(self) -> None:
-        self._send.send_nowait(None)
-
-    def close(self) -> None:
-        self._send.close()
-        self._receive.close()
-
-
-@asynccontextmanager
-async def running(source: Any, out: RecordBuffer[Any], events: SourceEvents) -> AsyncIterator[None]:
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(source.run, out, events)
-        yield
-        tg.cancel_scope.cancel()
 
 
 # -- discovery -----------------------------------------------------------------------------------
@@ -226,61 +165,56 @@ def test_a_name_that_leaves_and_comes_back_is_read_again(tmp_path: Path) -> None
 
 def test_text_source_options(tmp_path: Path) -> None:
     assert TextFileSource("/data/in").name == "text_file_stream(/data/in)"
-    with pytest.raises(ValueError, match=r"^poll_interval must be a number of seconds > 0, got 0$"):
-        TextFileSource(tmp_path, poll_interval=0)
     with pytest.raises(ValueError, match=r"^unknown errors handler 'nope'"):
         TextFileSource(tmp_path, errors="nope")
 
 
-# -- run(): polling with an injected sleep -----------------------------------------------------
+# -- scan() at each tick ------------------------------------------------------------------------
 
 
-async def test_run_polls_each_interval_and_reads_new_files(tmp_path: Path) -> None:
-    (tmp_path / "old.txt").write_text("ignored\n")
-    ticks = Ticks()
-    src = TextFileSource(tmp_path, poll_interval=2.5, sleep=ticks.sleep)
-    events, infos = make_events()
-    out: RecordBuffer[str] = RecordBuffer(100)
-    with anyio.fail_after(5):
-        async with running(src, out, events):
-            await ticks.wait_sleeping(1)
-            assert out.drain() == []
-            move_in(tmp_path, "a.txt", b"a1\na2\n")
-            ticks.tick()
-            await ticks.wait_sleeping(2)
-            assert out.drain() == ["a1", "a2"]
-            move_in(tmp_path, "b.txt", b"b1\n")
-            os.symlink(tmp_path / "nowhere", tmp_path / "c.txt")
-            ticks.tick()
-            await ticks.wait_sleeping(3)
-            assert out.drain() == ["b1"]
-    ticks.close()
-    assert ticks.calls == [2.5, 2.5, 2.5]
-    assert [i.kind for i in infos] == ["read"]
-    assert src.position() == ["a.txt", "b.txt", "c.txt", "old.txt"]
-
-
-async def test_run_waits_for_room_and_marks_a_file_done_after_all_its_records(
+def test_each_scan_reads_only_the_files_that_arrived_since_the_previous_one(
     tmp_path: Path,
 ) -> None:
-    ticks = Ticks()
-    src = TextFileSource(tmp_path, sleep=ticks.sleep)
+    (tmp_path / "old.txt").write_text("ignored\n")
+    src = TextFileSource(tmp_path)
+    events, infos = make_events()
+    assert src.scan(events) == []  # tick 1: nothing new
+    move_in(tmp_path, "a.txt", b"a1\na2\n")
+    assert src.scan(events) == ["a1", "a2"]  # tick 2
+    move_in(tmp_path, "b.txt", b"b1\n")
+    os.symlink(tmp_path / "nowhere", tmp_path / "c.txt")
+    assert src.scan(events) == ["b1"]  # tick 3: c.txt is reported and skipped
+    assert src.scan(events) == []  # tick 4
+    assert [i.kind for i in infos] == ["read"]
+    assert src.position() == ["a.txt", "b.txt", "c.txt", "old.txt"]
+    assert src.statistics() == {"files": 2, "failed_files": 1, "bytes": 9, "lines": 3}
+
+
+def test_a_file_is_done_only_once_a_scan_has_read_it(tmp_path: Path) -> None:
+    src = TextFileSource(tmp_path)
     move_in(tmp_path, "big.txt", "".join(f"{i}\n" for i in range(50)).encode())
-    events, _ = make_events()
-    out: WatchedBuffer[str] = WatchedBuffer(20)
-    with anyio.fail_after(5):
-        async with running(src, out, events):
-            await out.wait_full()  # 20 in, the source waits for room
-            assert src.position() == []  # not done while records are waiting
-            got = out.drain()
-            await out.wait_full()
-            assert src.position() == []
-            got += out.drain()
-            await ticks.wait_sleeping(1)
-            got += out.drain()
-    assert got == [str(i) for i in range(50)]
+    assert src.position() == []  # in the directory, but not read yet: a checkpoint re-reads it
+    assert src.scan() == [str(i) for i in range(50)]  # read whole, in one tick
     assert src.position() == ["big.txt"]
-    ticks.close()
+
+
+def test_a_file_whose_reading_fails_unexpectedly_is_not_done_and_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = TextFileSource(tmp_path)
+    move_in(tmp_path, "f.txt", b"x\n")
+    real_load = src._load
+
+    def broken_load(name: str) -> object:
+        raise MemoryError(name)
+
+    monkeypatch.setattr(src, "_load", broken_load)
+    with pytest.raises(MemoryError):
+        src.scan()
+    assert src.position() == []
+    monkeypatch.setattr(src, "_load", real_load)
+    assert src.scan() == ["x"]
+    assert src.position() == ["f.txt"]
 
 
 # -- binary records ------------------------------------------------------------------------------
@@ -304,19 +238,13 @@ def test_binary_records_split_and_partial_record_reported(tmp_path: Path) -> Non
     assert src.statistics() == {"files": 3, "failed_files": 0, "bytes": 18, "records": 4}
 
 
-async def test_binary_records_through_run(tmp_path: Path) -> None:
-    ticks = Ticks()
-    src = BinaryRecordsSource(tmp_path, 2, sleep=ticks.sleep)
-    events, _ = make_events()
-    out: RecordBuffer[bytes] = RecordBuffer(10)
-    with anyio.fail_after(5):
-        async with running(src, out, events):
-            await ticks.wait_sleeping(1)
-            move_in(tmp_path, "x", b"\x00\x01\x02\x03")
-            ticks.tick()
-            await ticks.wait_sleeping(2)
-            assert out.drain() == [b"\x00\x01", b"\x02\x03"]
-    ticks.close()
+def test_binary_records_scanned_tick_after_tick(tmp_path: Path) -> None:
+    src = BinaryRecordsSource(tmp_path, 2)
+    assert src.scan() == []
+    move_in(tmp_path, "x", b"\x00\x01\x02\x03")
+    assert src.scan() == [b"\x00\x01", b"\x02\x03"]
+    assert src.scan() == []
+    assert src.position() == ["x"]
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.0, True])

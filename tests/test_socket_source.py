@@ -51,10 +51,16 @@ class WatchedBuffer(RecordBuffer[str]):
             self._changed.clear()
             await self._changed.wait()
 
+    def take(self) -> list[str]:
+        """Like the engine: drain a batch, "process" it, then release it to make room."""
+        records = self.drain()
+        self.release(len(records))
+        return records
+
     async def collect(self, n: int) -> list[str]:
         """Drain into ``received`` until it holds at least ``n`` records."""
         while True:
-            self.received.extend(self.drain())
+            self.received.extend(self.take())
             if len(self.received) >= n:
                 return self.received
             self._changed.clear()
@@ -611,6 +617,9 @@ class FakeTransport(asyncio.Transport):
     def get_extra_info(self, name: str, default: object = None) -> object:
         return ("10.1.2.3", 4567) if name == "peername" else default
 
+    def is_reading(self) -> bool:
+        return self.reading
+
     def pause_reading(self) -> None:
         self.reading = False
 
@@ -645,7 +654,7 @@ async def test_partial_line_flushed_while_parked_queues_behind_the_parked_lines(
 
     async def drain_all() -> None:
         while len(got) < 4:
-            got.extend(out.drain())
+            got.extend(out.take())
             await anyio.lowlevel.checkpoint()
 
     with anyio.fail_after(5):
@@ -653,4 +662,36 @@ async def test_partial_line_flushed_while_parked_queues_behind_the_parked_lines(
             tg.start_soon(drain_all)
             await pump.serve(proto.finished)
     assert got == ["a", "b", "c", "partial"]
+    assert proto.finished()
+
+
+async def test_a_full_buffer_is_freed_by_release_not_by_drain() -> None:
+    """Drained records count against maxsize until their batch has run (release)."""
+    from asyncstream._framing import LineFramer
+    from asyncstream._socket import _LineProtocol, _Pump
+
+    events, _ = make_events()
+    out = WatchedBuffer(2)
+    pump = _Pump(out)
+    proto = _LineProtocol(pump, LineFramer(), events, lambda: None)
+    transport = FakeTransport()
+    proto.connection_made(transport)
+    proto.data_received(b"a\nb\nc\nd\n")
+    assert not transport.is_reading()  # "a", "b" in; "c", "d" parked, reading paused
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pump.serve, proto.finished)
+            for _ in range(10):
+                await anyio.lowlevel.checkpoint()  # the pump now waits for room
+            assert out.drain() == ["a", "b"]  # taken into a batch, not yet processed
+            for _ in range(10):
+                await anyio.lowlevel.checkpoint()
+            assert len(out) == 0  # the parked lines did not move in: still no room
+            assert not transport.is_reading()  # the connection stays paused
+            out.release(2)  # the batch has run
+            await eventually(lambda: len(out) == 2)
+            assert out.drain() == ["c", "d"]
+            assert transport.is_reading()  # resumed once its parked lines were in
+            out.release(2)
+            proto.connection_lost(None)  # wakes the pump, which then returns
     assert proto.finished()
