@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     wordcount.add_argument(
         "--seconds", type=_positive, default=None, help="stop by itself after this long"
     )
+    wordcount.add_argument(
+        "--window", type=_positive, default=None, help="count over a sliding window, seconds"
+    )
+    wordcount.add_argument(
+        "--slide", type=_positive, default=None, help="slide of the window (default: --batch)"
+    )
     inspect = sub.add_parser(
         "inspect",
         help="show what a checkpoint directory holds",
@@ -97,12 +103,25 @@ def run_demo(batch: float, seconds: float | None, rate: int, seed: int | None) -
     ssc.run(timeout=seconds)
 
 
-def run_wordcount(host: str, port: int, batch: float, seconds: float | None) -> None:
-    """Spark's NetworkWordCount: word counts of each batch of lines from ``host:port``."""
+def run_wordcount(
+    host: str,
+    port: int,
+    batch: float,
+    seconds: float | None,
+    window: float | None = None,
+    slide: float | None = None,
+) -> None:
+    """Spark's NetworkWordCount: word counts of each batch (or window) of lines."""
     ssc = StreamingContext(batch)
     lines = ssc.socket_text_stream(host, port, reconnect_delay=min(2.0, batch))
-    counts = lines.flat_map(str.split).map(lambda w: (w, 1)).reduce_by_key(operator.add)
-    counts.pprint()
+    pairs = lines.flat_map(str.split).map(lambda w: (w, 1))
+    if window is None:
+        pairs.reduce_by_key(operator.add).pprint()
+    else:
+        counts = pairs.reduce_by_key_and_window(
+            operator.add, operator.sub, window, slide, filter_func=lambda kv: kv[1] > 0
+        )
+        counts.pprint()
     ssc.run(timeout=seconds)
 
 
@@ -113,7 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             run_demo(args.batch, args.seconds, args.rate, args.seed)
         elif args.command == "wordcount":
-            run_wordcount(args.host, args.port, args.batch, args.seconds)
+            if args.slide is not None and args.window is None:
+                build_parser().error("--slide needs --window")
+            run_wordcount(args.host, args.port, args.batch, args.seconds, args.window, args.slide)
         elif args.command == "inspect":
             print(inspect_checkpoint(args.directory))
     except Exception as exc:

@@ -142,7 +142,10 @@ def test_help_shows_an_example() -> None:
 
 
 @pytest.mark.skipif(shutil.which("nc") is None, reason="needs netcat (.ci/run installs it)")
-def test_wordcount_with_a_real_nc_process() -> None:
+@pytest.mark.parametrize(
+    "extra", [[], ["--window", "0.9", "--slide", "0.3"]], ids=["per-batch", "windowed"]
+)
+def test_wordcount_with_a_real_nc_process(extra: list[str]) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -153,7 +156,9 @@ def test_wordcount_with_a_real_nc_process() -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        proc = _spawn(["-m", "asyncstream", "wordcount", "127.0.0.1", str(port), "--batch", "0.3"])
+        proc = _spawn(
+            ["-m", "asyncstream", "wordcount", "127.0.0.1", str(port), "--batch", "0.3", *extra]
+        )
         _read_until(proc, "Time: ")  # connected (reconnects while nc starts) and ticking
         assert nc.stdin is not None
         nc.stdin.write(b"hello world hello\n")
