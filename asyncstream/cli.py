@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import operator
+import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .checkpoint import inspect_checkpoint
@@ -89,6 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     inspect.add_argument("directory", help="the checkpoint directory")
+    bench = sub.add_parser(
+        "bench",
+        help="run the light benchmark set (W1, W2, W5) from a source checkout",
+        description="Run benchmarks/bench_core.py: the engine against raw Python, same run.",
+        epilog="example:\n  asyncstream bench --rounds 3",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("--rounds", type=int, default=5, help="rounds per side (median)")
+    bench.add_argument(
+        "--quick", action="store_true", help="tiny sizes: checks that it runs, not speed"
+    )
     return parser
 
 
@@ -125,6 +138,26 @@ def run_wordcount(
     ssc.run(timeout=seconds)
 
 
+def run_bench(rounds: int, quick: bool) -> int:
+    """Run ``benchmarks/bench_core.py`` of the source checkout this package comes from."""
+    candidates = [
+        Path.cwd() / "benchmarks" / "bench_core.py",
+        Path(__file__).resolve().parent.parent / "benchmarks" / "bench_core.py",
+    ]
+    script = next((p for p in candidates if p.exists()), None)
+    if script is None:
+        print(
+            "asyncstream bench: benchmarks/bench_core.py not found; the benchmarks ship "
+            "with the source, not the wheel: run this from a checkout of asyncstream",
+            file=sys.stderr,
+        )
+        return 1
+    args = ["--rounds", str(rounds)]
+    if quick:
+        args = ["--rounds", "1", "--batches", "2", "--lines", "50", "--tiny-batches", "20"]
+    return subprocess.call([sys.executable, str(script), *args])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``asyncstream`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -137,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_wordcount(args.host, args.port, args.batch, args.seconds, args.window, args.slide)
         elif args.command == "inspect":
             print(inspect_checkpoint(args.directory))
+        elif args.command == "bench":
+            return run_bench(args.rounds, args.quick)
     except Exception as exc:
         print(f"asyncstream {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -181,3 +181,10 @@ def test_run_raises_the_batch_error_itself() -> None:
     ssc.queue_stream([[0]]).map(lambda x: 1 // x).pprint()
     with pytest.raises(BatchError, match=r"^map\(.*<lambda>\) at test_run\.py:\d+ failed"):
         ssc.run(timeout=5)
+
+
+def test_bench_command_runs_the_light_set(capfd: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--quick"]) == 0
+    out = capfd.readouterr().out
+    for workload in ("W1", "W2", "W5"):
+        assert f"\n{workload} " in out
