@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast, overload
 
 from . import operators as ops
 from . import sinks
@@ -168,6 +168,10 @@ class DStream(Generic[T_co]):
 
     # --- per element / per partition ----------------------------------------------------
 
+    @overload
+    def map(self, fn: Callable[[T_co], Awaitable[U]], *, concurrency: int = 64) -> DStream[U]: ...
+    @overload
+    def map(self, fn: Callable[[T_co], U], *, concurrency: int = 64) -> DStream[U]: ...
     def map(self, fn: Callable[[T_co], MaybeAwaitable[U]], *, concurrency: int = 64) -> DStream[U]:
         """Apply ``fn`` to every record.
 
@@ -176,6 +180,14 @@ class DStream(Generic[T_co]):
         """
         return self._narrow("map", fn, concurrency)
 
+    @overload
+    def flat_map(
+        self, fn: Callable[[T_co], Awaitable[Iterable[U]]], *, concurrency: int = 64
+    ) -> DStream[U]: ...
+    @overload
+    def flat_map(
+        self, fn: Callable[[T_co], Iterable[U]], *, concurrency: int = 64
+    ) -> DStream[U]: ...
     def flat_map(
         self,
         fn: Callable[[T_co], MaybeAwaitable[Iterable[U]]],
@@ -219,6 +231,14 @@ class DStream(Generic[T_co]):
         """
         return self._narrow("map_partitions_with_index", fn, 1)
 
+    @overload
+    def map_values(
+        self: DStream[tuple[K, V]], fn: Callable[[V], Awaitable[U]], *, concurrency: int = 64
+    ) -> DStream[tuple[K, U]]: ...
+    @overload
+    def map_values(
+        self: DStream[tuple[K, V]], fn: Callable[[V], U], *, concurrency: int = 64
+    ) -> DStream[tuple[K, U]]: ...
     def map_values(
         self: DStream[tuple[K, V]],
         fn: Callable[[V], MaybeAwaitable[U]],
@@ -232,6 +252,17 @@ class DStream(Generic[T_co]):
         """
         return self._narrow("map_values", fn, concurrency)
 
+    @overload
+    def flat_map_values(
+        self: DStream[tuple[K, V]],
+        fn: Callable[[V], Awaitable[Iterable[U]]],
+        *,
+        concurrency: int = 64,
+    ) -> DStream[tuple[K, U]]: ...
+    @overload
+    def flat_map_values(
+        self: DStream[tuple[K, V]], fn: Callable[[V], Iterable[U]], *, concurrency: int = 64
+    ) -> DStream[tuple[K, U]]: ...
     def flat_map_values(
         self: DStream[tuple[K, V]],
         fn: Callable[[V], MaybeAwaitable[Iterable[U]]],
