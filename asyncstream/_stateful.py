@@ -146,6 +146,7 @@ class UpdateState(Stateful):
         """Start from the initial pairs, or from the checkpoint's state."""
         store = None if checkpoint is None else checkpoint.store(_name(self))
         self.state = UpdateStateByKey(self.fn, self.initial, store=store)
+        self.initial = None  # the state has them now
         if store is not None and store.last_committed() is not None:
             self.state.restore(store.items())
 

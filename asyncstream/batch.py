@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, final, overload
 
 from ._util import ms_to_datetime
@@ -33,7 +33,7 @@ class Batch(Sequence[T_co]):
 
     __slots__ = ("_flat", "_parts", "_time_ms")
     _flat: list[Any] | None
-    _parts: list[list[Any]]
+    _parts: list[Collection[Any]]
     _time_ms: int
 
     def __init__(self) -> None:
@@ -41,12 +41,15 @@ class Batch(Sequence[T_co]):
         raise TypeError(msg)
 
     @classmethod
-    def _make(cls, time_ms: int, parts: list[list[Any]]) -> Batch[Any]:
+    def _make(cls, time_ms: int, parts: list[Collection[Any]]) -> Batch[Any]:
         # ``parts`` is owned by the batch from here on: nobody may mutate the lists.
         self = object.__new__(cls)
         self._time_ms = time_ms
         self._parts = parts
-        self._flat = parts[0] if len(parts) == 1 else None
+        # A partition is a list, or a dict's items view the batch owns (keyed state hands
+        # its new dict over without copying 100k pairs into tuples).
+        first = parts[0] if len(parts) == 1 else None
+        self._flat = first if type(first) is list else None
         return self
 
     @property

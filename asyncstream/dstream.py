@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast, overload
 
 from . import operators as ops
@@ -38,6 +38,9 @@ C = TypeVar("C")  # combiner type of combine_by_key
 S = TypeVar("S")  # state kept per key
 
 MaybeAwaitable: TypeAlias = U | Awaitable[U]
+
+# Partition types a batch can keep as they are (nobody mutates them afterwards).
+_OWNED: tuple[type, ...] = (list, type({}.items()))
 
 
 class DStream(Generic[T_co]):
@@ -127,7 +130,10 @@ class DStream(Generic[T_co]):
         if batch is None:
             try:
                 parts = await self._op.parts(self, t)
-                batch = Batch._make(t, [p if type(p) is list else list(p) for p in parts])
+                owned = [
+                    cast("Collection[Any]", p) if type(p) in _OWNED else list(p) for p in parts
+                ]
+                batch = Batch._make(t, owned)
             except Exception:
                 ctx._note_failure(self)
                 raise

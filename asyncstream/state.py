@@ -22,7 +22,7 @@ from ._util import to_ms
 from .errors import AsyncStreamError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, ItemsView, Iterable, Iterator
     from types import TracebackType
 
     from ._util import Duration
@@ -355,9 +355,9 @@ class UpdateStateByKey(Generic[K, V, S]):
 
     Example:
         >>> running = UpdateStateByKey(lambda vs, s: (s or 0) + sum(vs), [("a", 10)])
-        >>> running.step([("b", 1), ("b", 2)])
+        >>> list(running.step([("b", 1), ("b", 2)]))
         [('a', 10), ('b', 3)]
-        >>> running.step([("a", 1)])
+        >>> list(running.step([("a", 1)]))
         [('a', 11), ('b', 3)]
     """
 
@@ -374,8 +374,12 @@ class UpdateStateByKey(Generic[K, V, S]):
         self._state: dict[K, S] = dict(initial) if initial is not None else {}
         self._store = store
 
-    def step(self, new_pairs: Iterable[tuple[K, V]]) -> list[tuple[K, S]]:
-        """Apply one batch and return the full state as ``(key, state)`` pairs."""
+    def step(self, new_pairs: Iterable[tuple[K, V]]) -> ItemsView[K, S]:
+        """Apply one batch and return the full state as a view of ``(key, state)`` pairs.
+
+        The view is of a dict no later step changes (each step builds a new one), so it
+        can be kept: the engine makes it the batch without copying the pairs.
+        """
         groups: dict[K, list[V]] = {}
         get = groups.get
         for k, v in new_pairs:
@@ -398,7 +402,9 @@ class UpdateStateByKey(Generic[K, V, S]):
         if self._store is not None:
             self._sync(self._store, new)
         self._state = new
-        return list(new.items())
+        # A view, not a copy: ``new`` is never changed again (the next step builds a new
+        # dict), so the batch can own it.
+        return new.items()
 
     def _sync(self, store: StateStore[K, S], new: dict[K, S]) -> None:
         for k in self._state:

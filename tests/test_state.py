@@ -218,10 +218,10 @@ def test_update_state_by_key_calls_every_key_every_batch() -> None:
         return _running_sum(values, state)
 
     op = UpdateStateByKey[str, int, int](fn)
-    assert op.step([("a", 1), ("b", 2), ("a", 3)]) == [("a", 4), ("b", 2)]
+    assert list(op.step([("a", 1), ("b", 2), ("a", 3)])) == [("a", 4), ("b", 2)]
     assert sorted(c[1:] for c in calls) == [([1, 3], None), ([2], None)]  # arrival order
     calls.clear()
-    assert op.step([]) == [("a", 4), ("b", 2)]  # an empty batch still outputs the state
+    assert list(op.step([])) == [("a", 4), ("b", 2)]  # an empty batch still outputs the state
     assert sorted(c[1:] for c in calls) == [([], 2), ([], 4)]
 
 
@@ -232,9 +232,9 @@ def test_update_state_by_key_none_deletes_and_a_returning_key_starts_over() -> N
         return (state or []) + values
 
     op = UpdateStateByKey[str, str, list[str]](fn)
-    assert op.step([("k", "x")]) == [("k", ["x"])]
-    assert op.step([("k", "stop")]) == []
-    assert op.step([("k", "y")]) == [("k", ["y"])]  # state was None again
+    assert list(op.step([("k", "x")])) == [("k", ["x"])]
+    assert list(op.step([("k", "stop")])) == []
+    assert list(op.step([("k", "y")])) == [("k", ["y"])]  # state was None again
 
 
 def test_update_state_by_key_initial_state_is_called_at_the_first_batch() -> None:
@@ -246,7 +246,7 @@ def test_update_state_by_key_initial_state_is_called_at_the_first_batch() -> Non
 
     op = UpdateStateByKey[str, int, int](fn, [("a", 10), ("z", 5)])
     assert op.snapshot() == [("a", 10), ("z", 5)]
-    assert op.step([("a", 1)]) == [("a", 11), ("z", 5)]
+    assert list(op.step([("a", 1)])) == [("a", 11), ("z", 5)]
     assert seen == [([1], 10), ([], 5)]
 
 
@@ -293,7 +293,7 @@ def test_update_state_by_key_writes_changes_to_its_store_and_restores() -> None:
     assert dict(store.items()) == {"i": 1, "a": 1}
     again = UpdateStateByKey[str, int, int](fn, [("ignored", 5)])
     again.restore(store.items())
-    assert again.step([("a", 2)]) == [("i", 1), ("a", 3)]
+    assert list(again.step([("a", 2)])) == [("i", 1), ("a", 3)]
 
 
 @settings(max_examples=200)
