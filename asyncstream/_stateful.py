@@ -131,7 +131,15 @@ class Window(Stateful):
         return [self.window.emit(t)]
 
 
-class UpdateState(Stateful):
+class KeyedState(Stateful):
+    """Keyed state that changes at every batch, whoever reads it."""
+
+    async def feed(self, node: DStream[Any], t: int) -> None:
+        """Every batch updates the state, consumed or not."""
+        await node._get(t)
+
+
+class UpdateState(KeyedState):
     """``update_state_by_key``: the full state, every batch."""
 
     kind = "update_state_by_key"
@@ -150,17 +158,13 @@ class UpdateState(Stateful):
         if store is not None and store.last_committed() is not None:
             self.state.restore(store.items())
 
-    async def feed(self, node: DStream[Any], t: int) -> None:
-        """Every batch updates the state, consumed or not."""
-        await node._get(t)
-
     async def parts(self, node: DStream[Any], t: int) -> ops.Parts:
         """Apply the parent's batch at ``t``; the batch is the whole state."""
         assert self.state is not None
         return [self.state.step(_flat(await node._parents[0]._partition_iters(t)))]
 
 
-class MapState(Stateful):
+class MapState(KeyedState):
     """``map_with_state``: what the function returns, for the keys with data (and timeouts)."""
 
     kind = "map_with_state"
@@ -176,10 +180,6 @@ class MapState(Stateful):
         self.state = MapWithState(self.spec, store=store)
         if store is not None and store.last_committed() is not None:
             self.state.restore(store.items())
-
-    async def feed(self, node: DStream[Any], t: int) -> None:
-        """Every tick applies the batch and checks timeouts."""
-        await node._get(t)
 
     async def parts(self, node: DStream[Any], t: int) -> ops.Parts:
         """Run the function over the parent's batch at ``t``."""
