@@ -9,6 +9,7 @@ emission times.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -111,10 +112,9 @@ class Window(Stateful):
         parent = node._parents[0]
         if (t - node._ctx._zero_ms) % parent._slide_ms:
             return
-        parts = await parent._partition_iters(t)
         if self.reduce_first is not None:
             fn = self.reduce_first
-            reduced = [reduce_pairs(p, fn) for p in parts]
+            reduced = await ops.map_side(node, t, functools.partial(reduce_pairs, fn=fn))
             merged = (
                 reduced[0]
                 if len(reduced) == 1
@@ -122,9 +122,9 @@ class Window(Stateful):
             )
             self.window.add(t, merged)
         elif self.materialise:
-            self.window.add(t, list(_flat(parts)))
+            self.window.add(t, list(_flat(await ops.parent_parts(node, t))))
         else:
-            self.window.add(t, _flat(parts))
+            self.window.add(t, _flat(await ops.parent_parts(node, t)))
 
     async def parts(self, node: DStream[Any], t: int) -> ops.Parts:
         """The window at emission time ``t``."""
@@ -161,7 +161,7 @@ class UpdateState(KeyedState):
     async def parts(self, node: DStream[Any], t: int) -> ops.Parts:
         """Apply the parent's batch at ``t``; the batch is the whole state."""
         assert self.state is not None
-        return [self.state.step(_flat(await node._parents[0]._partition_iters(t)))]
+        return [self.state.step(_flat(await ops.parent_parts(node, t)))]
 
 
 class MapState(KeyedState):
@@ -184,7 +184,7 @@ class MapState(KeyedState):
     async def parts(self, node: DStream[Any], t: int) -> ops.Parts:
         """Run the function over the parent's batch at ``t``."""
         assert self.state is not None
-        pairs = _flat(await node._parents[0]._partition_iters(t))
+        pairs = _flat(await ops.parent_parts(node, t))
         return [self.state.step(t, pairs)]
 
 

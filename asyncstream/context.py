@@ -31,6 +31,7 @@ from .checkpoint import Checkpoint
 from .clock import Clock, SystemClock
 from .dstream import DStream, MaybeAwaitable
 from .errors import BatchError, ContextStateError
+from .executors import Executor, InlineExecutor
 from .metrics import BatchInfo, OutputOperationInfo, SourceErrorInfo
 from .operators import Transform
 from .sources import BufferedInput, Input, InputSender, IterableSource, QueueInput, ScannedInput
@@ -88,8 +89,9 @@ class StreamingContext:
     Args:
         batch_interval: Seconds (or a ``timedelta``) between two batches.
         clock: Where time comes from; :class:`~asyncstream.testing.ManualClock` in tests.
-        executor: Reserved for the process and Dask executors; only ``None`` (run
-            partition work on the event loop) is accepted in this version.
+        executor: Where partition work runs: ``None``/:class:`InlineExecutor` (on the
+            event loop), :class:`ProcessExecutor` or :class:`DaskExecutor`. Keyed state
+            and windows always stay in this process.
         uvloop: For :meth:`run`: use uvloop when installed (``None``/``True``) or not (``False``).
 
     Example:
@@ -105,16 +107,19 @@ class StreamingContext:
         batch_interval: Duration,
         *,
         clock: Clock | None = None,
-        executor: object | None = None,
+        executor: Executor | None = None,
         uvloop: bool | None = None,
     ) -> None:
         self._batch_ms = to_ms(batch_interval, "batch_interval")
-        if executor is not None:
+        if executor is None:
+            executor = InlineExecutor()
+        elif not isinstance(cast("object", executor), Executor):
             msg = (
-                "executor=: only the inline executor (executor=None) is available in this "
-                f"version, got {executor!r}"
+                "executor= takes an executor (InlineExecutor(), ProcessExecutor(n) or "
+                f"DaskExecutor(address)), got {executor!r}"
             )
-            raise NotImplementedError(msg)
+            raise TypeError(msg)
+        self._executor: Executor = executor
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._uvloop = uvloop
         self._state = ContextState.INITIALIZED
@@ -496,7 +501,13 @@ class StreamingContext:
         self._zero_ms = first - self._batch_ms
         self._next_ms = first
         checkpoint = self._open_checkpoint()
-        self._prepare(checkpoint)
+        try:
+            self._prepare(checkpoint)
+            await self._executor.start()
+        except BaseException:
+            if checkpoint is not None:
+                checkpoint.close()
+            raise
         self._state = ContextState.ACTIVE
         add_settler = getattr(self._clock, "add_settler", None)
         if add_settler is not None:
@@ -539,6 +550,8 @@ class StreamingContext:
             if self._error is None:
                 self._error = _unwrap(exc)
         finally:
+            with anyio.move_on_after(10, shield=True):
+                await self._executor.aclose()
             self._finish()
             if not ready.done():
                 ready.set_result(None)

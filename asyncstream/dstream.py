@@ -151,6 +151,19 @@ class DStream(Generic[T_co]):
         batch = await self._get(t)
         return [] if batch is None else list(batch._parts)
 
+    async def _stage(self, t: int) -> tuple[list[list[Any]], list[ops.Step]]:
+        """For an executor: the partitions to ship and the narrow steps still to run on them.
+
+        A fused sync narrow stream adds its step to its parent's stage; anything else is
+        computed (memoised) and shipped as it is.
+        """
+        op = self._op
+        if self._fuse and isinstance(op, ops.Narrow) and op.step is not None:
+            return await op.stage(self, t)
+        batch = await self._get(t)
+        parts = [] if batch is None else batch._parts
+        return [p if type(p) is list else list(p) for p in parts], []
+
     def _narrow(self, kind: str, fn: Callable[..., Any], concurrency: int) -> DStream[Any]:
         if concurrency < 1:
             msg = f"{kind}: concurrency must be at least 1, got {concurrency!r}"

@@ -27,7 +27,16 @@ __all__: list[str] = []
 
 Parts = list[Iterable[Any]]
 Fn = Callable[..., Any]
-_MISSING = object()
+
+
+class _Missing:
+    """Stands for "no value" (an empty partition); survives pickling to a worker and back."""
+
+    def __reduce__(self) -> str:
+        return "_MISSING"
+
+
+_MISSING: Any = _Missing()
 
 
 class Operator:
@@ -46,8 +55,46 @@ class Operator:
         raise NotImplementedError  # pragma: no cover - every operator overrides it
 
 
-async def _parent_parts(node: DStream[Any], t: int, i: int = 0) -> Parts:
-    return await node._parents[i]._partition_iters(t)
+async def parent_parts(node: DStream[Any], t: int, i: int = 0) -> Parts:
+    """The records of parent ``i`` at ``t``: lazy and fused inline, lists from an executor."""
+    if node._ctx._executor.inline:
+        return await node._parents[i]._partition_iters(t)
+    return await map_side(node, t, list, i)
+
+
+class StageFn:
+    """One partition's work: the fused narrow steps, then ``fn`` (picklable for executors)."""
+
+    __slots__ = ("fn", "steps")
+
+    def __init__(self, steps: list[Step], fn: Callable[[Iterable[Any]], Any]) -> None:
+        self.steps = steps
+        self.fn = fn
+
+    def __call__(self, index: int, records: list[Any]) -> Any:
+        it: Iterable[Any] = records
+        for step in self.steps:
+            it = step(index, it)
+        return self.fn(it)
+
+    def __repr__(self) -> str:
+        return f"<stage of {len(self.steps)} steps then {getattr(self.fn, '__name__', self.fn)}>"
+
+
+async def map_side(
+    node: DStream[Any], t: int, fn: Callable[[Iterable[Any]], Any], i: int = 0
+) -> list[Any]:
+    """``fn`` over each partition of parent ``i`` at ``t`` (after its fused narrow steps).
+
+    Inline, on the event loop over lazy iterators; with another executor, the fused steps
+    and ``fn`` are shipped as one stage per partition and only the results come back.
+    """
+    parent = node._parents[i]
+    executor = node._ctx._executor
+    if executor.inline:
+        return [fn(it) for it in await parent._partition_iters(t)]
+    base, steps = await parent._stage(t)
+    return await executor.run(StageFn(steps, fn), base, label=node._name)
 
 
 # --- async helpers ------------------------------------------------------------------
@@ -102,12 +149,21 @@ class Narrow(Operator):
 
     async def parts(self, node: DStream[Any], t: int) -> Parts:
         """Apply the step to every parent partition."""
-        parent = await _parent_parts(node, t)
         step = self.step
         if step is not None:
-            return [step(i, it) for i, it in enumerate(parent)]
-        assert self.astep is not None
-        return [await self.astep(i, list(it)) for i, it in enumerate(parent)]
+            executor = node._ctx._executor
+            if not executor.inline:
+                base, steps = await self.stage(node, t)
+                return await executor.run(StageFn(steps, list), base, label=node._name)
+            return [step(i, it) for i, it in enumerate(await parent_parts(node, t))]
+        assert self.astep is not None  # async steps always run on the driver's loop
+        return [await self.astep(i, list(it)) for i, it in enumerate(await parent_parts(node, t))]
+
+    async def stage(self, node: DStream[Any], t: int) -> tuple[list[list[Any]], list[Step]]:
+        """The parent's stage with this step appended (sync steps only)."""
+        assert self.step is not None
+        base, steps = await node._parents[0]._stage(t)
+        return base, [*steps, self.step]
 
 
 def narrow(kind: str, fn: Fn, concurrency: int) -> Narrow:
@@ -246,7 +302,7 @@ class Count(Operator):
 
     async def parts(self, node: DStream[Any], t: int) -> Parts:
         """Count every parent partition."""
-        return [[sum(map(_length, await _parent_parts(node, t)))]]
+        return [[sum(await map_side(node, t, _length))]]
 
 
 class CountByValue(Operator):
@@ -254,11 +310,11 @@ class CountByValue(Operator):
 
     async def parts(self, node: DStream[Any], t: int) -> Parts:
         """Count values across the parent partitions."""
-        parents = await _parent_parts(node, t)
-        counts: Counter[Any] = Counter(parents[0]) if len(parents) == 1 else Counter()
-        if len(parents) != 1:
-            for it in parents:
-                counts.update(it)
+        partials = await map_side(node, t, Counter)
+        counts: Counter[Any] = partials[0] if len(partials) == 1 else Counter()
+        if len(partials) != 1:
+            for partial in partials:
+                counts.update(partial)
         return [list(counts.items())]
 
 
@@ -274,18 +330,20 @@ class Reduce(Operator):
         fn = self.fn
         acc: Any = _MISSING
         if is_async_callable(fn):
-            for it in await _parent_parts(node, t):
+            for it in await parent_parts(node, t):
                 for x in it:
                     acc = x if acc is _MISSING else await fn(acc, x)
         else:
-            for part in await _parent_parts(node, t):
-                items = iter(part)
-                first = next(items, _MISSING)
-                if first is _MISSING:
-                    continue
-                value = functools.reduce(fn, items, first)
-                acc = value if acc is _MISSING else fn(acc, value)
+            for value in await map_side(node, t, functools.partial(_reduce_partition, fn)):
+                if value is not _MISSING:
+                    acc = value if acc is _MISSING else fn(acc, value)
         return [] if acc is _MISSING else [[acc]]
+
+
+def _reduce_partition(fn: Fn, part: Iterable[Any]) -> Any:
+    items = iter(part)
+    first = next(items, _MISSING)
+    return first if first is _MISSING else functools.reduce(fn, items, first)
 
 
 def _combine_sync(
@@ -350,11 +408,14 @@ class CombineByKey(Operator):
 
     async def parts(self, node: DStream[Any], t: int) -> Parts:
         """Combine inside each partition, then merge the partial dicts."""
-        parents = await _parent_parts(node, t)
         if self.is_async:
+            parents = await parent_parts(node, t)
             partials = [await _combine_async(it, self.create, self.merge_value) for it in parents]
         else:
-            partials = [_combine_sync(it, self.create, self.merge_value) for it in parents]
+            combine = functools.partial(
+                _combine_sync, create=self.create, merge_value=self.merge_value
+            )
+            partials = await map_side(node, t, combine)
         merged = partials[0] if partials else {}
         for other in partials[1:]:
             for k, v in other.items():
@@ -362,13 +423,8 @@ class CombineByKey(Operator):
                 merged[k] = (
                     v if old is _MISSING else await maybe_await(self.merge_combiners(old, v))
                 )
-        n = self.num_partitions or max(1, len(parents))
+        n = self.num_partitions or max(1, len(partials))
         return hash_partition(merged.items(), n)  # type: ignore[return-value]
-
-
-def _append(acc: list[Any], v: Any) -> list[Any]:
-    acc.append(v)
-    return acc
 
 
 class GroupByKey(Operator):
@@ -380,7 +436,7 @@ class GroupByKey(Operator):
     async def parts(self, node: DStream[Any], t: int) -> Parts:
         """Group every parent partition's pairs by key."""
         groups: defaultdict[Any, list[Any]] = defaultdict(list)
-        parents = await _parent_parts(node, t)
+        parents = await parent_parts(node, t)
         for it in parents:
             for k, v in it:
                 groups[k].append(v)
@@ -408,8 +464,8 @@ class Join(Operator):
 
     async def parts(self, node: DStream[Any], t: int) -> Parts:
         """Group both sides by key and pair them up."""
-        left_parts = await _parent_parts(node, t, 0)
-        right_parts = await _parent_parts(node, t, 1)
+        left_parts = await parent_parts(node, t, 0)
+        right_parts = await parent_parts(node, t, 1)
         left, right = _group(left_parts), _group(right_parts)
         how = self.how
         out: list[tuple[Any, Any]] = []
@@ -457,7 +513,7 @@ class Transform(Operator):
         """Call ``fn`` with the batch time (when it takes it) and each parent's records."""
         lists = []
         for i in range(len(node._parents)):
-            lists.append(list(itertools.chain.from_iterable(await _parent_parts(node, t, i))))
+            lists.append(list(itertools.chain.from_iterable(await parent_parts(node, t, i))))
         args: list[Any] = [ms_to_datetime(t), *lists] if self.with_time else lists
         result = await maybe_await(self.fn(*args))
         if result is None:
@@ -479,7 +535,7 @@ class Repartition(Operator):
 
     async def parts(self, node: DStream[Any], t: int) -> Parts:
         """Redistribute the parent's records."""
-        items = list(itertools.chain.from_iterable(await _parent_parts(node, t)))
+        items = list(itertools.chain.from_iterable(await parent_parts(node, t)))
         func = self.partition_func
         if func is not None and is_async_callable(func):
             where = [await func(kv[0]) for kv in items]

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from .batch import Batch
     from .dstream import DStream
+    from .executors import Executor
 
 __all__ = ["ListSink", "ManualClock", "run_stream"]
 
@@ -50,6 +51,8 @@ async def run_stream(
     inputs: Sequence[Sequence[Iterable[Any]]],
     batches: int,
     batch_interval: Duration = 1.0,
+    *,
+    executor: Executor | None = None,
 ) -> list[list[Any] | None]:
     """Run ``build(*input_streams)`` over scripted input batches on a manual clock.
 
@@ -58,6 +61,7 @@ async def run_stream(
         inputs: Per input stream, its batches (one per batch interval, then empty).
         batches: How many batch intervals to run.
         batch_interval: Seconds per batch.
+        executor: Where partition work runs (default: inline, on the event loop).
 
     Returns:
         One entry per batch time: the records output then, or ``None`` where the stream
@@ -67,7 +71,7 @@ async def run_stream(
         BatchError: A user function failed.
     """
     clock = ManualClock()
-    ssc = StreamingContext(batch_interval, clock=clock)
+    ssc = StreamingContext(batch_interval, clock=clock, executor=executor)
     streams: list[DStream[Any]] = []
     for stream_batches in inputs:
         queue: list[Iterable[Any]] = [list(b) for b in stream_batches]

@@ -45,3 +45,16 @@ def pytest_asyncio_loop_factories(
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
+
+
+@pytest.fixture(params=["inline", "shipped"])
+def each_executor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the default executor, then with stages shipped through pickle.
+
+    Contexts made without ``executor=`` get a RoundTripExecutor in the "shipped" run.
+    """
+    if request.param == "shipped":
+        from roundtrip_executor import RoundTripExecutor
+
+        monkeypatch.setattr("asyncstream.context.InlineExecutor", RoundTripExecutor)
+    return str(request.param)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from roundtrip_executor import RoundTripExecutor
 
 from asyncstream.testing import run_stream
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from asyncstream import DStream
+    from asyncstream.executors import Executor
 
 GOLDEN_PATH = Path(__file__).parent / "data" / "golden_public.json"
 GOLDEN: dict[str, Any] = json.loads(GOLDEN_PATH.read_text(encoding="utf-8"))
@@ -115,9 +117,11 @@ def _check(case: dict[str, Any], got: list[list[Any] | None]) -> None:
         assert _canonical(items, case["ordered"]) == want, f"batch {index}"
 
 
-async def _run_case(name: str) -> list[list[Any] | None]:
+async def _run_case(name: str, executor: Executor | None = None) -> list[list[Any] | None]:
     case = CASES[name]
-    return await run_stream(PROGRAMS[name], _inputs(case), batches=case["batches"])
+    return await run_stream(
+        PROGRAMS[name], _inputs(case), batches=case["batches"], executor=executor
+    )
 
 
 # --- the tests ---------------------------------------------------------------------------
@@ -139,6 +143,17 @@ def test_every_golden_case_has_a_program() -> None:
 async def test_case_matches_spark(name: str) -> None:
     # conftest runs this once on asyncio and once on uvloop
     _check(CASES[name], await _run_case(name))
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+async def test_case_matches_spark_through_the_executor_path(name: str) -> None:
+    # Stages and partitions pickled and shipped, as to worker processes (see
+    # roundtrip_executor.py; the real process and Dask executors: test_executors.py).
+    executor = RoundTripExecutor()
+    _check(CASES[name], await _run_case(name, executor))
+    assert executor.started
+    assert executor.closed
+    assert executor.stages_run > 0 or name == "union"  # a union has nothing to ship
 
 
 # --- the comparison helpers themselves -------------------------------------------------

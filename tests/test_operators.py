@@ -13,6 +13,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+pytestmark = pytest.mark.usefixtures("each_executor")
+
 from asyncstream import (
     Batch,
     BatchError,
@@ -379,6 +381,8 @@ async def test_async_concurrency_bound(kind: str, limit: int) -> None:
 # --- fusion and memoisation ----------------------------------------------------------------------
 
 
+# Counts calls in this process: shipped stages run on copies of the functions.
+@pytest.mark.parametrize("each_executor", ["inline"], indirect=True)
 async def test_fused_chain_calls_each_function_once_per_element() -> None:
     calls: Counter[str] = Counter()
 
@@ -407,6 +411,8 @@ async def test_fused_chain_calls_each_function_once_per_element() -> None:
     assert calls == Counter(inc=9, even=9, pair=5)
 
 
+# Counts calls in this process: shipped stages run on copies of the functions.
+@pytest.mark.parametrize("each_executor", ["inline"], indirect=True)
 async def test_stream_with_two_consumers_is_computed_once_per_batch() -> None:
     calls = 0
 
