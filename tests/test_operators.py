@@ -13,8 +13,6 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-pytestmark = pytest.mark.usefixtures("each_executor")
-
 from asyncstream import (
     Batch,
     BatchError,
@@ -27,6 +25,9 @@ from asyncstream.testing import ListSink, ManualClock, run_stream
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+# Every test runs with the default executor and with stages shipped through pickle.
+pytestmark = pytest.mark.usefixtures("each_executor")
 
 T = TypeVar("T")
 
