@@ -40,7 +40,7 @@ S = TypeVar("S")  # state kept per key
 MaybeAwaitable: TypeAlias = U | Awaitable[U]
 
 # Partition types a batch can keep as they are (nobody mutates them afterwards).
-_OWNED: tuple[type, ...] = (list, type({}.items()))
+_OWNED: tuple[type, ...] = (list, ops.DICT_ITEMS)
 
 
 class DStream(Generic[T_co]):

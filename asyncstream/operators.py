@@ -37,6 +37,7 @@ class _Missing:
 
 
 _MISSING: Any = _Missing()
+DICT_ITEMS: type = type({}.items())
 
 
 class Operator:
@@ -315,7 +316,7 @@ class CountByValue(Operator):
         if len(partials) != 1:
             for partial in partials:
                 counts.update(partial)
-        return [list(counts.items())]
+        return [counts.items()]
 
 
 class Reduce(Operator):
@@ -378,7 +379,9 @@ def hash_partition(
 ) -> list[list[Any]]:
     """Split pairs into ``n`` partitions by ``partition_func(key) % n``."""
     if n == 1:
-        return [list(items)]
+        # A dict's items view is handed over as it is: the dict was made for this batch
+        # and nothing changes it afterwards (no copy of every pair into a new list).
+        return [items if type(items) is DICT_ITEMS else list(items)]  # type: ignore[list-item]
     parts: list[list[Any]] = [[] for _ in range(n)]
     for kv in items:
         parts[partition_func(kv[0]) % n].append(kv)
