@@ -5,6 +5,8 @@ Example:
     >>> ssc = asyncstream.StreamingContext(1.0)
 """
 
+from ._dask_executor import DaskExecutor as DaskExecutor
+from ._process_executor import ProcessExecutor as ProcessExecutor
 from .batch import Batch as Batch
 from .clock import Clock as Clock
 from .clock import SystemClock as SystemClock
@@ -19,7 +21,12 @@ from .errors import BatchError as BatchError
 from .errors import ContextStateError as ContextStateError
 from .errors import DurationError as DurationError
 from .errors import IncompatibleStreamsError as IncompatibleStreamsError
+from .errors import MissingExtraError as MissingExtraError
+from .errors import SerializationError as SerializationError
 from .errors import StreamClosedError as StreamClosedError
+from .errors import WorkerLostError as WorkerLostError
+from .executors import Executor as Executor
+from .executors import InlineExecutor as InlineExecutor
 from .metrics import BatchInfo as BatchInfo
 from .metrics import OutputOperationInfo as OutputOperationInfo
 from .metrics import SourceErrorInfo as SourceErrorInfo
@@ -46,13 +53,19 @@ __all__ = [
     "ContextStateError",
     "ContextStatistics",
     "DStream",
+    "DaskExecutor",
     "DurationError",
+    "Executor",
     "IncompatibleStreamsError",
+    "InlineExecutor",
     "InputSender",
     "KeyedDStream",
     "MapWithStateDStream",
     "MemoryStateStore",
+    "MissingExtraError",
     "OutputOperationInfo",
+    "ProcessExecutor",
+    "SerializationError",
     "SourceErrorInfo",
     "SqliteStateStore",
     "State",
@@ -65,4 +78,5 @@ __all__ = [
     "StreamingListener",
     "SystemClock",
     "WindowTimeError",
+    "WorkerLostError",
 ]

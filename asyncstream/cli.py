@@ -19,6 +19,8 @@ from .context import StreamingContext
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from .executors import Executor
+
 __all__ = ["main"]
 
 _EPILOG = """examples:
@@ -39,6 +41,28 @@ def _positive(text: str) -> float:
         msg = f"expected a positive number of seconds, got {text!r}"
         raise argparse.ArgumentTypeError(msg)
     return value
+
+
+def _executor_spec(text: str) -> str:
+    if text == "inline" or text.startswith("dask://"):
+        return text
+    if text.startswith("processes:") and text.removeprefix("processes:").isdigit():
+        return text
+    msg = f"expected inline, processes:N or dask://HOST:PORT, got {text!r}"
+    raise argparse.ArgumentTypeError(msg)
+
+
+def make_executor(spec: str) -> Executor | None:
+    """The executor an ``--executor`` spec names (``None``: inline)."""
+    if spec.startswith("processes:"):
+        from ._process_executor import ProcessExecutor
+
+        return ProcessExecutor(int(spec.removeprefix("processes:")))
+    if spec.startswith("dask://"):
+        from ._dask_executor import DaskExecutor
+
+        return DaskExecutor("tcp://" + spec.removeprefix("dask://"))
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wordcount.add_argument(
         "--window", type=_positive, default=None, help="count over a sliding window, seconds"
+    )
+    wordcount.add_argument(
+        "--executor",
+        type=_executor_spec,
+        default="inline",
+        metavar="SPEC",
+        help="where partition work runs: inline (default), processes:N, dask://HOST:PORT",
     )
     wordcount.add_argument(
         "--slide", type=_positive, default=None, help="slide of the window (default: --batch)"
@@ -123,9 +154,10 @@ def run_wordcount(
     seconds: float | None,
     window: float | None = None,
     slide: float | None = None,
+    executor: str = "inline",
 ) -> None:
     """Spark's NetworkWordCount: word counts of each batch (or window) of lines."""
-    ssc = StreamingContext(batch)
+    ssc = StreamingContext(batch, executor=make_executor(executor))
     lines = ssc.socket_text_stream(host, port, reconnect_delay=min(2.0, batch))
     pairs = lines.flat_map(str.split).map(lambda w: (w, 1))
     if window is None:
@@ -167,7 +199,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "wordcount":
             if args.slide is not None and args.window is None:
                 build_parser().error("--slide needs --window")
-            run_wordcount(args.host, args.port, args.batch, args.seconds, args.window, args.slide)
+            run_wordcount(
+                args.host,
+                args.port,
+                args.batch,
+                args.seconds,
+                args.window,
+                args.slide,
+                args.executor,
+            )
         elif args.command == "inspect":
             print(inspect_checkpoint(args.directory))
         elif args.command == "bench":

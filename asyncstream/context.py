@@ -550,7 +550,7 @@ class StreamingContext:
             if self._error is None:
                 self._error = _unwrap(exc)
         finally:
-            with anyio.move_on_after(10, shield=True):
+            with anyio.move_on_after(30, shield=True):  # a Dask client, then its cluster
                 await self._executor.aclose()
             self._finish()
             if not ready.done():

@@ -7,7 +7,10 @@ Every exception the library raises on purpose derives from :class:`AsyncStreamEr
     ├── DurationError (ValueError)         a duration that is not a valid multiple
     ├── IncompatibleStreamsError (ValueError)  streams combined with different slides
     ├── StreamClosedError (RuntimeError)   sending into a stopped input stream
-    └── BatchError                         a user function failed while a batch ran
+    ├── BatchError                         a user function failed while a batch ran
+    ├── SerializationError (TypeError)     work or data cannot be shipped to a worker
+    ├── WorkerLostError (RuntimeError)     a worker died while it ran a partition
+    └── MissingExtraError (ImportError)    an optional dependency is not installed
 
 Errors carry their context as attributes (``batch_time``, ``operator_name``), the way
 httpx errors carry ``.request``.
@@ -26,7 +29,10 @@ __all__ = [
     "ContextStateError",
     "DurationError",
     "IncompatibleStreamsError",
+    "MissingExtraError",
+    "SerializationError",
     "StreamClosedError",
+    "WorkerLostError",
 ]
 
 
@@ -64,3 +70,31 @@ class BatchError(AsyncStreamError):
         super().__init__(message)
         self.batch_time = batch_time
         self.operator_name = operator_name
+
+
+class SerializationError(AsyncStreamError, TypeError):
+    """A stage, a partition, a result or an exception cannot cross to or from a worker.
+
+    Attributes:
+        operator_name: The ``label`` the engine passed to ``run()``.
+    """
+
+    def __init__(self, message: str, *, operator_name: str) -> None:
+        super().__init__(message)
+        self.operator_name = operator_name
+
+
+class WorkerLostError(AsyncStreamError, RuntimeError):
+    """A worker process died (or its work was lost) while it ran a partition of a batch.
+
+    Attributes:
+        operator_name: The ``label`` the engine passed to ``run()``.
+    """
+
+    def __init__(self, message: str, *, operator_name: str) -> None:
+        super().__init__(message)
+        self.operator_name = operator_name
+
+
+class MissingExtraError(AsyncStreamError, ImportError):
+    """An optional dependency is not installed; the message names the pip command."""
