@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import operator
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from roundtrip_executor import RoundTripExecutor
 
-from asyncstream.testing import run_stream
+from asyncstream import DaskExecutor, ProcessExecutor, StreamingContext
+from asyncstream.testing import ListSink, ManualClock, run_stream
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -187,3 +189,39 @@ def test_check_compares_ordered_cases_exactly() -> None:
     _check(pairs, [[("a", (1, 1))]])
     with pytest.raises(AssertionError):
         _check(pairs, [[("a", (1, 1)), ("a", (1, 1))]])
+
+
+# --- the same cases with real worker processes --------------------------------------------
+
+
+async def _run_all_cases(executor: Executor) -> dict[str, list[list[Any] | None]]:
+    """Every golden program in one context (one executor start), batch by batch."""
+    clock = ManualClock()
+    ssc = StreamingContext(1, clock=clock, executor=executor)
+    sinks: dict[str, ListSink] = {}
+    for name, case in CASES.items():
+        streams = [ssc.queue_stream(list(batches)) for batches in _inputs(case)]
+        sinks[name] = ListSink()
+        PROGRAMS[name](*streams).foreach_batch(sinks[name])
+    async with ssc:
+        for _ in range(max(case["batches"] for case in CASES.values())):
+            await clock.advance(1)
+    return {
+        name: [sinks[name].by_time.get((i + 1) * 1000) for i in range(case["batches"])]
+        for name, case in CASES.items()
+    }
+
+
+async def test_every_case_matches_spark_with_worker_processes() -> None:
+    results = await _run_all_cases(ProcessExecutor(2))
+    for name, case in CASES.items():
+        _check(case, results[name])
+
+
+async def test_every_case_matches_spark_on_a_dask_cluster() -> None:
+    pytest.importorskip("distributed", reason="needs distributed: pip install 'asyncstream[dask]'")
+    # The programs' lambdas refer to this module; Dask's workers get it by value.
+    executor = DaskExecutor.local(2, by_value=(sys.modules[__name__],))
+    results = await _run_all_cases(executor)
+    for name, case in CASES.items():
+        _check(case, results[name])
