@@ -95,6 +95,8 @@ async def map_side(
     if executor.inline:
         return [fn(it) for it in await parent._partition_iters(t)]
     base, steps = await parent._stage(t)
+    if not steps and fn is list:
+        return base  # nothing to run: shipping the records out and back would only cost
     return await executor.run(StageFn(steps, fn), base, label=node._name)
 
 

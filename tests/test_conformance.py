@@ -64,6 +64,18 @@ WINDOW_AND_STATE: dict[str, Callable[..., DStream[Any]]] = {
     "updateStateByKey_sum": lambda s: s.update_state_by_key(lambda vs, st: (st or 0) + sum(vs)),
 }
 PROGRAMS = {**PER_BATCH, **WINDOW_AND_STATE}
+NOTHING_TO_SHIP = {
+    "union",
+    "join",
+    "leftOuterJoin",
+    "transform_sortBy",
+    "window_3_1",
+    "window_4_2",
+    "countByWindow_4_2",
+    "reduceByWindow_add_None_4_2",
+    "countByValueAndWindow_4_2",
+    "updateStateByKey_sum",
+}
 
 
 # --- normalisation ---------------------------------------------------------------------
@@ -155,7 +167,8 @@ async def test_case_matches_spark_through_the_executor_path(name: str) -> None:
     _check(CASES[name], await _run_case(name, executor))
     assert executor.started
     assert executor.closed
-    assert executor.stages_run > 0 or name == "union"  # a union has nothing to ship
+    # Programs whose operators read the input records as they are have nothing to ship.
+    assert (executor.stages_run > 0) == (name not in NOTHING_TO_SHIP)
 
 
 # --- the comparison helpers themselves -------------------------------------------------
