@@ -1,0 +1,199 @@
+"""The source-stream factories of :class:`~asyncstream.StreamingContext` (a mixin).
+
+Kept apart from the context's scheduling and lifecycle so each module stays one concept;
+every method here only builds an input stream and registers it on the context.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from ._files import BinaryRecordsSource, TextFileSource
+from ._socket import SocketServerSource, SocketTextSource
+from ._source_api import SourceEvents
+from ._util import Duration, to_ms
+from .dstream import DStream
+from .sources import BufferedInput, Input, InputSender, IterableSource, QueueInput, ScannedInput
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import AsyncIterable, Iterable, Sequence
+
+    from .clock import Clock
+    from .context import StreamingContext
+    from .metrics import SourceErrorInfo
+
+__all__: list[str] = []
+
+T = TypeVar("T")  # record type
+
+# Records a source may hold (buffered plus in batches not yet run). It also caps a
+# source's throughput at DEFAULT_MAXSIZE per batch interval: raise maxsize for more.
+DEFAULT_MAXSIZE = 1_000_000
+
+
+class SourceStreams:
+    """``queue_stream``, ``input_stream``, sockets and files: the context's sources."""
+
+    _batch_ms: int
+    _clock: Clock
+    _inputs: list[DStream[Any]]
+
+    def _on_source_error(self, info: SourceErrorInfo) -> None:
+        raise NotImplementedError  # pragma: no cover - StreamingContext defines it
+
+    def _add_input(self, op: Input, kind: str) -> DStream[Any]:
+        node = DStream._new(cast("StreamingContext", self), op, (), kind, slide_ms=self._batch_ms)
+        self._inputs.append(node)
+        return node
+
+    def queue_stream(
+        self,
+        queue: Sequence[Iterable[T]],
+        one_at_a_time: bool = True,
+        default: Iterable[T] | None = None,
+    ) -> DStream[T]:
+        """A stream fed from a list or deque of batches, read live.
+
+        Each tick takes one queued batch (``one_at_a_time``) or all of them; when the
+        queue is empty the batch is ``default`` (empty when ``None``). Items appended to
+        the queue while the context runs are picked up.
+
+        Example:
+            >>> ssc.queue_stream([[1, 2], [3]]).count().pprint()
+        """
+        op = QueueInput(queue, one_at_a_time, default)  # type: ignore[arg-type]
+        return self._add_input(op, "queue_stream")
+
+    def input_stream(self, maxsize: int = DEFAULT_MAXSIZE) -> tuple[InputSender[Any], DStream[Any]]:
+        """A stream that code embedding the engine sends records into.
+
+        ``maxsize`` bounds the records waiting for the next tick; ``send`` waits while
+        it is reached (backpressure). Annotate the pair to type it, e.g.
+        ``sender: InputSender[str]``.
+
+        Example:
+            >>> sender, events = ssc.input_stream(maxsize=10_000)
+            >>> events.count().pprint()
+            >>> await sender.send("click")
+        """
+        op: BufferedInput[Any] = BufferedInput("input_stream", maxsize)
+        return InputSender(op.buffer), self._add_input(op, "input_stream")
+
+    def iterable_stream(
+        self, iterable: Iterable[T] | AsyncIterable[T], maxsize: int = DEFAULT_MAXSIZE
+    ) -> DStream[T]:
+        """A stream that drains a sync or async iterable as fast as the buffer allows.
+
+        Example:
+            >>> ssc.iterable_stream(range(1000)).count().pprint()
+        """
+        source: IterableSource[T] = IterableSource(iterable)
+        return self._add_input(BufferedInput(source.name, maxsize, source), "iterable_stream")
+
+    def _add_source(self, source: Any, kind: str, maxsize: int) -> DStream[Any]:
+        return self._add_input(BufferedInput(source.name, maxsize, source), kind)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sources wait on the context's clock, so a ManualClock drives them too."""
+        await self._clock.sleep_until(self._clock.now() + seconds)
+
+    def socket_text_stream(
+        self,
+        host: str,
+        port: int,
+        *,
+        encoding: str = "utf-8",
+        errors: str = "replace",
+        max_line_bytes: int = 1 << 20,
+        reconnect_delay: Duration = 2.0,
+        maxsize: int = DEFAULT_MAXSIZE,
+    ) -> DStream[str]:
+        r"""Lines read from a TCP server, as Spark's ``socketTextStream`` (``nc -lk 9000``).
+
+        Reads in bulk and splits lines at ``\n`` (a ``\r`` before it is removed); a
+        partial line waits for its end (and is kept when the connection ends). Bytes that
+        do not decode follow ``errors`` (``"strict"``: the line is reported and skipped);
+        a line longer than ``max_line_bytes`` is reported and dropped, never buffered
+        whole. After a refusal or the end of a connection the source waits
+        ``reconnect_delay`` seconds and connects again. At most ``maxsize`` lines wait
+        for the next tick; past that the socket is not read, and TCP slows the sender.
+
+        Example:
+            >>> ssc.socket_text_stream("localhost", 9000).count().pprint()
+        """
+        delay = to_ms(reconnect_delay, "reconnect_delay") / 1000
+        source = SocketTextSource(
+            host,
+            port,
+            encoding=encoding,
+            errors=errors,
+            max_line_bytes=max_line_bytes,
+            reconnect_delay=delay,
+            sleep=self._sleep,
+        )
+        return self._add_source(source, "socket_text_stream", maxsize)
+
+    def socket_server_stream(
+        self,
+        host: str,
+        port: int,
+        *,
+        encoding: str = "utf-8",
+        errors: str = "replace",
+        max_line_bytes: int = 1 << 20,
+        maxsize: int = DEFAULT_MAXSIZE,
+    ) -> tuple[SocketServerSource, DStream[str]]:
+        """Listen on ``host:port`` and read lines from every client that connects.
+
+        Beyond Spark: for log shippers that connect to us. Each client's lines stay in
+        order; framing and bad-input rules are those of :meth:`socket_text_stream`.
+        Returns the server (``await server.wait_listening()`` gives the bound port, for
+        ``port=0``) and the stream.
+
+        Example:
+            >>> server, lines = ssc.socket_server_stream("127.0.0.1", 9999)
+        """
+        source = SocketServerSource(
+            host, port, encoding=encoding, errors=errors, max_line_bytes=max_line_bytes
+        )
+        return source, self._add_source(source, "socket_server_stream", maxsize)
+
+    def text_file_stream(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        pattern: str = "*",
+        encoding: str = "utf-8",
+        errors: str = "replace",
+    ) -> DStream[str]:
+        """Lines of the files that appear in ``directory`` (Spark's ``textFileStream``).
+
+        Files already there are ignored; new files must be moved in atomically; hidden
+        (``.``, ``_``) and partial (``.tmp``, ``._COPYING_``...) names are skipped. At
+        each tick the directory is scanned and each new file read whole into the batch.
+        A file that cannot be read or decoded is reported and skipped.
+
+        Example:
+            >>> ssc.text_file_stream("/data/incoming", pattern="*.log").count().pprint()
+        """
+        source = TextFileSource(directory, pattern=pattern, encoding=encoding, errors=errors)
+        return self._add_scanned(source, "text_file_stream")
+
+    def binary_records_stream(
+        self, directory: str | os.PathLike[str], record_length: int
+    ) -> DStream[bytes]:
+        """Fixed-length ``bytes`` records of the files that appear in ``directory``.
+
+        Same discovery rules as :meth:`text_file_stream`. A trailing partial record is
+        reported and dropped (Spark fails the job instead).
+
+        Example:
+            >>> ssc.binary_records_stream("/data/frames", record_length=16).count().pprint()
+        """
+        source = BinaryRecordsSource(directory, record_length)
+        return self._add_scanned(source, "binary_records_stream")
+
+    def _add_scanned(self, source: TextFileSource | BinaryRecordsSource, kind: str) -> DStream[Any]:
+        events = SourceEvents(source.name, self._on_source_error)
+        return self._add_input(ScannedInput(source, events), kind)
