@@ -278,6 +278,10 @@ class DaskExecutor:
                         host="127.0.0.1",
                         dashboard_address="127.0.0.1:0",
                         asynchronous=True,
+                        # Errors of user functions come back to the driver and are raised
+                        # there; the workers' own logs would only repeat them, and at
+                        # shutdown a worker's last heartbeat may log a traceback.
+                        silence_logs=logging.CRITICAL,
                     )
                     target = self._cluster
                 self._client = await dist.Client(target, asynchronous=True, set_as_default=False)
