@@ -76,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser(
         "demo",
-        help="count words of generated sentences (no server needed)",
-        description="Count the words of randomly generated sentences, printed every batch.",
+        help="windowed word counts of generated sentences (no server needed)",
+        description="Count the words of generated sentences over a sliding window of "
+        "batches, printed every batch.",
         epilog="example:\n  asyncstream demo --batch 1 --seconds 5",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--rate", type=int, default=20, help="sentences per second")
     demo.add_argument("--seed", type=int, default=None, help="random seed, for repeatable output")
+    demo.add_argument(
+        "--window", type=int, default=3, help="count over the last N batches (default 3)"
+    )
     wordcount = sub.add_parser(
         "wordcount",
         help="count words of lines read from a TCP server (Spark's NetworkWordCount)",
@@ -136,13 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_demo(batch: float, seconds: float | None, rate: int, seed: int | None) -> None:
-    """Word counts of generated sentences, printed each batch with ``pprint``."""
+def run_demo(
+    batch: float, seconds: float | None, rate: int, seed: int | None, window: int = 3
+) -> None:
+    """Word counts of generated sentences over the last ``window`` batches, each batch."""
     from ._demo import SentenceSource
 
     ssc = StreamingContext(batch)
     lines = ssc._add_source(SentenceSource(ssc.clock, rate, seed), "demo_stream", 10_000)
-    counts = lines.flat_map(str.split).map(lambda w: (w, 1)).reduce_by_key(operator.add)
+    pairs = lines.flat_map(str.split).map(lambda w: (w, 1))
+    counts = pairs.reduce_by_key_and_window(
+        operator.add, operator.sub, window * batch, batch, filter_func=lambda kv: kv[1] > 0
+    )
     counts.transform(lambda pairs: sorted(pairs, key=lambda kv: (-kv[1], kv[0]))).pprint()
     ssc.run(timeout=seconds)
 
@@ -195,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
-            run_demo(args.batch, args.seconds, args.rate, args.seed)
+            run_demo(args.batch, args.seconds, args.rate, args.seed, args.window)
         elif args.command == "wordcount":
             if args.slide is not None and args.window is None:
                 build_parser().error("--slide needs --window")
