@@ -34,10 +34,11 @@ from ._process_executor import (
     shipping_error,
 )
 from .errors import ContextStateError, MissingExtraError, WorkerLostError
+from .executors import ExecutorContext
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Iterable
-    from types import ModuleType, TracebackType
+    from types import ModuleType
 
     import distributed
 
@@ -78,7 +79,7 @@ class _Lifecycle(enum.Enum):
 
 
 @final
-class DaskExecutor:
+class DaskExecutor(ExecutorContext):
     """Run partition work on a Dask distributed cluster.
 
     ``start()`` connects an asynchronous :class:`distributed.Client` on the context's
@@ -291,18 +292,6 @@ class DaskExecutor:
         except BaseException:
             await self.aclose()
             raise
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def _register_by_value(self) -> None:
         registered = cloudpickle.list_registry_pickle_by_value()

@@ -21,16 +21,15 @@ import pickle
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Any, Final, Self, final
+from typing import TYPE_CHECKING, Any, Final, final
 
 import anyio
 import cloudpickle
 
 from .errors import ContextStateError, SerializationError, WorkerLostError
+from .executors import ExecutorContext
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from .executors import Stage
 
 __all__ = ["ProcessExecutor"]
@@ -208,7 +207,7 @@ def _check_workers(workers: int | None) -> int:
 
 
 @final
-class ProcessExecutor:
+class ProcessExecutor(ExecutorContext):
     """Run partition work in a pool of local worker processes.
 
     Each batch ships the stage (pickled once with cloudpickle) and one pickled blob per
@@ -283,18 +282,6 @@ class ProcessExecutor:
             raise ContextStateError(msg)
         self._pool = self._new_pool()
         self._state = _Lifecycle.STARTED
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def _running_pool(self) -> ProcessPoolExecutor:
         if self._state is not _Lifecycle.STARTED or self._pool is None:

@@ -17,9 +17,12 @@ windows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar, final, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar, final, runtime_checkable
 
-__all__ = ["Executor", "InlineExecutor", "Stage"]
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["Executor", "ExecutorContext", "InlineExecutor", "Stage"]
 
 R = TypeVar("R")  # what a stage returns for one partition
 
@@ -53,6 +56,28 @@ class Executor(Protocol):
     async def aclose(self) -> None:
         """Called when the context stops; releases what ``start`` acquired."""
         ...
+
+
+class ExecutorContext:
+    """``async with executor:`` starts it and closes it (for executors used on their own)."""
+
+    async def start(self) -> None:
+        """Acquire what the executor needs."""
+
+    async def aclose(self) -> None:
+        """Release it."""
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
 
 @final
