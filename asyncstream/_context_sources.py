@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from ._files import BinaryRecordsSource, TextFileSource
 from ._socket import SocketServerSource, SocketTextSource
 from ._source_api import SourceEvents
-from ._util import Duration, to_ms
+from ._util import Duration, check_partitions, to_ms
 from .dstream import DStream
 from .sources import BufferedInput, Input, InputSender, IterableSource, QueueInput, ScannedInput
 
@@ -52,17 +52,23 @@ class SourceStreams:
         queue: Sequence[Iterable[T]],
         one_at_a_time: bool = True,
         default: Iterable[T] | None = None,
+        *,
+        num_partitions: int = 2,
     ) -> DStream[T]:
         """A stream fed from a list or deque of batches, read live.
 
         Each tick takes one queued batch (``one_at_a_time``) or all of them; when the
         queue is empty the batch is ``default`` (empty when ``None``). Items appended to
-        the queue while the context runs are picked up.
+        the queue while the context runs are picked up. Each batch is split into
+        ``num_partitions`` partitions the way Spark's ``sc.parallelize`` slices a list
+        (2, as PySpark with ``local[2]``, so ``glom`` and ``map_partitions`` see what
+        they would see in Spark).
 
         Example:
             >>> ssc.queue_stream([[1, 2], [3]]).count().pprint()
         """
-        op = QueueInput(queue, one_at_a_time, default)  # type: ignore[arg-type]
+        check_partitions(num_partitions, "queue_stream")
+        op = QueueInput(queue, one_at_a_time, default, num_partitions)  # type: ignore[arg-type]
         return self._add_input(op, "queue_stream")
 
     def input_stream(self, maxsize: int = DEFAULT_MAXSIZE) -> tuple[InputSender[Any], DStream[Any]]:

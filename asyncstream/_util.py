@@ -55,6 +55,13 @@ def check_multiple(duration_ms: int, of_ms: int, what: str, of_what: str) -> Non
         raise DurationError(msg)
 
 
+def check_partitions(n: int | None, kind: str) -> None:
+    """Raise ValueError unless ``n`` is ``None`` or a positive int."""
+    if n is not None and (isinstance(n, bool) or not isinstance(cast("object", n), int) or n < 1):
+        msg = f"{kind}: the number of partitions must be a positive int, got {n!r}"
+        raise ValueError(msg)
+
+
 def ms_to_datetime(ms: int) -> datetime:
     """Milliseconds since the epoch as an aware UTC datetime."""
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)

@@ -442,7 +442,7 @@ class StreamingContext(SourceStreams):
         for node in self._inputs:
             op: Any = node._op
             records = op.cut()
-            node._cache[t] = Batch._make(t, [records])
+            node._cache[t] = Batch._make(t, op.partition(records))
             num += len(records)
             if records and isinstance(op, BufferedInput):
                 held.append((op.buffer, len(records)))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast, overlo
 from . import operators as ops
 from . import sinks
 from ._stateful import MapState, StateSnapshots, UpdateState, Window, refuse_async
-from ._util import Duration, call_site, fn_name, time_to_ms, to_ms
+from ._util import Duration, call_site, check_partitions, fn_name, time_to_ms, to_ms
 from .batch import Batch
 from .errors import ContextStateError, IncompatibleStreamsError
 from .state import StateSpec
@@ -309,7 +309,7 @@ class DStream(Generic[T_co]):
         Example:
             >>> s4 = s.repartition(4)
         """
-        _check_partitions(num_partitions, "repartition")
+        check_partitions(num_partitions, "repartition")
         return self._derive(ops.Repartition(num_partitions), f"repartition({num_partitions})")
 
     def partition_by(
@@ -322,7 +322,7 @@ class DStream(Generic[T_co]):
         Example:
             >>> by_key = pairs.partition_by(2)
         """
-        _check_partitions(num_partitions, "partition_by")
+        check_partitions(num_partitions, "partition_by")
         op = ops.Repartition(num_partitions, partition_func)
         return self._derive(op, f"partition_by({num_partitions})")
 
@@ -362,7 +362,7 @@ class DStream(Generic[T_co]):
         Example:
             >>> counts = words.map(lambda w: (w, 1)).reduce_by_key(operator.add)
         """
-        _check_partitions(num_partitions, "reduce_by_key")
+        check_partitions(num_partitions, "reduce_by_key")
         op = ops.CombineByKey(None, fn, fn, num_partitions)
         return self._derive(op, f"reduce_by_key({fn_name(fn)})")
 
@@ -382,7 +382,7 @@ class DStream(Generic[T_co]):
             ...     lambda a, b: (a[0] + b[0], a[1] + b[1]),
             ... )
         """
-        _check_partitions(num_partitions, "combine_by_key")
+        check_partitions(num_partitions, "combine_by_key")
         op = ops.CombineByKey(create_combiner, merge_value, merge_combiners, num_partitions)
         return self._derive(op, f"combine_by_key({fn_name(create_combiner)})")
 
@@ -394,7 +394,7 @@ class DStream(Generic[T_co]):
         Example:
             >>> groups = pairs.group_by_key()  # ("a", 1), ("a", 2) -> ("a", [1, 2])
         """
-        _check_partitions(num_partitions, "group_by_key")
+        check_partitions(num_partitions, "group_by_key")
         return self._derive(ops.GroupByKey(num_partitions), "group_by_key")
 
     def union(self, other: DStream[U]) -> DStream[T_co | U]:
@@ -407,7 +407,7 @@ class DStream(Generic[T_co]):
 
     def _join(self, how: str, other: DStream[Any], n: int | None) -> DStream[Any]:
         kind = {"inner": "join", "cogroup": "cogroup"}.get(how, f"{how}_outer_join")
-        _check_partitions(n, kind)
+        check_partitions(n, kind)
         return self._derive(ops.Join(how, n), kind, other)
 
     def join(
@@ -774,9 +774,3 @@ class MapWithStateDStream(DStream[U], Generic[K, S, U]):
 
 
 KeyedDStream: TypeAlias = DStream[tuple[K, V]]
-
-
-def _check_partitions(n: int | None, kind: str) -> None:
-    if n is not None and (isinstance(n, bool) or not isinstance(cast("object", n), int) or n < 1):
-        msg = f"{kind}: the number of partitions must be a positive int, got {n!r}"
-        raise ValueError(msg)

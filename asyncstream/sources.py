@@ -38,6 +38,10 @@ class Input(ops.Operator):
         """Records received but not yet in a batch (graceful stop drains them)."""
         return 0
 
+    def partition(self, records: list[Any]) -> list[list[Any]]:
+        """Split a cut batch into partitions (one, unless the input says otherwise)."""
+        return [records]
+
     #: Whether the input can be replayed from a checkpointed position.
     replayable = False
 
@@ -61,6 +65,7 @@ class QueueInput(Input):
         queue: list[Iterable[Any]] | collections.deque[Iterable[Any]],
         one_at_a_time: bool,
         default: Iterable[Any] | None,
+        num_partitions: int = 2,
     ) -> None:
         if not isinstance(cast("object", queue), list | collections.deque):
             msg = (
@@ -72,6 +77,7 @@ class QueueInput(Input):
         self.one_at_a_time = one_at_a_time
         self.default = None if default is None else list(default)
         self.consumed = 0
+        self.num_partitions = num_partitions
         self.name = "queue_stream"
 
     def _pop(self) -> Iterable[Any]:
@@ -89,6 +95,13 @@ class QueueInput(Input):
         """Drop the batches a checkpointed run consumed from the (rebuilt) queue."""
         for _ in range(min(int(position), len(self.queue))):
             self._pop()
+
+    def partition(self, records: list[Any]) -> list[list[Any]]:
+        """Slice like Spark's ``parallelize``: partition i holds ``[i*n//k, (i+1)*n//k)``."""
+        n, k = len(records), self.num_partitions
+        if k == 1:
+            return [records]
+        return [records[i * n // k : (i + 1) * n // k] for i in range(k)]
 
     def cut(self) -> list[Any]:
         """Take the next queued batch (or every queued batch), else the default."""

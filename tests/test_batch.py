@@ -25,12 +25,13 @@ async def batches_of(
     *builds: Callable[[DStream[Any]], DStream[Any]],
     interval: float = 1.0,
     start: float = 0.0,
+    num_partitions: int = 1,
 ) -> list[list[Batch[Any]]]:
     """Per build (identity when none), the batches it output for ``len(data)`` ticks."""
     ticks = len(data)  # queue_stream pops the queue as it goes
     clock = ManualClock(start)
     ssc = StreamingContext(interval, clock=clock)
-    source = ssc.queue_stream(data)
+    source = ssc.queue_stream(data, num_partitions=num_partitions)
     sinks = []
     for build in builds or (lambda s: s,):
         sink = ListSink()
@@ -75,6 +76,21 @@ async def test_single_partition_batch() -> None:
     assert b.num_partitions == 1
     assert len(b) == 2
     assert list(b) == ["x", "y"]
+
+
+async def test_queue_stream_slices_batches_like_spark_parallelize() -> None:
+    # sc.parallelize(xs, 2) puts [i*n//2, (i+1)*n//2) in partition i; PySpark's queueStream
+    # parallelizes each queued list that way (local[2]).
+    data: list[list[Any]] = [[1, 2, 3], [1], [], list(range(7))]
+    [batches] = await batches_of(data, num_partitions=2)
+    assert [b.partitions for b in batches] == [
+        ((1,), (2, 3)),
+        ((), (1,)),
+        ((), ()),
+        ((0, 1, 2), (3, 4, 5, 6)),
+    ]
+    [[b]] = await batches_of([[1, 2, 3, 4, 5]], num_partitions=3)
+    assert b.partitions == ((1,), (2, 3), (4, 5))
 
 
 async def test_a_reduced_empty_batch_has_no_partitions() -> None:
