@@ -114,7 +114,7 @@ class Window(Stateful):
             return
         if self.reduce_first is not None:
             fn = self.reduce_first
-            reduced = await ops.map_side(node, t, functools.partial(reduce_pairs, fn=fn))
+            reduced = await ops.combined(node, t, functools.partial(reduce_pairs, fn=fn))
             merged = (
                 reduced[0]
                 if len(reduced) == 1

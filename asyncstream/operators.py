@@ -82,6 +82,21 @@ class StageFn:
         return f"<stage of {len(self.steps)} steps then {getattr(self.fn, '__name__', self.fn)}>"
 
 
+async def combined(
+    node: DStream[Any], t: int, fn: Callable[[Iterable[Any]], Any], i: int = 0
+) -> list[Any]:
+    """Partial results of ``fn`` over parent ``i``'s records, for a combining consumer.
+
+    Inline, there is one: ``fn`` runs once over all partitions chained (one pass, nothing
+    to merge). With another executor, one per partition, computed where the work is
+    shipped, and merged by the caller.
+    """
+    if node._ctx._executor.inline:
+        parts = await node._parents[i]._partition_iters(t)
+        return [fn(parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts))]
+    return await map_side(node, t, fn, i)
+
+
 async def map_side(
     node: DStream[Any], t: int, fn: Callable[[Iterable[Any]], Any], i: int = 0
 ) -> list[Any]:
@@ -313,7 +328,7 @@ class CountByValue(Operator):
 
     async def parts(self, node: DStream[Any], t: int) -> Parts:
         """Count values across the parent partitions."""
-        partials = await map_side(node, t, Counter)
+        partials = await combined(node, t, Counter)
         counts: Counter[Any] = partials[0] if len(partials) == 1 else Counter()
         if len(partials) != 1:
             for partial in partials:
@@ -420,7 +435,7 @@ class CombineByKey(Operator):
             combine = functools.partial(
                 _combine_sync, create=self.create, merge_value=self.merge_value
             )
-            partials = await map_side(node, t, combine)
+            partials = await combined(node, t, combine)
         merged = partials[0] if partials else {}
         for other in partials[1:]:
             for k, v in other.items():
@@ -428,7 +443,7 @@ class CombineByKey(Operator):
                 merged[k] = (
                     v if old is _MISSING else await maybe_await(self.merge_combiners(old, v))
                 )
-        n = self.num_partitions or max(1, len(partials))
+        n = self.num_partitions or 1
         return hash_partition(merged.items(), n)  # type: ignore[return-value]
 
 
@@ -445,7 +460,7 @@ class GroupByKey(Operator):
         for it in parents:
             for k, v in it:
                 groups[k].append(v)
-        n = self.num_partitions or max(1, len(parents))
+        n = self.num_partitions or 1
         return hash_partition(groups.items(), n)  # type: ignore[return-value]
 
 
@@ -490,7 +505,7 @@ class Join(Operator):
                 for k, rv in right.items():
                     if k not in left:
                         out.extend((k, (None, b)) for b in rv)
-        n = self.num_partitions or max(1, len(left_parts), len(right_parts))
+        n = self.num_partitions or 1
         return hash_partition(out, n)  # type: ignore[return-value]
 
 
