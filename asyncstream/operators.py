@@ -91,10 +91,28 @@ async def combined(
     to merge). With another executor, one per partition, computed where the work is
     shipped, and merged by the caller.
     """
-    if node._ctx._executor.inline:
-        parts = await node._parents[i]._partition_iters(t)
-        return [fn(parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts))]
-    return await map_side(node, t, fn, i)
+    if not node._ctx._executor.inline:
+        return await map_side(node, t, fn, i)
+    parent = node._parents[i]
+    if _per_record_chain(parent):
+        # Chain the few base partitions (lines), not the many records the steps make
+        # (words): the chaining then costs per line, not per word.
+        base, steps = await parent._stage(t)
+        it: Iterable[Any] = base[0] if len(base) == 1 else itertools.chain.from_iterable(base)
+        for step in steps:
+            it = step(0, it)
+        return [fn(it)]
+    parts = await parent._partition_iters(t)
+    return [fn(parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts))]
+
+
+def _per_record_chain(stream: DStream[Any]) -> bool:
+    """Whether ``stream`` is a fused chain of per-record steps (down to a computed base)."""
+    while stream._fuse and isinstance(stream._op, Narrow):
+        if not stream._op.per_record:
+            return False
+        stream = stream._parents[0]
+    return not (stream._fuse and stream._op.lazy)
 
 
 async def map_side(
@@ -157,6 +175,7 @@ class Narrow(Operator):
     """One element- or partition-wise step; lazy, so chains of them fuse."""
 
     lazy = True
+    per_record = False  # see _PER_RECORD
 
     def __init__(
         self, step: Step | None, astep: AsyncStep | None, user_fns: tuple[object, ...]
@@ -188,7 +207,14 @@ def narrow(kind: str, fn: Fn, concurrency: int) -> Narrow:
     """Build the narrow operator ``kind`` (``map``, ``filter``, ...) around ``fn``."""
     if is_async_callable(fn):
         return Narrow(None, _ASYNC_STEPS[kind](fn, concurrency), (fn,))
-    return Narrow(_SYNC_STEPS[kind](fn), None, (fn,))
+    op = Narrow(_SYNC_STEPS[kind](fn), None, (fn,))
+    op.per_record = kind in _PER_RECORD
+    return op
+
+
+# Steps that treat every record alike, whatever partition it is in: a combining consumer
+# may run them once over all partitions chained instead of partition by partition.
+_PER_RECORD = frozenset({"map", "flat_map", "filter", "map_values", "flat_map_values"})
 
 
 def _sync_map(fn: Fn) -> Step:
