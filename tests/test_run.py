@@ -57,10 +57,11 @@ def _read_until(proc: subprocess.Popen[str], marker: str, limit: float = 20) -> 
     pytest.fail(f"the child never printed {marker!r}; got {lines!r}")
 
 
-def test_sigint_stops_run_gracefully_and_prints_the_last_batch() -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_run_gracefully_and_prints_the_last_batch(signum: int) -> None:
     proc = _spawn(["-m", "asyncstream", "demo", "--batch", "0.2", "--seed", "7", "--rate", "50"])
     head = _read_until(proc, "Time: ")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = _finish(proc)
     text = "".join(head) + out
     assert proc.returncode == 0, err
