@@ -1,18 +1,34 @@
-"""The benchmark scripts run end to end on tiny sizes (no timing is asserted)."""
+"""Every benchmark script runs end to end on tiny sizes (no timing is asserted)."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def test_bench_core_runs_on_tiny_sizes() -> None:
-    args = ["--rounds", "1", "--batches", "2", "--lines", "50", "--tiny-batches", "20"]
+@dataclass
+class Output:
+    """A benchmark's stdout: its lines, and its first table as header and rows of cells."""
+
+    text: str
+    lines: list[str]
+    header: list[str]
+    rows: list[list[str]]  # rows with as many cells as the header
+
+    def first_cells(self) -> set[str]:
+        return {row[0] for row in self.rows}
+
+
+def run_bench(script: str, *args: str) -> Output:
     proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_core.py"), *args],
+        [sys.executable, str(BENCHMARKS / script), *args],
         capture_output=True,
         text=True,
         timeout=50,
@@ -21,6 +37,90 @@ def test_bench_core_runs_on_tiny_sizes() -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     header = [cell.strip() for cell in lines[0].split(" | ")]
-    assert header[:5] == ["workload", "baseline", "engine ms/batch", "baseline ms/batch", "ratio"]
-    for workload in ("W1", "W2", "W5"):
-        assert any(line.split(" | ")[0].strip() == workload for line in lines[2:]), proc.stdout
+    cells = ([c.strip() for c in line.split(" | ")] for line in lines[2:])
+    rows = [row for row in cells if len(row) == len(header)]
+    return Output(proc.stdout, lines, header, rows)
+
+
+TINY_TEXT = ["--rounds", "1", "--batches", "2", "--lines", "50", "--tiny-batches", "20"]
+
+
+def test_bench_core() -> None:
+    out = run_bench("bench_core.py", *TINY_TEXT)
+    assert out.header[:5] == [
+        "workload",
+        "baseline",
+        "engine ms/batch",
+        "baseline ms/batch",
+        "ratio",
+    ]
+    assert {"W1", "W2", "W5"} <= out.first_cells(), out.text
+
+
+def test_bench_windows() -> None:
+    out = run_bench("bench_windows.py", "--quick")
+    assert out.header[:5] == [
+        "workload",
+        "baseline",
+        "engine ms/batch",
+        "baseline ms/batch",
+        "ratio",
+    ]
+    assert {"W3", "W4 update_state_by_key", "W4 map_with_state"} <= out.first_cells(), out.text
+    firsts = [line.split(" | ")[0].strip() for line in out.lines if " | " in line]
+    assert {"6", "30", "60"} <= set(firsts), out.text  # the incremental windows
+    assert sum(line.startswith("flatness ") for line in out.lines) == 2, out.text
+
+
+def test_bench_socket_on_both_loops() -> None:
+    out = run_bench("bench_socket.py", "--megabytes", "1", "--rounds", "1")
+    assert out.header[:3] == ["workload", "baseline", "engine lines/s"]
+    assert out.header[-1] == "loop"
+    assert {row[-1] for row in out.rows if row[0] == "S1"} == {"asyncio", "uvloop"}, out.text
+
+
+def test_bench_latency() -> None:
+    out = run_bench("bench_latency.py", "--seconds", "0.5", "--warmup", "0.1", "--records", "100")
+    assert out.header[:4] == ["workload", "p50 ms", "p99 ms", "max ms"]
+    assert out.header[-1] == "loop"
+    names = [row[0] for row in out.rows]
+    for prefix in ("L1 tick lateness", "L1 start lateness", "L1 end-to-end", "L1 ticks lost"):
+        assert any(name.startswith(prefix) for name in names), out.text
+    assert all(row[4] != "0" for row in out.rows), out.text  # samples were taken
+
+
+def test_bench_peers() -> None:
+    # Peers that are not installed are skipped by the script itself, with a note.
+    out = run_bench("bench_peers.py", *TINY_TEXT, "--bytewax-batches", "1")
+    assert out.header[:4] == [
+        "workload",
+        "baseline",
+        "raw ms/batch",
+        "asyncstream ms/batch (x raw)",
+    ]
+    rows = {row[0]: row for row in out.rows}
+    assert set(rows) >= {"W1", "W2", "W5"}, out.text
+    for peer in ("streamz", "aiostream", "bytewax"):
+        column = f"{peer} ms/batch (x raw)"
+        if importlib.util.find_spec(peer) is None:
+            assert any(line.startswith(f"note: {peer} ") for line in out.lines), out.text
+        else:
+            assert column in out.header, out.text
+            i = out.header.index(column)
+            assert all(rows[w][i] != "-" for w in ("W1", "W2", "W5")), out.text
+
+
+def test_bench_executors() -> None:
+    pytest.importorskip("distributed")
+    out = run_bench("bench_executors.py", "--quick")
+    assert out.header[:6] == [
+        "executor",
+        "partitions",
+        "records/s",
+        "ms/batch",
+        "speed-up",
+        "tiny ms/batch",
+    ]
+    assert "start-up s" in out.header
+    assert {"inline", "processes:2", "dask:2"} <= out.first_cells(), out.text
+    assert any(line.startswith("heavy: ") and "µs/call" in line for line in out.lines), out.text
