@@ -149,7 +149,7 @@ class DStream(Generic[T_co]):
                 self._ctx._note_failure(self)
                 raise
         batch = await self._get(t)
-        return [] if batch is None else list(batch._parts)
+        return [] if batch is None else cast("list[Iterable[Any]]", batch._parts)
 
     async def _stage(self, t: int) -> tuple[list[list[Any]], list[ops.Step]]:
         """For an executor: the partitions to ship and the narrow steps still to run on them.

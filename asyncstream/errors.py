@@ -72,8 +72,8 @@ class BatchError(AsyncStreamError):
         self.operator_name = operator_name
 
 
-class SerializationError(AsyncStreamError, TypeError):
-    """A stage, a partition, a result or an exception cannot cross to or from a worker.
+class _ExecutorError(AsyncStreamError):
+    """An executor could not run an operator's work (internal base of the two below).
 
     Attributes:
         operator_name: The ``label`` the engine passed to ``run()``.
@@ -84,16 +84,12 @@ class SerializationError(AsyncStreamError, TypeError):
         self.operator_name = operator_name
 
 
-class WorkerLostError(AsyncStreamError, RuntimeError):
-    """A worker process died (or its work was lost) while it ran a partition of a batch.
+class SerializationError(_ExecutorError, TypeError):
+    """A stage, a partition, a result or an exception cannot cross to or from a worker."""
 
-    Attributes:
-        operator_name: The ``label`` the engine passed to ``run()``.
-    """
 
-    def __init__(self, message: str, *, operator_name: str) -> None:
-        super().__init__(message)
-        self.operator_name = operator_name
+class WorkerLostError(_ExecutorError, RuntimeError):
+    """A worker process died (or its work was lost) while it ran a partition of a batch."""
 
 
 class MissingExtraError(AsyncStreamError, ImportError):
