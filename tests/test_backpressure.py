@@ -113,18 +113,18 @@ async def fast_sender_slow_pipeline() -> None:
     ssc = StreamingContext(INTERVAL, clock=clock)
     ssc.add_listener(ErrorListener(progress))
 
-    def sample() -> None:
+    def sample(batch_len: int) -> None:
         stats = ssc.statistics()
         (source,) = stats.sources.values()
         progress.max_buffered = max(progress.max_buffered, source["buffered"])
+        # The batch being output still counts against the bound until it has run.
+        progress.max_held = max(progress.max_held, source["buffered"] + batch_len)
         progress.max_queued = max(progress.max_queued, stats.batches_queued)
         progress.max_rss = max(progress.max_rss, rss_bytes())
 
     async def slow_output(batch: Batch[str]) -> None:
-        sample()
+        sample(len(batch))
         progress.max_batch = max(progress.max_batch, len(batch))
-        (source,) = ssc.statistics().sources.values()
-        progress.max_held = max(progress.max_held, source["buffered"] + len(batch))
         if progress.first_mismatch is None:
             start = progress.consumed
             for i, line in enumerate(batch, start):
@@ -133,7 +133,7 @@ async def fast_sender_slow_pipeline() -> None:
                     break
         progress.consumed += len(batch)
         await anyio.sleep(SLOW * len(batch))
-        sample()
+        sample(len(batch))  # after the reader had time to fill the room left
 
     with socket.create_server((HOST, 0)) as listener:
         port = listener.getsockname()[1]
