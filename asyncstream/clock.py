@@ -5,6 +5,11 @@ The engine never reads the time any other way, so tests can drive it with
 
 Batch times are aligned to the clock's epoch (seconds since 1970 for
 :class:`SystemClock`, 0.0 for a fresh :class:`ManualClock`).
+
+The ticker fires through :func:`timers_of`: a timer on the clock that runs a plain
+callback at the deadline, so a tick costs no task switch. Both clocks here have a
+``call_at`` method; a custom clock with only ``now`` and ``sleep_until`` gets a
+small task that sleeps, then calls back.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol, final, runtime_checkable
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-__all__ = ["Clock", "ManualClock", "SystemClock"]
+__all__ = ["Clock", "ManualClock", "SystemClock", "Timer", "timers_of"]
 
 
 @runtime_checkable
@@ -26,7 +31,8 @@ class Clock(Protocol):
     """What the engine needs from a clock.
 
     ``now()`` is in seconds on the clock's epoch; ``sleep_until`` returns once
-    ``now() >= deadline`` (it may return late, never early).
+    ``now() >= deadline`` (it may return late, never early). A clock may also offer
+    ``call_at(deadline, callback) -> Timer``, which the ticker then uses.
     """
 
     def now(self) -> float:
@@ -36,6 +42,35 @@ class Clock(Protocol):
     async def sleep_until(self, deadline: float) -> None:
         """Wait until ``now() >= deadline``."""
         ...
+
+
+class Timer(Protocol):
+    """A pending timer call; ``cancel()`` keeps the callback from running."""
+
+    def cancel(self) -> object:
+        """Cancel the call if it has not run yet."""
+        ...
+
+
+def timers_of(clock: Clock) -> Callable[[float, Callable[[], object]], Timer]:
+    """The function that calls ``callback()`` on the event loop once ``clock.now() >= deadline``.
+
+    It is the clock's own ``call_at`` when it has one; otherwise each call starts a task
+    that awaits ``clock.sleep_until(deadline)`` and then calls back.
+    """
+    method: Callable[[float, Callable[[], object]], Timer] | None = getattr(clock, "call_at", None)
+    if method is not None:
+        return method
+
+    def call_at(deadline: float, callback: Callable[[], object]) -> Timer:
+        async def sleep_then_call() -> None:
+            await clock.sleep_until(deadline)
+            callback()
+
+        loop = asyncio.get_running_loop()
+        return loop.create_task(sleep_then_call(), name="asyncstream timer")
+
+    return call_at
 
 
 @final
@@ -57,16 +92,61 @@ class SystemClock:
 
     async def sleep_until(self, deadline: float) -> None:
         """Sleep until the wall clock reads ``deadline``."""
-        loop = asyncio.get_running_loop()
-        delay = deadline - time.time()
-        if delay <= 0:
-            await asyncio.sleep(0)
-            return
-        target = loop.time() + delay
-        await asyncio.sleep(delay)
-        # The event loop may wake up to its clock resolution early: never return early.
-        if (remaining := target - loop.time()) > 0:
-            await asyncio.sleep(remaining)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        timer = self.call_at(deadline, lambda: _resolve(done))
+        try:
+            await done
+        finally:
+            timer.cancel()
+
+    def call_at(self, deadline: float, callback: Callable[[], object]) -> Timer:
+        """Call ``callback()`` from the event loop when the wall clock reads ``deadline``."""
+        return _LoopTimer(asyncio.get_running_loop(), deadline - time.time(), callback)
+
+
+@final
+class _LoopTimer:
+    """``loop.call_at`` that never fires early.
+
+    An event loop may run a timer up to its clock resolution (a millisecond for
+    uvloop) early; the timer then waits for the rest.
+    """
+
+    __slots__ = ("_callback", "_handle", "_loop", "_target")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, delay: float, callback: Callable[[], object]
+    ) -> None:
+        self._loop = loop
+        self._callback = callback
+        self._target = loop.time() + delay
+        self._handle = loop.call_at(self._target, self._fire)
+
+    def _fire(self) -> None:
+        if self._loop.time() < self._target:
+            self._handle = self._loop.call_at(self._target, self._fire)
+        else:
+            self._callback()
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+
+@final
+class _ManualTimer:
+    __slots__ = ("callback", "cancelled")
+
+    def __init__(self, callback: Callable[[], object]) -> None:
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def run(self) -> None:
+        if not self.cancelled:
+            self.cancelled = True
+            self.callback()
 
 
 @final
@@ -89,9 +169,9 @@ class ManualClock:
     def __init__(self, start: float = 0.0) -> None:
         # Integer nanoseconds, so that advancing by 0.1 ten times lands exactly on 1.0.
         self._now = _ns(start)
-        self._sleepers: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._timers: list[tuple[int, int, _ManualTimer]] = []
         self._counter = itertools.count()
-        self._settlers: list[Callable[[], Awaitable[None]]] = []
+        self._settlers: list[Callable[[], Awaitable[None] | None]] = []
 
     def now(self) -> float:
         """Return the current manual time."""
@@ -99,23 +179,32 @@ class ManualClock:
 
     async def sleep_until(self, deadline: float) -> None:
         """Wait until :meth:`advance` has moved the time to ``deadline``."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        timer = self.call_at(deadline, lambda: _resolve(done))
+        try:
+            await done
+        finally:
+            timer.cancel()
+
+    def call_at(self, deadline: float, callback: Callable[[], object]) -> Timer:
+        """Call ``callback()`` when :meth:`advance` or :meth:`jump` reaches ``deadline``.
+
+        A deadline that is already due is called soon, from the event loop.
+        """
+        timer = _ManualTimer(callback)
         deadline_ns = _ns(deadline)
         if deadline_ns <= self._now:
-            await asyncio.sleep(0)
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (deadline_ns, next(self._counter), fut))
-        try:
-            await fut
-        finally:
-            if not fut.done():
-                fut.cancel()
+            asyncio.get_running_loop().call_soon(timer.run)
+        else:
+            heapq.heappush(self._timers, (deadline_ns, next(self._counter), timer))
+        return timer
 
-    def add_settler(self, settle: Callable[[], Awaitable[None]]) -> Callable[[], None]:
-        """Register a coroutine function that ``advance`` awaits after each step.
+    def add_settler(self, settle: Callable[[], Awaitable[None] | None]) -> Callable[[], None]:
+        """Register a function that ``advance`` calls after each step.
 
-        A :class:`~asyncstream.StreamingContext` registers one that returns when its
-        queued batches are done. Returns a function that removes it again.
+        It returns ``None`` when there is nothing to wait for, else an awaitable that
+        ``advance`` awaits. A :class:`~asyncstream.StreamingContext` registers one that
+        waits until its queued batches are done. Returns a function that removes it again.
         """
         self._settlers.append(settle)
 
@@ -141,17 +230,17 @@ class ManualClock:
         await self._settle()
         while True:
             self._drop_cancelled()
-            if not self._sleepers or self._sleepers[0][0] > target:
+            if not self._timers or self._timers[0][0] > target:
                 break
-            self._now = max(self._now, self._sleepers[0][0])
-            self._wake_due()
+            self._now = max(self._now, self._timers[0][0])
+            self._fire_due()
             await self._settle()
         self._now = max(self._now, target)
-        if self._wake_due():
+        if self._fire_due():
             await self._settle()
 
     def jump(self, seconds: float) -> None:
-        """Move the time forward at once and wake every due sleeper, without waiting.
+        """Move the time forward at once and fire every due timer, without waiting.
 
         Use it inside a batch to make that batch "take" ``seconds`` of clock time: the
         ticks that fall due meanwhile are queued behind it, as on a slow machine.
@@ -163,26 +252,34 @@ class ManualClock:
             msg = f"jump({seconds!r}): time can't go backwards; pass a duration >= 0"
             raise ValueError(msg)
         self._now += _ns(seconds)
-        self._wake_due()
+        self._fire_due()
 
-    def _wake_due(self) -> bool:
-        woke = False
-        while self._sleepers and self._sleepers[0][0] <= self._now:
-            _, _, fut = heapq.heappop(self._sleepers)
-            if not fut.done():
-                fut.set_result(None)
-                woke = True
-        return woke
+    def _fire_due(self) -> bool:
+        fired = False
+        timers = self._timers
+        while timers and timers[0][0] <= self._now:
+            timer = heapq.heappop(timers)[2]
+            if not timer.cancelled:
+                timer.run()
+                fired = True
+        return fired
 
     def _drop_cancelled(self) -> None:
-        while self._sleepers and self._sleepers[0][2].done():
-            heapq.heappop(self._sleepers)
+        while self._timers and self._timers[0][2].cancelled:
+            heapq.heappop(self._timers)
 
     async def _settle(self) -> None:
         # Let woken tasks run, then wait for every attached context to go idle.
         await asyncio.sleep(0)
         for settle in list(self._settlers):
-            await settle()
+            waiting = settle()
+            if waiting is not None:
+                await waiting
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _ns(seconds: float) -> int:

@@ -27,7 +27,7 @@ from ._source_api import SourceEvents
 from ._util import Duration, call_site, code_of, ms_to_datetime, to_ms
 from .batch import Batch
 from .checkpoint import Checkpoint
-from .clock import Clock, SystemClock
+from .clock import Clock, SystemClock, Timer, timers_of
 from .errors import BatchError, ContextStateError
 from .executors import Executor, InlineExecutor
 from .metrics import BatchInfo, OutputOperationInfo, SourceErrorInfo
@@ -35,7 +35,7 @@ from .operators import Transform
 from .sources import BufferedInput, ScannedInput
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
     from types import TracebackType
 
     from ._buffer import RecordBuffer
@@ -134,14 +134,18 @@ class StreamingContext(SourceStreams):
         self._next_ms = 0
         self._last_time_ms: int | None = None
         # scheduling
-        self._jobs: collections.deque[BatchInfo] = collections.deque()
-        self._wake = asyncio.Event()
+        # Queued batches as (batch time ms, records, submission time): BatchInfo objects
+        # are made only for listeners and statistics().
+        self._jobs: collections.deque[tuple[int, int, float]] = collections.deque()
+        self._wakeup: asyncio.Future[None] | None = None
         self._running = False
         self._no_more_jobs = False
         self._ticker_deadline = math.inf
+        self._timer: Timer | None = None
+        self._call_at = timers_of(self._clock)
         self._progress: asyncio.Event | None = None
         self._completed = 0
-        self._last_info: BatchInfo | None = None
+        self._last_info: tuple[int, int, float, float, float] | None = None
         # lifecycle
         self._tg: anyio.abc.TaskGroup | None = None
         self._sources_scope: anyio.CancelScope | None = None
@@ -181,9 +185,8 @@ class StreamingContext(SourceStreams):
             for i, node in enumerate(self._inputs)
             if isinstance(node._op, BufferedInput | ScannedInput)
         }
-        return ContextStatistics(
-            self._state, self._completed, len(self._jobs), self._last_info, sources
-        )
+        last = BatchInfo(*self._last_info) if self._last_info is not None else None
+        return ContextStatistics(self._state, self._completed, len(self._jobs), last, sources)
 
     # --- building the graph ---------------------------------------------------------------
 
@@ -419,21 +422,43 @@ class StreamingContext(SourceStreams):
                         tg.start_soon(op.run_source, events, name=op.source.name)
 
     async def _ticker(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        clock = self._clock
+        """Own the tick timer for the context's lifetime.
+
+        Each tick is a timer callback on the clock (:meth:`_tick`), which cuts the
+        batch and arms the next timer, so the schedule never waits for a task switch
+        and never for a batch that is still running.
+        """
         try:
             with anyio.CancelScope() as self._ticker_scope:
+                self._arm()
                 task_status.started()
-                while True:
-                    t = self._next_ms
-                    self._ticker_deadline = t / 1000
-                    self._notify()
-                    await clock.sleep_until(t / 1000)
-                    self._ticker_deadline = -math.inf
-                    self._generate(t)
-                    self._next_ms = t + self._batch_ms
+                await anyio.sleep_forever()
         finally:
+            if self._timer is not None:
+                self._timer.cancel()
             self._ticker_deadline = math.inf
             self._ticker_done.set()
+
+    def _arm(self) -> None:
+        deadline = self._next_ms / 1000
+        self._ticker_deadline = deadline
+        self._timer = self._call_at(deadline, self._tick)
+
+    def _tick(self) -> None:
+        try:
+            t = self._next_ms
+            self._ticker_deadline = -math.inf
+            self._generate(t)
+            self._next_ms = t + self._batch_ms
+            self._arm()
+        except Exception as exc:
+            # A timer callback has nobody to raise to: the error stops the context and
+            # await_termination() re-raises it.
+            if self._error is None:
+                self._error = exc
+            if self._tg is not None:
+                self._tg.cancel_scope.cancel()
+        self._notify()
 
     def _generate(self, t: int) -> None:
         """Cut every input into its batch for ``t`` and queue the batch."""
@@ -455,11 +480,18 @@ class StreamingContext(SourceStreams):
                 for name, node in zip(self._input_names, self._inputs, strict=True)
                 if node._op.replayable  # type: ignore[attr-defined]
             }
-        info = BatchInfo(t, num, self._clock.now())
-        self._jobs.append(info)
-        self._wake.set()
+        submitted = self._clock.now()
+        self._jobs.append((t, num, submitted))
+        self._wake_runner()
         if self._listeners:
-            self._emit("on_batch_submitted", info)
+            self._emit("on_batch_submitted", BatchInfo(t, num, submitted))
+
+    def _wake_runner(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            if not wakeup.done():
+                wakeup.set_result(None)
 
     async def _run_jobs(self) -> None:
         self._runner_task = asyncio.current_task()
@@ -468,12 +500,12 @@ class StreamingContext(SourceStreams):
                 while not self._jobs:
                     if self._no_more_jobs:
                         return
-                    self._wake.clear()
-                    await self._wake.wait()
-                info = self._jobs.popleft()
+                    self._wakeup = asyncio.get_running_loop().create_future()
+                    await self._wakeup
+                job = self._jobs.popleft()
                 self._running = True
                 try:
-                    await self._run_batch(info)
+                    await self._run_batch(*job)
                 except BatchError as err:
                     self._error = err
                     assert self._tg is not None
@@ -485,13 +517,12 @@ class StreamingContext(SourceStreams):
         finally:
             self._runner_done.set()
 
-    async def _run_batch(self, info: BatchInfo) -> None:
-        t = info.batch_time_ms
+    async def _run_batch(self, t: int, num: int, submitted: float) -> None:
         clock = self._clock
         started = clock.now()
         listeners = bool(self._listeners)
         if listeners:
-            self._emit("on_batch_started", dataclasses.replace(info, processing_start_time=started))
+            self._emit("on_batch_started", BatchInfo(t, num, submitted, started))
         out: Output | None = None
         try:
             for node in self._stateful:
@@ -501,10 +532,12 @@ class StreamingContext(SourceStreams):
                 if batch is None:
                     continue  # this output's stream has no batch at t (a window not due)
                 if listeners:
-                    op_info = OutputOperationInfo(info.batch_time, i, out.name, clock.now())
+                    when = ms_to_datetime(t)
+                    op_info = OutputOperationInfo(when, i, out.name, clock.now())
                     self._emit("on_output_operation_started", op_info)
                     try:
-                        await out.run(batch)
+                        if (pending := out.run(batch)) is not None:
+                            await pending
                     except Exception as exc:
                         end = dataclasses.replace(
                             op_info, end_time=clock.now(), failure_reason=repr(exc)
@@ -513,8 +546,8 @@ class StreamingContext(SourceStreams):
                         raise
                     end = dataclasses.replace(op_info, end_time=clock.now())
                     self._emit("on_output_operation_completed", end)
-                else:
-                    await out.run(batch)
+                elif (pending := out.run(batch)) is not None:
+                    await pending
         except Exception as exc:
             raise await self._batch_error(exc, t, out) from exc
         finally:
@@ -523,13 +556,10 @@ class StreamingContext(SourceStreams):
                 buffer.release(n)
         if self._checkpoint is not None:
             self._commit(t)
-        info = BatchInfo(
-            info.batch_time_ms, info.num_records, info.submission_time, started, clock.now()
-        )
         self._completed += 1
-        self._last_info = info
+        self._last_info = last = (t, num, submitted, started, clock.now())
         if listeners:
-            self._emit("on_batch_completed", info)
+            self._emit("on_batch_completed", BatchInfo(*last))
 
     def _commit(self, t: int) -> None:
         assert self._checkpoint is not None
@@ -550,8 +580,12 @@ class StreamingContext(SourceStreams):
             cache = node._cache
             if cache:
                 limit = t - node._remember_ms
-                for old in [k for k in cache if k <= limit]:
-                    del cache[old]
+                if len(cache) == 1:  # the common case: only this batch's
+                    if next(iter(cache)) <= limit:
+                        cache.clear()
+                else:
+                    for old in [k for k in cache if k <= limit]:
+                        del cache[old]
 
     def _note_failure(self, node: DStream[Any]) -> None:
         if self._failed_node is None:
@@ -591,12 +625,18 @@ class StreamingContext(SourceStreams):
             event.set()
 
     def _idle(self) -> bool:
-        if self._tg is not None and self._tg.cancel_scope.cancel_called:
-            return False  # stopping: not idle until it has stopped
-        return not self._jobs and not self._running and self._ticker_deadline > self._clock.now()
+        if self._jobs or self._running or self._ticker_deadline <= self._clock.now():
+            return False
+        # Stopping: not idle until it has stopped.
+        return self._tg is None or not self._tg.cancel_scope.cancel_called
 
-    async def _settle(self) -> None:
-        """Return once every due tick has fired and every queued batch has run."""
+    def _settle(self) -> Awaitable[None] | None:
+        """None when every due tick has fired and every queued batch has run, else a wait."""
+        if self._state is ContextState.ACTIVE and not self._idle():
+            return self._wait_idle()
+        return None
+
+    async def _wait_idle(self) -> None:
         while self._state is ContextState.ACTIVE and not self._idle():
             if self._progress is None:
                 self._progress = asyncio.Event()
@@ -644,7 +684,7 @@ class StreamingContext(SourceStreams):
             self._generate(self._next_ms)
             self._next_ms += self._batch_ms
         self._no_more_jobs = True
-        self._wake.set()
+        self._wake_runner()
         await self._runner_done.wait()
 
     async def await_termination(self, timeout: Duration | None = None) -> bool:  # noqa: ASYNC109 - Spark: awaitTerminationOrTimeout

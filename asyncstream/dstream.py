@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast, overload
 
 from . import operators as ops
@@ -130,10 +130,9 @@ class DStream(Generic[T_co]):
         if batch is None:
             try:
                 parts = await self._op.parts(self, t)
-                owned = [
-                    cast("Collection[Any]", p) if type(p) in _OWNED else list(p) for p in parts
-                ]
-                batch = Batch._make(t, owned)
+                # Lists and dict views made for this batch are owned as they are.
+                owned = [p if type(p) in _OWNED else list(p) for p in parts]
+                batch = Batch._make(t, owned)  # type: ignore[arg-type]
             except Exception:
                 ctx._note_failure(self)
                 raise
@@ -144,25 +143,31 @@ class DStream(Generic[T_co]):
         """Partitions at ``t`` for a consumer: lazy and uncached when this stream is fused."""
         if self._fuse:
             try:
-                return await self._op.parts(self, t)
+                op = self._op
+                if type(op) is ops.Narrow and op.step is not None and self._ctx._executor.inline:
+                    # A fused chain of sync steps: one await for its base, then the steps.
+                    base, steps, _ = ops.fused_chain(self)
+                    parts = await base._partition_iters(t)
+                    for step in steps:
+                        parts = [step(i, it) for i, it in enumerate(parts)]
+                    return parts
+                return await op.parts(self, t)
             except Exception:
                 self._ctx._note_failure(self)
                 raise
         batch = await self._get(t)
-        return [] if batch is None else cast("list[Iterable[Any]]", batch._parts)
+        return [] if batch is None else batch._parts  # type: ignore[return-value]
 
     async def _stage(self, t: int) -> tuple[list[list[Any]], list[ops.Step]]:
         """For an executor: the partitions to ship and the narrow steps still to run on them.
 
-        A fused sync narrow stream adds its step to its parent's stage; anything else is
-        computed (memoised) and shipped as it is.
+        The fused chain of sync narrow steps that ends in this stream runs where the
+        partitions are shipped; its base is computed (memoised) and shipped as it is.
         """
-        op = self._op
-        if self._fuse and isinstance(op, ops.Narrow) and op.step is not None:
-            return await op.stage(self, t)
-        batch = await self._get(t)
+        base, steps, _ = ops.fused_chain(self)
+        batch = await base._get(t)
         parts = [] if batch is None else batch._parts
-        return [p if type(p) is list else list(p) for p in parts], []
+        return [p if type(p) is list else list(p) for p in parts], steps
 
     def _narrow(self, kind: str, fn: Callable[..., Any], concurrency: int) -> DStream[Any]:
         if concurrency < 1:

@@ -94,11 +94,13 @@ async def combined(
     if not node._ctx._executor.inline:
         return await map_side(node, t, fn, i)
     parent = node._parents[i]
-    if _per_record_chain(parent):
+    base, steps, per_record = fused_chain(parent)
+    if steps and per_record and not (base._fuse and base._op.lazy):
         # Chain the few base partitions (lines), not the many records the steps make
         # (words): the chaining then costs per line, not per word.
-        base, steps = await parent._stage(t)
-        it: Iterable[Any] = base[0] if len(base) == 1 else itertools.chain.from_iterable(base)
+        batch = await base._get(t)
+        parts: Sequence[Iterable[Any]] = () if batch is None else batch._parts
+        it = parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts)
         for step in steps:
             it = step(0, it)
         return [fn(it)]
@@ -106,13 +108,23 @@ async def combined(
     return [fn(parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts))]
 
 
-def _per_record_chain(stream: DStream[Any]) -> bool:
-    """Whether ``stream`` is a fused chain of per-record steps (down to a computed base)."""
-    while stream._fuse and isinstance(stream._op, Narrow):
-        if not stream._op.per_record:
-            return False
+def fused_chain(stream: DStream[Any]) -> tuple[DStream[Any], list[Step], bool]:
+    """Split ``stream`` into the fused chain of sync narrow steps that ends in it.
+
+    Returns the first stream up the chain that is not such a step (the base), the steps
+    from the base down to ``stream`` in order, and whether every step is per-record.
+    Walking the chain is a loop, so a long chain costs no await per step.
+    """
+    steps: list[Step] = []
+    per_record = True
+    op = stream._op
+    while stream._fuse and type(op) is Narrow and op.step is not None:
+        steps.append(op.step)
+        per_record = per_record and op.per_record
         stream = stream._parents[0]
-    return not (stream._fuse and stream._op.lazy)
+        op = stream._op
+    steps.reverse()
+    return stream, steps, per_record
 
 
 async def map_side(
@@ -190,17 +202,12 @@ class Narrow(Operator):
         if step is not None:
             executor = node._ctx._executor
             if not executor.inline:
-                base, steps = await self.stage(node, t)
-                return await executor.run(StageFn(steps, list), base, label=node._name)
+                base, steps = await node._parents[0]._stage(t)
+                stage = StageFn([*steps, step], list)
+                return await executor.run(stage, base, label=node._name)
             return [step(i, it) for i, it in enumerate(await parent_parts(node, t))]
         assert self.astep is not None  # async steps always run on the driver's loop
         return [await self.astep(i, list(it)) for i, it in enumerate(await parent_parts(node, t))]
-
-    async def stage(self, node: DStream[Any], t: int) -> tuple[list[list[Any]], list[Step]]:
-        """The parent's stage with this step appended (sync steps only)."""
-        assert self.step is not None
-        base, steps = await node._parents[0]._stage(t)
-        return base, [*steps, self.step]
 
 
 def narrow(kind: str, fn: Fn, concurrency: int) -> Narrow:
@@ -336,9 +343,14 @@ class Union(Operator):
 
 
 def _length(it: Iterable[Any]) -> int:
-    if isinstance(it, list | tuple):
-        return len(it)
-    return sum(1 for _ in it)
+    if type(it) in _SIZED:
+        return len(it)  # type: ignore[arg-type]
+    # Listing runs in C: faster than counting in Python at every size, for the price of
+    # a transient list of references (8 bytes per record).
+    return len(list(it))
+
+
+_SIZED = (list, tuple, DICT_ITEMS)
 
 
 class Count(Operator):
@@ -346,7 +358,7 @@ class Count(Operator):
 
     async def parts(self, node: DStream[Any], t: int) -> Parts:
         """Count every parent partition."""
-        return [[sum(await map_side(node, t, _length))]]
+        return [[sum(await combined(node, t, _length))]]
 
 
 class CountByValue(Operator):

@@ -11,7 +11,7 @@ import inspect
 import itertools
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -41,8 +41,12 @@ class Output:
         self.stream = stream
         self.name = f"{label or self.kind} at {call_site()}"
 
-    async def run(self, batch: Batch[Any]) -> None:
-        """Handle one batch."""
+    def run(self, batch: Batch[Any]) -> Awaitable[Any] | None:
+        """Handle one batch; return an awaitable when the rest of the work must wait.
+
+        Outputs that finish at once return ``None``, which saves the engine a coroutine
+        per output and batch.
+        """
         raise NotImplementedError  # pragma: no cover - every output overrides it
 
     def close(self) -> None:
@@ -72,7 +76,7 @@ class PPrint(Output):
             raise ValueError(msg)
         self.num = num
 
-    async def run(self, batch: Batch[Any]) -> None:
+    def run(self, batch: Batch[Any]) -> None:
         """Write the batch's text to ``sys.stdout`` in one call."""
         sys.stdout.write(pprint_text(batch, self.num))
         sys.stdout.flush()
@@ -89,11 +93,12 @@ class ForeachBatch(Output):
         self.user_fns = (fn,)
         self.is_async = is_async_callable(fn)
 
-    async def run(self, batch: Batch[Any]) -> None:
-        """Call the function, awaiting it when it is async."""
+    def run(self, batch: Batch[Any]) -> Awaitable[Any] | None:
+        """Call the function; what an async function returns is for the engine to await."""
         result = self.fn(batch)
         if result is not None and (self.is_async or inspect.isawaitable(result)):
-            await result
+            return cast("Awaitable[Any]", result)
+        return None
 
 
 class SaveAsTextFiles(Output):
@@ -111,8 +116,11 @@ class SaveAsTextFiles(Output):
         name = f"{self.prefix}-{time_ms}"
         return f"{name}.{self.suffix}" if self.suffix else name
 
-    async def run(self, batch: Batch[Any]) -> None:
+    def run(self, batch: Batch[Any]) -> Awaitable[None]:
         """Write to a temporary name in the same directory, then rename over the target."""
+        return self._write(batch)
+
+    async def _write(self, batch: Batch[Any]) -> None:
         path = self.path_for(batch.time_ms)
         text = "".join(f"{x}\n" for x in batch)
         await anyio.to_thread.run_sync(_write_atomically, path, text)
@@ -155,8 +163,11 @@ class BatchIterator(Output, AsyncIterator[Batch[T]], Generic[T]):
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def run(self, batch: Batch[Any]) -> None:
+    def run(self, batch: Batch[Any]) -> Awaitable[None]:
         """Wait for room in the buffer, then hand the batch over."""
+        return self._hand_over(batch)
+
+    async def _hand_over(self, batch: Batch[Any]) -> None:
         while len(self._items) >= self._max and not self._reader_gone:
             await self._changed.wait()
         if not self._reader_gone:

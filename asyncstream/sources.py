@@ -101,6 +101,8 @@ class QueueInput(Input):
         n, k = len(records), self.num_partitions
         if k == 1:
             return [records]
+        if k == 2:  # the default: one tick of tiny batches should not pay for the general case
+            return [records[: n // 2], records[n // 2 :]]
         return [records[i * n // k : (i + 1) * n // k] for i in range(k)]
 
     def cut(self) -> list[Any]:
@@ -108,11 +110,24 @@ class QueueInput(Input):
         if not self.queue:
             return list(self.default) if self.default is not None else []
         if self.one_at_a_time:
-            return list(self._pop())
+            return _records(self._pop())
         out: list[Any] = []
         while self.queue:
-            out.extend(self._pop())
+            out.extend(_records(self._pop()))
         return out
+
+
+def _records(item: object) -> list[Any]:
+    try:
+        return list(cast("Iterable[Any]", item))
+    except TypeError:
+        if isinstance(item, Iterable):
+            raise  # the iterable itself failed
+        msg = (
+            f"queue_stream: every queued item is one batch, an iterable of records; got "
+            f"{item!r} ({type(item).__name__}); queue [{item!r}] for a batch of one record"
+        )
+        raise TypeError(msg) from None
 
 
 class BufferedInput(Input, Generic[T]):

@@ -307,6 +307,22 @@ async def test_user_error_stops_the_context_and_is_reraised(clock: ManualClock) 
     assert [list(b) for b in sink.batches] == [[10, 5]]  # the third batch never ran
 
 
+async def test_a_queued_item_that_is_not_a_batch_stops_the_context_with_advice(
+    clock: ManualClock,
+) -> None:
+    ssc = StreamingContext(1, clock=clock)
+    sink = ListSink()
+    queue: list[Any] = [[1], 5, [3]]
+    ssc.queue_stream(queue).foreach_batch(sink)
+    await ssc.start()
+    await clock.advance(3)
+    assert ssc.state is ContextState.STOPPED
+    with pytest.raises(TypeError, match=r"got 5 \(int\); queue \[5\] for a batch of one record"):
+        await ssc.await_termination()
+    assert [list(b) for b in sink.batches] == [[1]]
+    assert queue == [[3]]  # what was not taken is still queued
+
+
 async def test_error_in_an_output_names_the_output(clock: ManualClock) -> None:
     ssc = StreamingContext(1, clock=clock)
 
