@@ -18,10 +18,11 @@ import asyncio
 import heapq
 import itertools
 import time
+import types
 from typing import TYPE_CHECKING, Protocol, final, runtime_checkable
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Generator
 
 __all__ = ["Clock", "ManualClock", "SystemClock", "Timer", "timers_of"]
 
@@ -171,7 +172,7 @@ class ManualClock:
         self._now = _ns(start)
         self._timers: list[tuple[int, int, _ManualTimer]] = []
         self._counter = itertools.count()
-        self._settlers: list[Callable[[], Awaitable[None] | None]] = []
+        self._settlers: tuple[Callable[[], Awaitable[None] | None], ...] = ()
 
     def now(self) -> float:
         """Return the current manual time."""
@@ -192,7 +193,7 @@ class ManualClock:
         A deadline that is already due is called soon, from the event loop.
         """
         timer = _ManualTimer(callback)
-        deadline_ns = _ns(deadline)
+        deadline_ns = round(deadline * 1_000_000_000)  # _ns(), inlined: once per tick
         if deadline_ns <= self._now:
             asyncio.get_running_loop().call_soon(timer.run)
         else:
@@ -206,11 +207,10 @@ class ManualClock:
         ``advance`` awaits. A :class:`~asyncstream.StreamingContext` registers one that
         waits until its queued batches are done. Returns a function that removes it again.
         """
-        self._settlers.append(settle)
+        self._settlers = (*self._settlers, settle)
 
         def remove() -> None:
-            if settle in self._settlers:
-                self._settlers.remove(settle)
+            self._settlers = tuple(s for s in self._settlers if s is not settle)
 
         return remove
 
@@ -227,17 +227,19 @@ class ManualClock:
             msg = f"advance({seconds!r}): time can't go backwards; pass a duration >= 0"
             raise ValueError(msg)
         target = self._now + _ns(seconds)
+        timers = self._timers
         await self._settle()
         while True:
-            self._drop_cancelled()
-            if not self._timers or self._timers[0][0] > target:
+            while timers and timers[0][2].cancelled:
+                heapq.heappop(timers)
+            if not timers or timers[0][0] > target:
                 break
-            self._now = max(self._now, self._timers[0][0])
+            if timers[0][0] > self._now:
+                self._now = timers[0][0]
             self._fire_due()
             await self._settle()
+        # Every timer up to the target has fired: the first left is later.
         self._now = max(self._now, target)
-        if self._fire_due():
-            await self._settle()
 
     def jump(self, seconds: float) -> None:
         """Move the time forward at once and fire every due timer, without waiting.
@@ -254,27 +256,24 @@ class ManualClock:
         self._now += _ns(seconds)
         self._fire_due()
 
-    def _fire_due(self) -> bool:
-        fired = False
+    def _fire_due(self) -> None:
         timers = self._timers
         while timers and timers[0][0] <= self._now:
-            timer = heapq.heappop(timers)[2]
-            if not timer.cancelled:
-                timer.run()
-                fired = True
-        return fired
-
-    def _drop_cancelled(self) -> None:
-        while self._timers and self._timers[0][2].cancelled:
-            heapq.heappop(self._timers)
+            heapq.heappop(timers)[2].run()  # a cancelled timer's run() does nothing
 
     async def _settle(self) -> None:
         # Let woken tasks run, then wait for every attached context to go idle.
-        await asyncio.sleep(0)
-        for settle in list(self._settlers):
+        await _yield_once()
+        for settle in self._settlers:
             waiting = settle()
             if waiting is not None:
                 await waiting
+
+
+@types.coroutine
+def _yield_once() -> Generator[None, None, None]:
+    """``asyncio.sleep(0)`` without its checks: let every task that is ready run once."""
+    yield
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -495,12 +495,13 @@ class StreamingContext(SourceStreams):
 
     async def _run_jobs(self) -> None:
         self._runner_task = asyncio.current_task()
+        create_future = asyncio.get_running_loop().create_future
         try:
             while True:
                 while not self._jobs:
                     if self._no_more_jobs:
                         return
-                    self._wakeup = asyncio.get_running_loop().create_future()
+                    self._wakeup = create_future()
                     await self._wakeup
                 job = self._jobs.popleft()
                 self._running = True
@@ -552,8 +553,9 @@ class StreamingContext(SourceStreams):
             raise await self._batch_error(exc, t, out) from exc
         finally:
             self._forget(t)
-            for buffer, n in self._held.pop(t, ()):
-                buffer.release(n)
+            if self._held:
+                for buffer, n in self._held.pop(t, ()):
+                    buffer.release(n)
         if self._checkpoint is not None:
             self._commit(t)
         self._completed += 1

@@ -130,9 +130,13 @@ class DStream(Generic[T_co]):
         if batch is None:
             try:
                 parts = await self._op.parts(self, t)
-                # Lists and dict views made for this batch are owned as they are.
-                owned = [p if type(p) in _OWNED else list(p) for p in parts]
-                batch = Batch._make(t, owned)  # type: ignore[arg-type]
+                # Lists and dict views made for this batch are owned as they are; a loop,
+                # not a comprehension, because most operators return only those.
+                for p in parts:
+                    if type(p) not in _OWNED:
+                        parts = [p if type(p) in _OWNED else list(p) for p in parts]
+                        break
+                batch = Batch._make(t, parts)  # type: ignore[arg-type]
             except Exception:
                 ctx._note_failure(self)
                 raise

@@ -358,7 +358,8 @@ class Count(Operator):
 
     async def parts(self, node: DStream[Any], t: int) -> Parts:
         """Count every parent partition."""
-        return [[sum(await combined(node, t, _length))]]
+        partials = await combined(node, t, _length)
+        return [[partials[0] if len(partials) == 1 else sum(partials)]]
 
 
 class CountByValue(Operator):
