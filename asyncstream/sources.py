@@ -117,9 +117,9 @@ class QueueInput(Input):
         return out
 
 
-def _records(item: object) -> list[Any]:
+def _records(item: Any) -> list[Any]:
     try:
-        return list(cast("Iterable[Any]", item))
+        return list(item)
     except TypeError:
         if isinstance(item, Iterable):
             raise  # the iterable itself failed
