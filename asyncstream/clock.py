@@ -93,41 +93,64 @@ class SystemClock:
 
     async def sleep_until(self, deadline: float) -> None:
         """Sleep until the wall clock reads ``deadline``."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        timer = self.call_at(deadline, lambda: _resolve(done))
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        timer = _LoopTimer(loop, deadline - time.time(), lambda: _resolve(done), early=0.0)
         try:
             await done
         finally:
             timer.cancel()
 
     def call_at(self, deadline: float, callback: Callable[[], object]) -> Timer:
-        """Call ``callback()`` from the event loop when the wall clock reads ``deadline``."""
-        return _LoopTimer(asyncio.get_running_loop(), deadline - time.time(), callback)
+        """Call ``callback()`` from the event loop when the wall clock reads ``deadline``.
+
+        This is the ticker's timer, so it is precise to a fraction of a millisecond. An
+        event loop's own timers are good to a millisecond only (epoll's timeout and
+        libuv's clock count whole milliseconds): the loop timer is set
+        :data:`PRECISE_WINDOW` early and the timer sleeps the rest, blocking the loop for
+        that moment (less than a millisecond).
+        """
+        loop = asyncio.get_running_loop()
+        return _LoopTimer(loop, deadline - time.time(), callback, early=PRECISE_WINDOW)
+
+
+PRECISE_WINDOW = 0.001
+"""Seconds before its deadline that :meth:`SystemClock.call_at` wakes and sleeps the rest."""
 
 
 @final
 class _LoopTimer:
-    """``loop.call_at`` that never fires early.
+    """A loop timer that never fires early, and with ``early`` > 0 fires precisely.
 
-    An event loop may run a timer up to its clock resolution (a millisecond for
-    uvloop) early; the timer then waits for the rest.
+    The loop timer is set ``early`` seconds before the target (measured on the monotonic
+    clock, so a wall-clock step does not move it). When it fires more than ``early``
+    before the target, it is set again; within ``early``, the rest is slept.
     """
 
-    __slots__ = ("_callback", "_handle", "_loop", "_target")
+    __slots__ = ("_callback", "_early", "_handle", "_loop", "_target")
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, delay: float, callback: Callable[[], object]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        delay: float,
+        callback: Callable[[], object],
+        *,
+        early: float,
     ) -> None:
         self._loop = loop
         self._callback = callback
-        self._target = loop.time() + delay
-        self._handle = loop.call_at(self._target, self._fire)
+        self._early = early
+        self._target = time.monotonic() + delay
+        self._handle = loop.call_later(max(delay - early, 0.0), self._fire)
 
     def _fire(self) -> None:
-        if self._loop.time() < self._target:
-            self._handle = self._loop.call_at(self._target, self._fire)
-        else:
-            self._callback()
+        remaining = self._target - time.monotonic()
+        if remaining > self._early:
+            self._handle = self._loop.call_later(remaining - self._early, self._fire)
+            return
+        if remaining > 0:
+            time.sleep(remaining)  # less than ``early``: see SystemClock.call_at
+        self._callback()
 
     def cancel(self) -> None:
         self._handle.cancel()
