@@ -16,7 +16,7 @@ import os
 import pickle
 import sqlite3
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar, cast, final
+from typing import TYPE_CHECKING, Any, Final, Generic, NoReturn, Protocol, Self, TypeVar, final
 
 from ._util import to_ms
 from .errors import AsyncStreamError
@@ -44,7 +44,7 @@ V = TypeVar("V")  # value of an incoming (key, value) pair
 S = TypeVar("S")  # the state kept per key
 U = TypeVar("U")  # what a map_with_state function returns
 
-_MISSING: Final[Any] = object()
+_REMOVED: Final[Any] = object()  # State._key once remove() was called
 _DELETED: Final[Any] = object()
 _PICKLE_PROTOCOL: Final = pickle.HIGHEST_PROTOCOL
 
@@ -437,20 +437,25 @@ class State(Generic[S]):
         ...     if not state.is_timing_out():
         ...         state.update(total)
         ...     return key, total
+        >>> state = State[int]()  # a state of its own, e.g. to test a function
+        >>> count("a", 2, state), count("a", 3, state), state
+        (('a', 2), ('a', 5), State(5))
     """
 
-    __slots__ = ("_defined", "_removed", "_timing_out", "_updated", "_value")
+    # The engine points ``_state`` at the operator's dict and ``_key`` at each record's key,
+    # so every method reads or writes that dict directly: nothing is copied in or out per
+    # record. ``remove()`` sets ``_key`` to ``_REMOVED``, which is never in the dict.
+    __slots__ = ("_key", "_state", "_timing_out", "_updated")
 
     def __init__(self) -> None:
-        self._value: S = cast("S", None)
-        self._defined = False
+        self._state: dict[Any, S] = {}
+        self._key: Any = None
         self._timing_out = False
-        self._updated = False
-        self._removed = False
+        self._updated = False  # update() was called (read by the engine when it tracks keys)
 
     def exists(self) -> bool:
         """Whether the key has state."""
-        return self._defined
+        return self._key in self._state
 
     def get(self) -> S:
         """The key's state.
@@ -458,10 +463,11 @@ class State(Generic[S]):
         Raises:
             StateNotSetError: The key has no state; check :meth:`exists` first.
         """
-        if self._defined:
-            return self._value
-        msg = "this key has no state; check state.exists() before state.get()"
-        raise StateNotSetError(msg)
+        try:
+            return self._state[self._key]
+        except KeyError:
+            msg = "this key has no state; check state.exists() before state.get()"
+            raise StateNotSetError(msg) from None
 
     def update(self, state: S) -> None:
         """Set the key's state.
@@ -469,14 +475,10 @@ class State(Generic[S]):
         Raises:
             StateOperationError: The state was removed in this call, or is timing out.
         """
-        if self._removed:
-            msg = "cannot update the state after it has been removed"
-            raise StateOperationError(msg)
-        if self._timing_out:
-            msg = "cannot update a state that is timing out: it is removed after this call"
-            raise StateOperationError(msg)
-        self._value = state
-        self._defined = True
+        key = self._key
+        if key is _REMOVED or self._timing_out:
+            self._refuse("update")
+        self._state[key] = state
         self._updated = True
 
     def remove(self) -> None:
@@ -486,22 +488,27 @@ class State(Generic[S]):
             StateOperationError: It was already removed, or it is timing out (the engine
                 removes it anyway).
         """
-        if self._timing_out:
-            msg = "cannot remove a state that is timing out: it is removed after this call"
-            raise StateOperationError(msg)
-        if self._removed:
-            msg = "cannot remove the state: it has already been removed"
-            raise StateOperationError(msg)
-        self._defined = False
-        self._updated = False
-        self._removed = True
+        key = self._key
+        if key is _REMOVED or self._timing_out:
+            self._refuse("remove")
+        self._state.pop(key, None)
+        self._key = _REMOVED
 
     def is_timing_out(self) -> bool:
         """Whether the key timed out: this is its last call, with ``value=None``."""
         return self._timing_out
 
+    def _refuse(self, action: str) -> NoReturn:
+        if self._timing_out:
+            msg = f"cannot {action} a state that is timing out: it is removed after this call"
+        elif action == "update":
+            msg = "cannot update the state after it has been removed"
+        else:
+            msg = "cannot remove the state: it has already been removed"
+        raise StateOperationError(msg)
+
     def __repr__(self) -> str:
-        return f"State({self._value!r})" if self._defined else "State(<state not set>)"
+        return f"State({self.get()!r})" if self.exists() else "State(<state not set>)"
 
 
 @final
@@ -543,6 +550,11 @@ class MapWithState(Generic[K, V, S, U]):
     Keys are kept in touch order, so a step scans only the keys that time out: its cost
     grows with the records, not with the state size. Initial keys count as touched at the
     first step.
+
+    ``fn`` reads and writes the state in place through its :class:`State`: if it raises,
+    ``step`` raises, and the state keeps what the calls before did, and what the failing
+    call did before it raised (the engine then stops the context, and a checkpoint keeps
+    the state after the last whole batch).
 
     Args:
         spec: The function, timeout and initial state.
@@ -603,6 +615,7 @@ class MapWithState(Generic[K, V, S, U]):
                     dirty.add(k)
             self._initial = None
         st: State[S] = State()
+        st._state = state
         out: list[U] = []
         if touched is None and dirty is None:
             self._apply(pairs, st, out)
@@ -615,24 +628,13 @@ class MapWithState(Generic[K, V, S, U]):
         return out
 
     def _apply(self, pairs: Iterable[tuple[K, V]], st: State[S], out: list[U]) -> None:
-        # The hot loop without a timeout or a store: nothing to track but the state.
-        state = self._state
-        get = state.get
+        # The hot loop without a timeout or a store: nothing to track. ``st`` reads and
+        # writes the state dict itself, so all a record costs here is pointing it at the key.
         fn = self._fn
         append = out.append
         for k, v in pairs:
-            s = get(k, _MISSING)
-            if s is _MISSING:
-                st._defined = False
-            else:
-                st._value = s
-                st._defined = True
-            st._updated = st._removed = False
+            st._key = k
             append(fn(k, v, st))
-            if st._updated:
-                state[k] = st._value
-            elif st._removed:
-                state.pop(k, None)
 
     def _apply_tracked(
         self,
@@ -644,33 +646,29 @@ class MapWithState(Generic[K, V, S, U]):
         dirty: set[K] | None,
     ) -> None:
         state = self._state
-        get = state.get
         fn = self._fn
         append = out.append
         for k, v in pairs:
-            s = get(k, _MISSING)
-            if s is _MISSING:
-                st._defined = False
-            else:
-                st._value = s
-                st._defined = True
-            st._updated = st._removed = False
-            append(fn(k, v, st))
-            if st._removed:
-                if k in state:
-                    del state[k]
+            st._key = k
+            st._updated = False
+            try:
+                append(fn(k, v, st))
+            finally:
+                # Even if fn raised: what it wrote before is in the state, so track it.
+                if st._key is _REMOVED:
+                    # Whether or not the key had state: deleting none is a no-op for a store.
                     if touched is not None:
-                        del touched[k]
+                        touched.pop(k, None)
                     if dirty is not None:
                         dirty.add(k)
-            elif st._updated or (st._defined and touched is not None):
-                # Spark refreshes the update time of a key with data whenever a timeout is set.
-                state[k] = st._value
-                if touched is not None:
-                    touched[k] = t
-                    touched.move_to_end(k)
-                if dirty is not None:
-                    dirty.add(k)
+                elif st._updated or (touched is not None and k in state):
+                    # Spark refreshes the update time of a key with data whenever a timeout
+                    # is set.
+                    if touched is not None:
+                        touched[k] = t
+                        touched.move_to_end(k)
+                    if dirty is not None:
+                        dirty.add(k)
 
     def _time_out(
         self,
@@ -681,22 +679,23 @@ class MapWithState(Generic[K, V, S, U]):
         dirty: set[K] | None,
     ) -> None:
         # Oldest first; stop at the first key touched after ``limit``: O(keys timing out).
+        # The key leaves the state before its last call, which sees it in a dict of its own.
         state = self._state
         fn = self._fn
         st._timing_out = True
-        st._defined = True
         try:
             while touched:
                 k = next(iter(touched))
                 if touched[k] > limit:
                     break
                 del touched[k]
-                st._value = state.pop(k)
-                st._updated = st._removed = False
+                st._state = {k: state.pop(k)}
+                st._key = k
                 out.append(fn(k, None, st))
                 if dirty is not None:
                     dirty.add(k)
         finally:
+            st._state = state
             st._timing_out = False
 
     def _sync(self, store: StateStore[K, tuple[S, int]], dirty: set[K], t: int) -> None:

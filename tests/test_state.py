@@ -503,6 +503,49 @@ def test_map_with_state_remove_drops_the_timeout_too() -> None:
     assert op.snapshot() == []
 
 
+@pytest.mark.parametrize("timeout", [None, 2])
+def test_map_with_state_update_then_remove_in_one_call_leaves_nothing(timeout: int | None) -> None:
+    def fn(key: str, value: int | None, state: State[int]) -> str:
+        if value is None:
+            return "timeout"
+        state.update(value)
+        if value < 0:
+            state.remove()
+            assert not state.exists()
+            return "gone"
+        return "kept"
+
+    store = MemoryStateStore[str, tuple[int, int]]()
+    op = MapWithState(StateSpec(fn, timeout=timeout), store=store)
+    assert op.step(1000, [("a", 1), ("a", -1), ("new", -1)]) == ["kept", "gone", "gone"]
+    assert op.snapshot() == []
+    assert op.rows() == []
+    assert list(store.items()) == []
+    assert op.step(5000, []) == []  # nothing left to time out
+
+
+@pytest.mark.parametrize("timeout", [None, 2])
+def test_map_with_state_error_keeps_what_the_failing_call_wrote(timeout: int | None) -> None:
+    # fn works on the state in place: the calls before the error, and the failing call up to
+    # its raise, have changed it; with a timeout those keys are tracked like any other.
+    def fn(key: str, value: int | None, state: State[int]) -> str:
+        if value is None:
+            return f"{key} timed out"
+        state.update(value)
+        if value < 0:
+            msg = "unlucky"
+            raise ValueError(msg)
+        return key
+
+    op = MapWithState(StateSpec(fn, timeout=timeout))
+    with pytest.raises(ValueError, match=r"^unlucky$"):
+        op.step(1000, [("a", 1), ("b", -5), ("c", 3)])
+    assert op.snapshot() == [("a", 1), ("b", -5)]
+    assert op.rows() == [("a", (1, 1000)), ("b", (-5, 1000))]
+    expected = [] if timeout is None else ["a timed out", "b timed out"]
+    assert op.step(3000, []) == expected
+
+
 def test_map_with_state_steps_in_time_order() -> None:
     op = MapWithState(StateSpec(_count))
     op.step(2000, [])
