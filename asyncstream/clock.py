@@ -251,8 +251,12 @@ class ManualClock:
             raise ValueError(msg)
         target = self._now + _ns(seconds)
         timers = self._timers
-        await self._settle()
         while True:
+            # Let woken tasks run, then wait for every attached context to go idle.
+            await _yield_once()
+            for settle in self._settlers:
+                if (waiting := settle()) is not None:
+                    await waiting
             while timers and timers[0][2].cancelled:
                 heapq.heappop(timers)
             if not timers or timers[0][0] > target:
@@ -260,7 +264,6 @@ class ManualClock:
             if timers[0][0] > self._now:
                 self._now = timers[0][0]
             self._fire_due()
-            await self._settle()
         # Every timer up to the target has fired: the first left is later.
         self._now = max(self._now, target)
 
@@ -283,14 +286,6 @@ class ManualClock:
         timers = self._timers
         while timers and timers[0][0] <= self._now:
             heapq.heappop(timers)[2].run()  # a cancelled timer's run() does nothing
-
-    async def _settle(self) -> None:
-        # Let woken tasks run, then wait for every attached context to go idle.
-        await _yield_once()
-        for settle in self._settlers:
-            waiting = settle()
-            if waiting is not None:
-                await waiting
 
 
 @types.coroutine

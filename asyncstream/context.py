@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, cast, final
 
 import anyio
 
+from . import operators as ops
 from ._blame import blame, find_fused_culprit
 from ._context_sources import SourceStreams
 from ._source_api import SourceEvents
@@ -119,6 +120,7 @@ class StreamingContext(SourceStreams):
         self._uvloop = uvloop
         self._state = ContextState.INITIALIZED
         self._streams: list[DStream[Any]] = []
+        self._caching: list[DStream[Any]] = []  # the streams whose batches may be cached
         self._inputs: list[DStream[Any]] = []
         self._outputs: list[Output] = []
         self._stateful: list[DStream[Any]] = []
@@ -318,6 +320,9 @@ class StreamingContext(SourceStreams):
             for fn in out.user_fns:
                 self._code_names.setdefault(code_of(fn), out.name)
         self._code_names.pop(None, None)
+        # A fused chain of sync steps is never cached (its consumer runs the steps), so
+        # _forget need not look at it; find_fused_culprit clears what it caches itself.
+        self._caching = [node for node in self._streams if ops.fused_chain(node)[0] is node]
 
     async def start(self) -> None:
         """Start the ticker, the sources and the batch runner.
@@ -578,7 +583,7 @@ class StreamingContext(SourceStreams):
         self._checkpoint.commit(t, meta, blobs)
 
     def _forget(self, t: int) -> None:
-        for node in self._streams:
+        for node in self._caching:
             cache = node._cache
             if cache:
                 limit = t - node._remember_ms
