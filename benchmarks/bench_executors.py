@@ -154,7 +154,9 @@ async def run_phase(
     ssc = StreamingContext(INTERVAL, clock=clock, executor=executor)
     queue: collections.deque[Iterable[int]] = collections.deque(list(b) for b in warmup)
     out: list[Batch[Any]] = []
-    build(ssc.queue_stream(queue, one_at_a_time=True)).foreach_batch(out.append)
+    # One partition per queued batch, like a socket source: "unsplit" stays unsplit.
+    numbers = ssc.queue_stream(queue, one_at_a_time=True, num_partitions=1)
+    build(numbers).foreach_batch(out.append)
     round_ms: list[float] = []
     outputs: list[list[list[Any]]] = []
     gc.collect()
