@@ -216,7 +216,7 @@ class ManualClock:
         A deadline that is already due is called soon, from the event loop.
         """
         timer = _ManualTimer(callback)
-        deadline_ns = round(deadline * 1_000_000_000)  # _ns(), inlined: once per tick
+        deadline_ns = _ns(deadline)
         if deadline_ns <= self._now:
             asyncio.get_running_loop().call_soon(timer.run)
         else:
