@@ -1,10 +1,11 @@
 """The StreamingContext: the ticker, the batch queue, the lifecycle.
 
-One ticker task fires every batch interval on deadlines computed from the aligned start
-(``first + k * interval``, so no drift), cuts every input into a batch and queues the
-batch time. One job task runs the queued batches in time order, one at a time, running
-the output operations in registration order. Source tasks fill bounded buffers. All of
-them live in the context's task group.
+One ticker task owns a timer on the clock that fires every batch interval on deadlines
+computed from the aligned start (``first + k * interval``, so no drift); the timer's
+callback cuts every input into a batch and queues the batch time, without a task switch.
+One job task runs the queued batches in time order, one at a time, running the output
+operations in registration order. Source tasks fill bounded buffers. All of them live in
+the context's task group.
 """
 
 from __future__ import annotations
