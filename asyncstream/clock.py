@@ -95,7 +95,7 @@ class SystemClock:
         """Sleep until the wall clock reads ``deadline``."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        timer = _LoopTimer(loop, deadline - time.time(), lambda: _resolve(done), early=0.0)
+        timer = _LoopTimer(loop, deadline, lambda: _resolve(done), early=0.0)
         try:
             await done
         finally:
@@ -111,7 +111,7 @@ class SystemClock:
         that moment (less than a millisecond).
         """
         loop = asyncio.get_running_loop()
-        return _LoopTimer(loop, deadline - time.time(), callback, early=PRECISE_WINDOW)
+        return _LoopTimer(loop, deadline, callback, early=PRECISE_WINDOW)
 
 
 PRECISE_WINDOW = 0.001
@@ -120,19 +120,21 @@ PRECISE_WINDOW = 0.001
 
 @final
 class _LoopTimer:
-    """A loop timer that never fires early, and with ``early`` > 0 fires precisely.
+    """A loop timer for a wall-clock deadline: never early; precise when ``early`` > 0.
 
-    The loop timer is set ``early`` seconds before the target (measured on the monotonic
-    clock, so a wall-clock step does not move it). When it fires more than ``early``
-    before the target, it is set again; within ``early``, the rest is slept.
+    The wait is measured on the monotonic clock, so a wall-clock step does not make it
+    run wild. The loop timer is set ``early`` seconds before the target; when it fires
+    more than ``early`` before it, it is set again; within ``early``, the rest is slept.
+    In that last stretch the wall clock has its say too (NTP may slew it against the
+    monotonic clock), by at most ``early``.
     """
 
-    __slots__ = ("_callback", "_early", "_handle", "_loop", "_target")
+    __slots__ = ("_callback", "_deadline", "_early", "_handle", "_loop", "_target")
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        delay: float,
+        deadline: float,
         callback: Callable[[], object],
         *,
         early: float,
@@ -140,11 +142,15 @@ class _LoopTimer:
         self._loop = loop
         self._callback = callback
         self._early = early
+        self._deadline = deadline
+        delay = deadline - time.time()
         self._target = time.monotonic() + delay
         self._handle = loop.call_later(max(delay - early, 0.0), self._fire)
 
     def _fire(self) -> None:
         remaining = self._target - time.monotonic()
+        if remaining <= self._early:
+            remaining = max(remaining, min(self._deadline - time.time(), self._early))
         if remaining > self._early:
             self._handle = self._loop.call_later(remaining - self._early, self._fire)
             return
