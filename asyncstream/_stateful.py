@@ -5,6 +5,12 @@ engine *feeds* every stateful stream at each of its parent's batch times, before
 outputs run, in graph order (parents first), so a window sees every parent batch even
 when no output asks for the window then; the window's batch itself is made only at its
 emission times.
+
+An ``async def`` user function is supported without an async copy of the maths: when an
+operator has one, its maths run in a worker thread (``Stateful.threaded``), and each call
+of the function is handed to the event loop and awaited there (:func:`bridged`). Calls
+are made one at a time, in the order the maths make them; each costs a round trip between
+the thread and the loop (about 0.1 ms), so plain functions stay the fast path.
 """
 
 from __future__ import annotations
@@ -12,7 +18,11 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import anyio.from_thread
+import anyio.to_thread
 
 from . import operators as ops
 from ._util import is_async_callable
@@ -33,15 +43,24 @@ def _flat(parts: list[Iterable[Any]]) -> Iterable[Any]:
     return parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts)
 
 
-def refuse_async(kind: str, *fns: object) -> None:
-    """Windows and state run their functions synchronously in this version: say so early."""
-    for fn in fns:
-        if fn is not None and is_async_callable(fn):
-            msg = (
-                f"{kind}: {fn!r} is an async function; window and state operators take "
-                "plain functions in this version (do async work in a map before them)"
-            )
-            raise TypeError(msg)
+F = TypeVar("F")
+R = TypeVar("R")
+
+
+def has_async(*fns: object) -> bool:
+    """Whether any of the user functions is an ``async def`` (the operator is threaded)."""
+    return any(fn is not None and is_async_callable(fn) for fn in fns)
+
+
+def bridged(fn: F) -> F:
+    """``fn`` as a threaded operator's maths call it, from its worker thread.
+
+    An ``async def`` becomes a plain function that runs it on the event loop and waits for
+    its result (or its exception); any other value is returned as it is.
+    """
+    if fn is None or not is_async_callable(fn):
+        return fn
+    return cast("F", functools.partial(anyio.from_thread.run, cast("Any", fn)))
 
 
 class Stateful(ops.Operator):
@@ -54,6 +73,13 @@ class Stateful(ops.Operator):
     stateful = True
     kind = "stateful"
     name: str | None = None
+    threaded = False  # a user function is async: the maths run in a worker thread
+
+    async def run_maths(self, fn: Callable[..., R], *args: Any) -> R:
+        """``fn(*args)``: here, or in a worker thread when the operator is threaded."""
+        if self.threaded:
+            return await anyio.to_thread.run_sync(fn, *args)
+        return fn(*args)
 
     def prepare(self, node: DStream[Any], zero_ms: int, checkpoint: Checkpoint | None) -> None:
         """Build the state (zero time now known), restored from ``checkpoint`` if it has it."""
@@ -87,10 +113,11 @@ class Window(Stateful):
     ) -> None:
         self.kind = "window"
         self.window_ms = window_ms
-        self.make = make
-        self.reduce_first = reduce_first
+        self.make = make  # given the user functions already bridged (see bridged())
+        self.reduce_first = bridged(reduce_first)
         self.materialise = materialise
         self.user_fns = user_fns
+        self.threaded = has_async(*user_fns)
         self.window: Any = None
 
     def prepare(self, node: DStream[Any], zero_ms: int, checkpoint: Checkpoint | None) -> None:
@@ -112,7 +139,11 @@ class Window(Stateful):
         parent = node._parents[0]
         if (t - node._ctx._zero_ms) % parent._slide_ms:
             return
-        if self.reduce_first is not None:
+        if self.threaded:
+            # The per-batch reduce runs in the thread too, on the driver: never shipped.
+            records = _flat(await ops.parent_parts(node, t))
+            await self.run_maths(self._add, t, records)
+        elif self.reduce_first is not None:
             fn = self.reduce_first
             reduced = await ops.combined(node, t, functools.partial(reduce_pairs, fn=fn))
             merged = (
@@ -126,9 +157,16 @@ class Window(Stateful):
         else:
             self.window.add(t, _flat(await ops.parent_parts(node, t)))
 
+    def _add(self, t: int, records: Iterable[Any]) -> None:
+        if self.reduce_first is not None:
+            records = reduce_pairs(records, self.reduce_first)
+        elif self.materialise:
+            records = list(records)
+        self.window.add(t, records)
+
     async def parts(self, node: DStream[Any], t: int) -> ops.Parts:
         """The window at emission time ``t``."""
-        return [self.window.emit(t)]
+        return [await self.run_maths(self.window.emit, t)]
 
 
 class KeyedState(Stateful):
@@ -145,9 +183,10 @@ class UpdateState(KeyedState):
     kind = "update_state_by_key"
 
     def __init__(self, fn: Callable[..., Any], initial: Iterable[tuple[Any, Any]] | None) -> None:
-        self.fn = fn
+        self.fn = bridged(fn)
         self.initial = None if initial is None else list(initial)
         self.user_fns = (fn,)
+        self.threaded = has_async(fn)
         self.state: UpdateStateByKey[Any, Any, Any] | None = None
 
     def prepare(self, node: DStream[Any], zero_ms: int, checkpoint: Checkpoint | None) -> None:
@@ -161,7 +200,7 @@ class UpdateState(KeyedState):
     async def parts(self, node: DStream[Any], t: int) -> ops.Parts:
         """Apply the parent's batch at ``t``; the batch is the whole state."""
         assert self.state is not None
-        return [self.state.step(_flat(await ops.parent_parts(node, t)))]
+        return [await self.run_maths(self.state.step, _flat(await ops.parent_parts(node, t)))]
 
 
 class MapState(KeyedState):
@@ -170,8 +209,12 @@ class MapState(KeyedState):
     kind = "map_with_state"
 
     def __init__(self, spec: StateSpec[Any, Any, Any, Any]) -> None:
-        self.spec = spec
         self.user_fns = (spec.fn,)
+        self.threaded = has_async(spec.fn)
+        if self.threaded:
+            timeout = None if spec.timeout_ms is None else timedelta(milliseconds=spec.timeout_ms)
+            spec = StateSpec(bridged(spec.fn), timeout, spec.initial)
+        self.spec = spec
         self.state: MapWithState[Any, Any, Any, Any] | None = None
 
     def prepare(self, node: DStream[Any], zero_ms: int, checkpoint: Checkpoint | None) -> None:
@@ -185,7 +228,7 @@ class MapState(KeyedState):
         """Run the function over the parent's batch at ``t``."""
         assert self.state is not None
         pairs = _flat(await ops.parent_parts(node, t))
-        return [self.state.step(t, pairs)]
+        return [await self.run_maths(self.state.step, t, pairs)]
 
 
 def _name(op: Stateful) -> str:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast, overlo
 
 from . import operators as ops
 from . import sinks
-from ._stateful import MapState, StateSnapshots, UpdateState, Window, refuse_async
+from ._stateful import MapState, StateSnapshots, UpdateState, Window, bridged
 from ._util import Duration, call_site, check_partitions, fn_name, time_to_ms, to_ms
 from .batch import Batch
 from .errors import ContextStateError, IncompatibleStreamsError
@@ -574,8 +574,8 @@ class DStream(Generic[T_co]):
 
     def reduce_by_window(
         self,
-        fn: Callable[[T_co, T_co], T_co],
-        inv_fn: Callable[[T_co, T_co], T_co] | None,
+        fn: Callable[[T_co, T_co], MaybeAwaitable[T_co]],
+        inv_fn: Callable[[T_co, T_co], MaybeAwaitable[T_co]] | None,
         window_duration: Duration,
         slide_duration: Duration,
         *,
@@ -586,10 +586,10 @@ class DStream(Generic[T_co]):
         Example:
             >>> total = amounts.reduce_by_window(operator.add, operator.sub, 60, 10)
         """
-        refuse_async("reduce_by_window", fn, inv_fn)
+        plain_fn, plain_inv = bridged(fn), bridged(inv_fn)
 
         def make(w: int, s: int, p: int, z: int) -> ReduceByWindow[Any]:
-            return ReduceByWindow(fn, inv_fn, w, s, p, z)
+            return ReduceByWindow(plain_fn, plain_inv, w, s, p, z)
 
         kind = f"reduce_by_window({fn_name(fn)})"
         return self._windowed(
@@ -598,12 +598,12 @@ class DStream(Generic[T_co]):
 
     def reduce_by_key_and_window(
         self: DStream[tuple[K, V]],
-        fn: Callable[[V, V], V],
-        inv_fn: Callable[[V, V], V] | None,
+        fn: Callable[[V, V], MaybeAwaitable[V]],
+        inv_fn: Callable[[V, V], MaybeAwaitable[V]] | None,
         window_duration: Duration,
         slide_duration: Duration | None = None,
         *,
-        filter_func: Callable[[tuple[K, V]], object] | None = None,
+        filter_func: Callable[[tuple[K, V]], MaybeAwaitable[object]] | None = None,
         name: str | None = None,
     ) -> DStream[tuple[K, V]]:
         """Per key, its values in the window reduced with ``fn`` (PySpark's argument order).
@@ -619,10 +619,10 @@ class DStream(Generic[T_co]):
             ...     operator.add, operator.sub, 30, 10, filter_func=lambda kv: kv[1] > 0
             ... )
         """
-        refuse_async("reduce_by_key_and_window", fn, inv_fn, filter_func)
+        plain_fn, plain_inv, plain_filter = bridged(fn), bridged(inv_fn), bridged(filter_func)
 
         def make(w: int, s: int, p: int, z: int) -> KeyedWindowState[Any, Any]:
-            return KeyedWindowState(fn, inv_fn, w, s, p, z, filter_func=filter_func)
+            return KeyedWindowState(plain_fn, plain_inv, w, s, p, z, filter_func=plain_filter)
 
         kind = f"reduce_by_key_and_window({fn_name(fn)})"
         return self._windowed(
@@ -675,7 +675,7 @@ class DStream(Generic[T_co]):
 
     def update_state_by_key(
         self: DStream[tuple[K, V]],
-        fn: Callable[[list[V], S | None], S | None],
+        fn: Callable[[list[V], S | None], MaybeAwaitable[S | None]],
         initial: Iterable[tuple[K, S]] | None = None,
         *,
         name: str | None = None,
@@ -689,7 +689,6 @@ class DStream(Generic[T_co]):
         Example:
             >>> totals = pairs.update_state_by_key(lambda vs, s: (s or 0) + sum(vs))
         """
-        refuse_async("update_state_by_key", fn)
         op = UpdateState(fn, initial)
         op.name = name
         return DStream._new(self._ctx, op, (self,), f"update_state_by_key({fn_name(fn)})")
@@ -713,7 +712,6 @@ class DStream(Generic[T_co]):
         if not isinstance(cast("object", spec), StateSpec):
             msg = f"map_with_state takes a StateSpec(fn, timeout=None, initial=None), got {spec!r}"
             raise TypeError(msg)
-        refuse_async("map_with_state", spec.fn)
         kind = f"map_with_state({fn_name(spec.fn)})"
         op = MapState(spec)
         op.name = name

@@ -6,9 +6,11 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio.lowlevel
 import crash_job
 import pytest
 
@@ -21,18 +23,35 @@ from asyncstream.testing import ListSink, ManualClock
 HERE = Path(__file__).parent
 
 
-def build(ssc: StreamingContext, sink: ListSink, fail_at: int | None = None) -> None:
+Wrap = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def plain(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return fn
+
+
+def as_async(fn: Callable[..., Any]) -> Callable[..., Any]:
+    async def wrapper(*args: Any) -> Any:
+        await anyio.lowlevel.checkpoint()
+        return fn(*args)
+
+    return wrapper
+
+
+def build(
+    ssc: StreamingContext, sink: ListSink, fail_at: int | None = None, wrap: Wrap = plain
+) -> None:
     queue = [[("a", 1), ("b", 2)], [("a", 3)], [], [("c", 1), ("a", 1)], [("b", 5)], [("c", 2)]]
     pairs = ssc.queue_stream(queue)
-    totals = pairs.update_state_by_key(lambda vs, s: (s or 0) + sum(vs))
-    window = pairs.reduce_by_key_and_window(operator.add, None, 3, 1, name="win")
+    totals = pairs.update_state_by_key(wrap(lambda vs, s: (s or 0) + sum(vs)))
+    window = pairs.reduce_by_key_and_window(wrap(operator.add), None, 3, 1, name="win")
 
     def count(key: str, value: int | None, state: Any) -> tuple[str, int]:
         n = (state.get() if state.exists() else 0) + 1
         state.update(n)
         return key, n
 
-    seen = pairs.map_with_state(StateSpec(count))
+    seen = pairs.map_with_state(StateSpec(wrap(count)))
     combined = totals.cogroup(window).cogroup(seen.state_snapshots())
 
     def out(batch: Any) -> None:
@@ -53,7 +72,10 @@ async def run(ssc: StreamingContext, clock: ManualClock, seconds: int) -> None:
     await ssc.stop()
 
 
-async def test_restart_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("wrap", [plain, as_async], ids=["sync", "async"])
+async def test_restart_from_a_checkpoint_equals_an_uninterrupted_run(
+    tmp_path: Path, wrap: Wrap
+) -> None:
     clock = ManualClock()
     whole = ListSink()
     ssc = StreamingContext(1, clock=clock)
@@ -66,7 +88,7 @@ async def test_restart_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path: P
     first = ListSink()
     clock1 = ManualClock()
     ssc1 = StreamingContext(1, clock=clock1)
-    build(ssc1, first, fail_at=4000)
+    build(ssc1, first, fail_at=4000, wrap=wrap)
     ssc1.checkpoint(tmp_path)
     await run(ssc1, clock1, 5)
     assert sorted(first.by_time) == [1000, 2000, 3000]
@@ -76,7 +98,7 @@ async def test_restart_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path: P
     second = ListSink()
     clock2 = ManualClock()
     ssc2 = StreamingContext.get_or_create(
-        tmp_path, lambda: _with(StreamingContext(1, clock=clock2), second)
+        tmp_path, lambda: _with(StreamingContext(1, clock=clock2), second, wrap)
     )
     await run(ssc2, clock2, 8)
     assert sorted(second.by_time) == list(range(4000, 9000, 1000))
@@ -84,8 +106,8 @@ async def test_restart_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path: P
     assert got == expected
 
 
-def _with(ssc: StreamingContext, sink: ListSink) -> StreamingContext:
-    build(ssc, sink)
+def _with(ssc: StreamingContext, sink: ListSink, wrap: Wrap = plain) -> StreamingContext:
+    build(ssc, sink, wrap=wrap)
     return ssc
 
 

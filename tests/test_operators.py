@@ -19,6 +19,8 @@ from asyncstream import (
     ContextState,
     ContextStateError,
     DStream,
+    State,
+    StateSpec,
     StreamingContext,
 )
 from asyncstream.testing import ListSink, ManualClock, run_stream
@@ -73,6 +75,16 @@ P = [[("a", 1), ("b", 2), ("a", 3)], [("b", 4)], []]
 MPI = [[(0, 1), (0, 2), (0, 3), (1, 4), (1, 5)], [(0, 6)], []]
 ADD = operator.add
 
+
+def running_count(key: str, value: int | None, state: State[int]) -> tuple[str, object]:
+    if state.is_timing_out():
+        return key, "timed out"
+    assert value is not None
+    n = (state.get() if state.exists() else 0) + value
+    state.update(n)
+    return key, n
+
+
 # name -> (build(wrap, *streams), inputs, expected); wrap is sync (identity) or aio.
 FN_CASES: dict[str, tuple[Callable[..., DStream[Any]], list[Any], list[Any]]] = {
     "map": (lambda w, s: s.map(w(lambda x: x * 10)), [N], [[10, 20, 30, 40, 50], [60], []]),
@@ -126,6 +138,30 @@ FN_CASES: dict[str, tuple[Callable[..., DStream[Any]], list[Any], list[Any]]] = 
         lambda w, a, b: a.transform_with(w(lambda x, y: sorted(set(x) - set(y))), b),
         [[[1, 2, 3], [4]], [[2], [4, 5]]],
         [[1, 3], [], []],
+    ),
+    # Window and state operators: an async function runs from the maths' worker thread.
+    # A 5-batch window on 1-batch slides is incremental from the second batch on.
+    "reduce_by_window": (
+        lambda w, s: s.reduce_by_window(w(ADD), w(operator.sub), 5, 1),
+        [N],
+        [[15], [21], [21]],
+    ),
+    "reduce_by_key_and_window": (
+        lambda w, s: s.reduce_by_key_and_window(
+            w(ADD), w(operator.sub), 5, 1, filter_func=w(lambda kv: kv[1] > 2)
+        ),
+        [P],
+        [[("a", 4)], [("a", 4), ("b", 4)], [("a", 4), ("b", 4)]],
+    ),
+    "update_state_by_key": (
+        lambda w, s: s.update_state_by_key(w(lambda vs, st: (st or 0) + sum(vs))),
+        [P],
+        [[("a", 4), ("b", 2)], [("a", 4), ("b", 6)], [("a", 4), ("b", 6)]],
+    ),
+    "map_with_state": (
+        lambda w, s: s.map_with_state(StateSpec(w(running_count), timeout=1)),
+        [P],
+        [[("a", 1), ("b", 2), ("a", 4)], [("b", 6), ("a", "timed out")], [("b", "timed out")]],
     ),
 }
 # Outputs whose order within a batch is not part of the contract.

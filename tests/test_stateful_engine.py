@@ -5,11 +5,13 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+import anyio.lowlevel
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asyncstream import (
+    BatchError,
     DurationError,
     IncompatibleStreamsError,
     State,
@@ -44,14 +46,29 @@ def test_streams_with_different_slides_cannot_be_joined() -> None:
         s.join(s.window(2, 2))
 
 
-def test_window_and_state_refuse_async_functions() -> None:
-    s = StreamingContext(1).queue_stream([[("a", 1)]])
+async def test_a_failing_async_state_function_names_its_operator() -> None:
+    clock = ManualClock()
+    ssc = StreamingContext(1, clock=clock)
 
-    async def add(a: int, b: int) -> int:
-        return a + b
+    async def total(values: list[int], state: int | None) -> int:
+        await anyio.lowlevel.checkpoint()
+        if sum(values) > 2:
+            msg = "too much"
+            raise ValueError(msg)
+        return (state or 0) + sum(values)
 
-    with pytest.raises(TypeError, match=r"^reduce_by_key_and_window: .* is an async function;"):
-        s.reduce_by_key_and_window(add, None, 2)  # type: ignore[arg-type]
+    out: list[list[tuple[str, int | None]]] = []
+    pairs = ssc.queue_stream([[("a", 1)], [("a", 5)], [("a", 1)]])
+    pairs.update_state_by_key(total).foreach_batch(lambda b: out.append(list(b)))
+    await ssc.start()
+    await clock.advance(3)
+    with pytest.raises(BatchError) as info:
+        await ssc.await_termination()
+    assert info.value.operator_name.startswith("update_state_by_key(")
+    assert "failed in the batch of 1970-01-01T00:00:02+00:00: ValueError: too much" in str(
+        info.value
+    )
+    assert out == [[("a", 1)]]
 
 
 async def test_window_of_a_window_and_a_slide_of_two() -> None:
