@@ -139,12 +139,9 @@ class Window(Stateful):
         parent = node._parents[0]
         if (t - node._ctx._zero_ms) % parent._slide_ms:
             return
-        if self.threaded:
-            # The per-batch reduce runs in the thread too, on the driver: never shipped.
-            records = _flat(await ops.parent_parts(node, t))
-            await self.run_maths(self._add, t, records)
-        elif self.reduce_first is not None:
-            fn = self.reduce_first
+        fn = self.reduce_first
+        if fn is not None and not self.threaded:
+            # Reduce inside each partition where the work runs (one pass when inline).
             reduced = await ops.combined(node, t, functools.partial(reduce_pairs, fn=fn))
             merged = (
                 reduced[0]
@@ -152,10 +149,9 @@ class Window(Stateful):
                 else reduce_pairs(itertools.chain.from_iterable(d.items() for d in reduced), fn)
             )
             self.window.add(t, merged)
-        elif self.materialise:
-            self.window.add(t, list(_flat(await ops.parent_parts(node, t))))
         else:
-            self.window.add(t, _flat(await ops.parent_parts(node, t)))
+            # Threaded, the per-batch reduce runs in the worker thread, on the driver.
+            await self.run_maths(self._add, t, _flat(await ops.parent_parts(node, t)))
 
     def _add(self, t: int, records: Iterable[Any]) -> None:
         if self.reduce_first is not None:
