@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import anyio.lowlevel
 import crash_job
 import pytest
+from helpers import aio
 
 from asyncstream import ContextStateError, StreamingContext
 from asyncstream.checkpoint import inspect_checkpoint
@@ -28,14 +28,6 @@ Wrap = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 def plain(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
-
-
-def as_async(fn: Callable[..., Any]) -> Callable[..., Any]:
-    async def wrapper(*args: Any) -> Any:
-        await anyio.lowlevel.checkpoint()
-        return fn(*args)
-
-    return wrapper
 
 
 def build(
@@ -72,7 +64,7 @@ async def run(ssc: StreamingContext, clock: ManualClock, seconds: int) -> None:
     await ssc.stop()
 
 
-@pytest.mark.parametrize("wrap", [plain, as_async], ids=["sync", "async"])
+@pytest.mark.parametrize("wrap", [plain, aio], ids=["sync", "async"])
 async def test_restart_from_a_checkpoint_equals_an_uninterrupted_run(
     tmp_path: Path, wrap: Wrap
 ) -> None:

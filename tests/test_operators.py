@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 import anyio
 import anyio.lowlevel
 import pytest
+from helpers import aio
 
 from asyncstream import (
     Batch,
@@ -26,7 +27,7 @@ from asyncstream import (
 from asyncstream.testing import ListSink, ManualClock, run_stream
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable
 
 # Every test runs with the default executor and with stages shipped through pickle.
 pytestmark = pytest.mark.usefixtures("each_executor")
@@ -40,16 +41,6 @@ def t(seconds: float) -> datetime:
 
 def sync(fn: Callable[..., T]) -> Callable[..., T]:
     return fn
-
-
-def aio(fn: Callable[..., T]) -> Callable[..., Awaitable[T]]:
-    """The same function as an ``async def`` that also yields to the loop once."""
-
-    async def wrapper(*args: Any) -> T:
-        await anyio.lowlevel.checkpoint()
-        return fn(*args)
-
-    return wrapper
 
 
 def ctx() -> tuple[StreamingContext, ManualClock]:
