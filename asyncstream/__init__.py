@@ -18,6 +18,7 @@ from .dstream import KeyedDStream as KeyedDStream
 from .dstream import MapWithStateDStream as MapWithStateDStream
 from .errors import AsyncStreamError as AsyncStreamError
 from .errors import BatchError as BatchError
+from .errors import CheckpointError as CheckpointError
 from .errors import ContextStateError as ContextStateError
 from .errors import DurationError as DurationError
 from .errors import IncompatibleStreamsError as IncompatibleStreamsError
@@ -48,6 +49,7 @@ __all__ = [
     "Batch",
     "BatchError",
     "BatchInfo",
+    "CheckpointError",
     "Clock",
     "ContextState",
     "ContextStateError",

@@ -10,6 +10,7 @@ Every exception the library raises on purpose derives from :class:`AsyncStreamEr
     ├── BatchError                         a user function failed while a batch ran
     ├── SerializationError (TypeError)     work or data cannot be shipped to a worker
     ├── WorkerLostError (RuntimeError)     a worker died while it ran a partition
+    ├── CheckpointError (RuntimeError)     a checkpoint that cannot be used as it is
     └── MissingExtraError (ImportError)    an optional dependency is not installed
 
 Errors carry their context as attributes (``batch_time``, ``operator_name``), the way
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AsyncStreamError",
     "BatchError",
+    "CheckpointError",
     "ContextStateError",
     "DurationError",
     "IncompatibleStreamsError",
@@ -90,6 +92,24 @@ class SerializationError(_ExecutorError, TypeError):
 
 class WorkerLostError(_ExecutorError, RuntimeError):
     """A worker process died (or its work was lost) while it ran a partition of a batch."""
+
+
+class CheckpointError(AsyncStreamError, RuntimeError):
+    """A checkpoint cannot be used as it is: the job refuses it rather than guess.
+
+    Raised by ``start()`` (and :class:`~asyncstream.state.SqliteStateStore`) when the
+    checkpoint directory or file is not private to the user, is in use by another job,
+    is empty, truncated, corrupt or foreign, was written by a different graph, batch
+    interval or key, or fails authentication. Nothing from the file has been unpickled
+    then. The message names the path and what to do.
+
+    Attributes:
+        path: The directory or file the error is about.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class MissingExtraError(AsyncStreamError, ImportError):
