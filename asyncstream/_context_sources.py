@@ -172,32 +172,68 @@ class SourceStreams:
         pattern: str = "*",
         encoding: str = "utf-8",
         errors: str = "replace",
+        max_file_bytes: int = 1 << 26,  # _files.DEFAULT_MAX_FILE_BYTES (64 MiB)
     ) -> DStream[str]:
         """Lines of the files that appear in ``directory`` (Spark's ``textFileStream``).
 
         Files already there are ignored; new files must be moved in atomically; hidden
         (``.``, ``_``) and partial (``.tmp``, ``._COPYING_``...) names are skipped. At
         each tick the directory is scanned and each new file read whole into the batch.
-        A file that cannot be read or decoded is reported and skipped.
+        Every problem below is reported as a source event (its kind in brackets) and
+        never stops the job:
+
+        - Only regular files (or links to them) are read; a FIFO, device or socket is
+          skipped unopened (``not_regular``), so nothing can block the loop.
+        - A file over ``max_file_bytes`` is skipped unread (``too_large``).
+        - A file that cannot be read (permissions, a dangling link) is tried again after
+          1, 2, 4 ... 64 ticks, 8 attempts in all (``read`` at first, ``gave_up`` at last).
+        - A file is read in the tick that finds it only if its size and modification
+          time agree in the listing, before and after the read; otherwise nothing of it
+          is read then (``still_changing``), and it is read whole at a later tick, once
+          it stopped changing for a batch interval. A file that changes after it was
+          read is reported (``changed_after_read``) and not read again.
+        - An undecodable file under ``errors="strict"`` is skipped (``decode``).
+
+        Args:
+            directory: The directory to watch.
+            pattern: Only names matching this glob are read.
+            encoding: The files' text encoding.
+            errors: Decode error handler.
+            max_file_bytes: The largest file read, in bytes (default 64 MiB).
 
         Example:
             >>> ssc.text_file_stream("/data/incoming", pattern="*.log").count().pprint()
         """
-        source = TextFileSource(directory, pattern=pattern, encoding=encoding, errors=errors)
+        source = TextFileSource(
+            directory,
+            pattern=pattern,
+            encoding=encoding,
+            errors=errors,
+            max_file_bytes=max_file_bytes,
+        )
         return self._add_scanned(source, "text_file_stream")
 
     def binary_records_stream(
-        self, directory: str | os.PathLike[str], record_length: int
+        self,
+        directory: str | os.PathLike[str],
+        record_length: int,
+        *,
+        max_file_bytes: int = 1 << 26,  # _files.DEFAULT_MAX_FILE_BYTES (64 MiB)
     ) -> DStream[bytes]:
         """Fixed-length ``bytes`` records of the files that appear in ``directory``.
 
-        Same discovery rules as :meth:`text_file_stream`. A trailing partial record is
-        reported and dropped (Spark fails the job instead).
+        Same discovery rules and limits as :meth:`text_file_stream`. A trailing partial
+        record is reported and dropped (Spark fails the job instead).
+
+        Args:
+            directory: The directory to watch.
+            record_length: The size of every record, in bytes.
+            max_file_bytes: The largest file read, in bytes (default 64 MiB).
 
         Example:
             >>> ssc.binary_records_stream("/data/frames", record_length=16).count().pprint()
         """
-        source = BinaryRecordsSource(directory, record_length)
+        source = BinaryRecordsSource(directory, record_length, max_file_bytes=max_file_bytes)
         return self._add_scanned(source, "binary_records_stream")
 
     def _add_scanned(self, source: TextFileSource | BinaryRecordsSource, kind: str) -> DStream[Any]:

@@ -44,7 +44,18 @@ def test_files_present_at_creation_are_ignored_new_files_are_read(tmp_path: Path
     assert src.scan() == ["one", "two"]
     assert src.scan() == []  # read once
     assert src.position() == ["new.txt", "old.txt"]
-    assert src.statistics() == {"files": 1, "failed_files": 0, "bytes": 8, "lines": 2}
+    assert src.statistics() == {
+        "files": 1,
+        "failed_files": 0,
+        "bytes": 8,
+        "lines": 2,
+        "not_regular": 0,
+        "too_large": 0,
+        "read_retries": 0,
+        "gave_up": 0,
+        "deferred": 0,
+        "changed_after_read": 0,
+    }
 
 
 def test_hidden_partial_unmatched_and_directories_are_skipped(tmp_path: Path) -> None:
@@ -77,7 +88,8 @@ def test_new_files_are_read_in_modification_time_order(tmp_path: Path) -> None:
     assert src.scan() == ["oldest", "middle", "newest"]
 
 
-def test_unreadable_file_is_reported_skipped_and_not_retried(tmp_path: Path) -> None:
+def test_unreadable_file_is_reported_once_and_retried(tmp_path: Path) -> None:
+    # Retried with a back-off, up to 8 attempts: tests/test_file_hardening.py.
     src = TextFileSource(tmp_path)
     os.symlink(tmp_path / "missing-target", tmp_path / "gone.txt")  # listed, cannot be opened
     move_in(tmp_path, "fine.txt", b"ok\n")
@@ -85,13 +97,18 @@ def test_unreadable_file_is_reported_skipped_and_not_retried(tmp_path: Path) -> 
     assert src.scan(events) == ["ok"]
     path = os.path.join(tmp_path, "gone.txt")
     assert [(i.kind, i.detail) for i in infos] == [
-        ("read", f"cannot read {path}: No such file or directory; skipped the file")
+        (
+            "read",
+            f"cannot read {path}: No such file or directory; will try again at later ticks "
+            "(up to 8 attempts)",
+        )
     ]
     assert infos[0].extra == {"path": path}
     assert src.scan(events) == []
-    assert len(infos) == 1  # not retried
-    assert src.statistics()["failed_files"] == 1
-    assert "gone.txt" in src.position()
+    assert len(infos) == 1  # the retry failed too, and was not reported again
+    assert src.statistics()["failed_files"] == 0
+    assert src.statistics()["read_retries"] == 1
+    assert "gone.txt" not in src.position()  # not done: still to be read
 
 
 def test_undecodable_file_under_strict_is_skipped_whole(tmp_path: Path) -> None:
@@ -106,7 +123,8 @@ def test_undecodable_file_under_strict_is_skipped_whole(tmp_path: Path) -> None:
         f"cannot decode {path} as utf-8: 'utf-8' codec can't decode byte 0xff in position 14: "
         "invalid start byte; skipped the file (errors='strict'; use errors='replace' to keep it)"
     )
-    assert src.statistics() == {"files": 1, "failed_files": 1, "bytes": 26, "lines": 1}
+    stats = src.statistics()
+    assert (stats["files"], stats["failed_files"], stats["bytes"], stats["lines"]) == (1, 1, 26, 1)
 
 
 def test_undecodable_bytes_under_replace_are_replaced(tmp_path: Path) -> None:
@@ -183,11 +201,12 @@ def test_each_scan_reads_only_the_files_that_arrived_since_the_previous_one(
     assert src.scan(events) == ["a1", "a2"]  # tick 2
     move_in(tmp_path, "b.txt", b"b1\n")
     os.symlink(tmp_path / "nowhere", tmp_path / "c.txt")
-    assert src.scan(events) == ["b1"]  # tick 3: c.txt is reported and skipped
-    assert src.scan(events) == []  # tick 4
+    assert src.scan(events) == ["b1"]  # tick 3: c.txt is reported, to be retried
+    assert src.scan(events) == []  # tick 4: retried, still missing
     assert [i.kind for i in infos] == ["read"]
-    assert src.position() == ["a.txt", "b.txt", "c.txt", "old.txt"]
-    assert src.statistics() == {"files": 2, "failed_files": 1, "bytes": 9, "lines": 3}
+    assert src.position() == ["a.txt", "b.txt", "old.txt"]
+    stats = src.statistics()
+    assert (stats["files"], stats["failed_files"], stats["bytes"], stats["lines"]) == (2, 0, 9, 3)
 
 
 def test_a_file_is_done_only_once_a_scan_has_read_it(tmp_path: Path) -> None:
@@ -205,7 +224,7 @@ def test_a_file_whose_reading_fails_unexpectedly_is_not_done_and_is_read_again(
     move_in(tmp_path, "f.txt", b"x\n")
     real_load = src._load
 
-    def broken_load(name: str) -> object:
+    def broken_load(name: str, *_: object) -> object:
         raise MemoryError(name)
 
     monkeypatch.setattr(src, "_load", broken_load)
@@ -235,7 +254,13 @@ def test_binary_records_split_and_partial_record_reported(tmp_path: Path) -> Non
             f"{path}: 6 bytes is not a multiple of record_length=4; dropped the last 2 bytes",
         )
     ]
-    assert src.statistics() == {"files": 3, "failed_files": 0, "bytes": 18, "records": 4}
+    stats = src.statistics()
+    assert (stats["files"], stats["failed_files"], stats["bytes"], stats["records"]) == (
+        3,
+        0,
+        18,
+        4,
+    )
 
 
 def test_binary_records_scanned_tick_after_tick(tmp_path: Path) -> None:
