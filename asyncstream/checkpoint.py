@@ -1,85 +1,265 @@
 """Checkpoints: the data of a streaming job, durable in SQLite, one transaction per batch.
 
-A checkpoint directory holds ``checkpoint.db`` (stdlib ``sqlite3``, WAL mode). After each
+A checkpoint directory (mode 0700, refused when other users can write it) holds
+``checkpoint.db`` (stdlib ``sqlite3``, WAL mode, mode 0600) and ``lock``. After each
 batch the context writes, in one transaction, with the batch time they reflect:
 
 - the keyed state of ``update_state_by_key`` and ``map_with_state`` (only the keys that
   changed: table ``asyncstream_state``),
-- each window's kept per-batch data and each replayable source's position (items of a
-  ``queue_stream`` consumed, files a file stream has read: table ``asyncstream_blobs``),
-- the batch time and the time grid (table ``asyncstream_meta``).
+- each window's kept per-batch data (pickled) and each replayable source's position
+  (JSON: items of a ``queue_stream`` consumed, files a file stream has read): table
+  ``asyncstream_blobs``,
+- the batch time and the time grid (table ``asyncstream_meta``, JSON).
 
 It holds data, not code: on restart the program builds its graph again and the state is
 matched by operator name (``name=``, or a default such as ``update_state_by_key#0``).
+
+Trust: every row carries an HMAC-SHA256 under the user's checkpoint key, which is kept
+outside the directory (``$ASYNCSTREAM_CHECKPOINT_KEY``, else
+``~/.config/asyncstream/checkpoint.key``; see :mod:`asyncstream._auth`), bound to this
+checkpoint, its table, its operator and (for state) its key. A row is unpickled only
+once verified. The header records the batch interval and a fingerprint of the graph
+(operator kinds and names, in order), so a checkpoint of another program is refused.
+While a job runs it holds an exclusive ``flock`` on ``lock`` (which names its pid): a
+second job on the same directory fails at ``start()``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hmac
+import itertools
+import json
 import os
 import pickle
 import sqlite3
+import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from .state import SqliteStateStore
+from . import _auth
+from .errors import CheckpointError
+from .state import STATE_COLUMNS, STATE_SCHEMA, SqliteStateStore
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
 __all__ = ["CheckpointInfo", "inspect_checkpoint"]
 
 DB_NAME: Final = "checkpoint.db"
+LOCK_NAME: Final = "lock"
 
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS asyncstream_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS asyncstream_blobs (
-    operator TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    value BLOB NOT NULL
-);
-"""
+_LAYOUT: Final = _auth.Layout(
+    "asyncstream-checkpoint/2",
+    "checkpoint file",
+    (
+        "CREATE TABLE asyncstream_blobs (operator TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+        "encoding TEXT NOT NULL, value BLOB NOT NULL, mac BLOB NOT NULL)",
+        *STATE_SCHEMA,
+    ),
+    {"asyncstream_blobs": ("operator", "kind", "encoding", "value", "mac"), **STATE_COLUMNS},
+)
+_FIX: Final = (
+    "restore the checkpoint directory from a backup, delete it to start afresh (its state "
+    "is lost), or point checkpoint() at another directory"
+)
+_ELSEWHERE: Final = "point checkpoint() at another directory"
+
+
+class _DirectoryLock:
+    """An exclusive ``flock`` on ``DIR/lock`` for as long as the job is active.
+
+    ``flock`` locks belong to an open file description, so a second context in the same
+    process conflicts too. The file holds the holder's pid, for the error message.
+    """
+
+    def __init__(self, directory: str) -> None:
+        path = os.path.join(directory, LOCK_NAME)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+        try:
+            fd = os.open(path, flags, 0o600)
+        except OSError as exc:
+            msg = f"checkpoint lock {path!r} cannot be opened ({exc}); remove it, or {_ELSEWHERE}"
+            raise CheckpointError(msg, path=path) from exc
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                msg = (
+                    f"checkpoint lock {path!r} is not a regular file of this user; "
+                    f"remove it, or {_ELSEWHERE}"
+                )
+                raise CheckpointError(msg, path=path)
+            os.fchmod(fd, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                who = f"pid {holder}" if holder.isdigit() else "pid unknown"
+                if holder == str(os.getpid()):
+                    who += ", this process"
+                msg = (
+                    f"checkpoint directory {directory!r} is in use by another job ({who}); "
+                    "a checkpoint has one writer: stop that job first, or give this one "
+                    "another directory"
+                )
+                raise CheckpointError(msg, path=directory) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        """Unlock (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)  # still locked: nobody reads a stale pid
+            os.close(fd)
 
 
 class Checkpoint:
-    """The open checkpoint of one running context (internal)."""
+    """The open checkpoint of one running context (internal).
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    Opening it makes the directory private (or refuses it), takes the lock, then opens
+    ``checkpoint.db`` (a new one records ``fingerprint`` and ``batch_interval_ms``) and
+    verifies its header against them.
+
+    Raises:
+        CheckpointError: The directory or file cannot be trusted or used (see the message).
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        fingerprint: Sequence[str],
+        batch_interval_ms: int,
+    ) -> None:
         self.directory = os.fspath(directory)
-        os.makedirs(self.directory, exist_ok=True)
         self.path = os.path.join(self.directory, DB_NAME)
-        self.conn = sqlite3.connect(self.path, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.executescript(_SCHEMA)
         self.stores: dict[str, SqliteStateStore[Any, Any]] = {}
+        parent = os.path.dirname(os.path.abspath(self.directory))
+        os.makedirs(parent, exist_ok=True)
+        _auth.make_private_directory(self.directory, "checkpoint directory", _ELSEWHERE)
+        self._lock = _DirectoryLock(self.directory)
+        try:
+            key = _auth.load_key()
+            assert key is not None  # load_key() makes a key unless told not to
+            self._remove_leftovers()
+            header = {"fingerprint": list(fingerprint), "batch_interval_ms": batch_interval_ms}
+            self.conn, self._signer, self._meta = _auth.open_db(
+                self.path, _LAYOUT, key, header, _FIX
+            )
+            try:
+                self._check_program(list(fingerprint), batch_interval_ms)
+            except BaseException:
+                self.conn.close()
+                raise
+        except BaseException:
+            self._lock.release()
+            raise
+        self._closed = False
 
-    def meta(self) -> dict[str, int]:
-        """The committed batch time and time grid (empty for a new checkpoint)."""
-        return dict(self.conn.execute("SELECT key, value FROM asyncstream_meta").fetchall())
+    def _remove_leftovers(self) -> None:
+        """Remove half-made databases of a process that died creating one (we hold the lock)."""
+        for name in os.listdir(self.directory):
+            if name.startswith(f"{DB_NAME}.new-"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.directory, name))
+
+    def _check_program(self, fingerprint: list[str], batch_interval_ms: int) -> None:
+        theirs_ms = self._meta.get("batch_interval_ms")
+        if theirs_ms != batch_interval_ms:
+            theirs = f"{theirs_ms / 1000:g}s" if isinstance(theirs_ms, int) else repr(theirs_ms)
+            msg = (
+                f"the checkpoint in {self.directory!r} was written with a batch interval of "
+                f"{theirs}, this context has {batch_interval_ms / 1000:g}s; use the same "
+                "interval or a new directory"
+            )
+            raise CheckpointError(msg, path=self.directory)
+        theirs_fp = self._meta.get("fingerprint")
+        if theirs_fp != fingerprint:
+            if not (isinstance(theirs_fp, list) and all(isinstance(x, str) for x in theirs_fp)):
+                theirs_fp = []
+            msg = (
+                f"the checkpoint in {self.directory!r} was written by a different graph: "
+                f"{graph_difference(theirs_fp, fingerprint)}; delete the directory to start "
+                "afresh (its state is lost), or point checkpoint() at another directory"
+            )
+            raise CheckpointError(msg, path=self.directory)
+
+    def meta(self) -> dict[str, Any]:
+        """The verified header and last commit.
+
+        Keys: ``batch_interval_ms``, ``fingerprint``, and once a batch was committed
+        ``batch_time_ms`` and ``zero_ms``.
+        """
+        return dict(self._meta)
 
     def blob(self, operator: str) -> Any:
-        """The last committed blob of ``operator``, or ``None``."""
-        row = self.conn.execute(
-            "SELECT value FROM asyncstream_blobs WHERE operator = ?", (operator,)
-        ).fetchone()
-        return None if row is None else pickle.loads(row[0])
+        """The last committed blob of ``operator`` (verified, then decoded), or ``None``.
+
+        Raises:
+            CheckpointError: The row is not authentic, or cannot be read or decoded.
+        """
+        try:
+            row = self.conn.execute(
+                "SELECT kind, encoding, value, mac FROM asyncstream_blobs WHERE operator = ?",
+                (operator,),
+            ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            problem = f"cannot be read ({exc}): it is truncated or corrupt"
+            raise _auth.refuse(self.path, _LAYOUT.label, problem, _FIX) from exc
+        if row is None:
+            return None
+        kind, encoding, value, tag = row
+        key = self._signer.subkey("blob", operator)
+        if not (
+            isinstance(kind, str)
+            and encoding in ("json", "pickle")
+            and isinstance(value, bytes)
+            and isinstance(tag, bytes)
+            and hmac.compare_digest(tag, _auth.pair_mac(key, f"{kind}:{encoding}".encode(), value))
+        ):
+            what = f"the blob row of operator {operator!r}"
+            raise _auth.tampered(self.path, _LAYOUT.label, what, _FIX)
+        try:
+            return json.loads(value) if encoding == "json" else pickle.loads(value)
+        except Exception as exc:
+            problem = (
+                f"holds an authentic blob of operator {operator!r} that cannot be loaded "
+                f"({exc!r}): the program no longer has a class or function it uses"
+            )
+            fix = f"bring it back, or {_FIX}"
+            raise _auth.refuse(self.path, _LAYOUT.label, problem, fix) from exc
 
     def store(self, operator: str) -> SqliteStateStore[Any, Any]:
         """The keyed-state store of ``operator``, sharing this checkpoint's transaction."""
-        store: SqliteStateStore[Any, Any] = SqliteStateStore(
-            self.path, operator, connection=self.conn
-        )
+        attach = (self.conn, self._signer, _LAYOUT.label, _FIX)
+        store: SqliteStateStore[Any, Any] = SqliteStateStore(self.path, operator, _attach=attach)
         self.stores[operator] = store
         return store
 
     def commit(
-        self, batch_time_ms: int, meta: Mapping[str, int], blobs: Mapping[str, tuple[str, Any]]
+        self, batch_time_ms: int, meta: Mapping[str, Any], blobs: Mapping[str, tuple[str, Any]]
     ) -> None:
-        """Write every store's changes, the blobs and the batch time in one transaction."""
-        pickled = [
-            (name, kind, pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
-            for name, (kind, value) in blobs.items()
-        ]
+        """Write every store's changes, the blobs and the batch time in one transaction.
+
+        A blob of kind ``"source"`` (a source position) is stored as JSON, any other
+        (a window's kept data) pickled; each row with its MAC.
+        """
+        rows = []
+        subkey = self._signer.subkey
+        for name, (kind, value) in blobs.items():
+            if kind == "source":
+                encoding, data = "json", json.dumps(value, separators=(",", ":")).encode()
+            else:
+                encoding, data = "pickle", pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+            tag = _auth.pair_mac(subkey("blob", name), f"{kind}:{encoding}".encode(), data)
+            rows.append((name, kind, encoding, data, tag))
         writes = [store.prepare_write() for store in self.stores.values()]
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
@@ -87,13 +267,11 @@ class Checkpoint:
             for write in writes:
                 write(batch_time_ms)
             conn.executemany(
-                "INSERT OR REPLACE INTO asyncstream_blobs (operator, kind, value) VALUES (?, ?, ?)",
-                pickled,
+                "INSERT OR REPLACE INTO asyncstream_blobs (operator, kind, encoding, value, mac)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
             )
-            conn.executemany(
-                "INSERT OR REPLACE INTO asyncstream_meta (key, value) VALUES (?, ?)",
-                [*meta.items(), ("batch_time_ms", batch_time_ms)],
-            )
+            _auth.write_meta(conn, self._signer, [*meta.items(), ("batch_time_ms", batch_time_ms)])
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -103,8 +281,31 @@ class Checkpoint:
             store.committed(batch_time_ms)
 
     def close(self) -> None:
-        """Close the database."""
-        self.conn.close()
+        """Close the database and release the lock (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.conn.close()
+        finally:
+            self._lock.release()
+
+
+def graph_difference(theirs: Sequence[str], ours: Sequence[str]) -> str:
+    """Name the first operator where two graph fingerprints differ.
+
+    Example:
+        >>> graph_difference(["queue_stream#0", "map"], ["queue_stream#0", "filter"])
+        'operator 2: the checkpoint has map, this program has filter'
+    """
+    for i, (a, b) in enumerate(itertools.zip_longest(theirs, ours), 1):
+        if a != b:
+            if a is None:
+                a = f"nothing (its graph has {len(theirs)} operators)"
+            if b is None:
+                b = f"nothing (it has {len(ours)} operators)"
+            return f"operator {i}: the checkpoint has {a}, this program has {b}"
+    return "the same operators"  # pragma: no cover - only called when they differ
 
 
 @dataclass(frozen=True)
@@ -127,6 +328,9 @@ class CheckpointInfo:
         batch_interval_ms: The batch interval of the job that wrote it.
         operators: Per operator or source: its kind, number of keys and size.
         file_bytes: Size of the database file (plus its write-ahead log).
+        key_id: The id of the key it was written with (a public fingerprint of the key).
+        own_key: Whether that is this user's checkpoint key (so a job of this user can
+            load it).
     """
 
     path: str
@@ -134,13 +338,17 @@ class CheckpointInfo:
     batch_interval_ms: int | None
     operators: tuple[OperatorInfo, ...]
     file_bytes: int
+    key_id: str | None = None
+    own_key: bool = False
 
     def __str__(self) -> str:
         when = "nothing committed yet" if self.batch_time_ms is None else f"{self.batch_time_ms} ms"
+        whose = "this user's key" if self.own_key else "not this user's key"
         lines = [
             f"checkpoint: {self.path} ({self.file_bytes} bytes)",
             f"last committed batch time: {when}",
             f"batch interval: {self.batch_interval_ms} ms",
+            f"written with key id: {self.key_id} ({whose})",
             f"{'operator':<40} {'kind':<12} {'keys':>10} {'bytes':>12}",
         ]
         for op in self.operators:
@@ -152,8 +360,12 @@ class CheckpointInfo:
 def inspect_checkpoint(directory: str | os.PathLike[str]) -> CheckpointInfo:
     """Describe what the checkpoint in ``directory`` holds, without changing it.
 
+    It reads sizes, counts and the header (plain JSON) and unpickles nothing, so it
+    needs no key and does not verify the rows: a job verifies them when it starts.
+
     Raises:
         FileNotFoundError: There is no checkpoint in ``directory``.
+        CheckpointError: The file is empty, corrupt, foreign or of an older format.
 
     Example:
         >>> print(inspect_checkpoint("/var/lib/myjob/checkpoint"))
@@ -162,27 +374,42 @@ def inspect_checkpoint(directory: str | os.PathLike[str]) -> CheckpointInfo:
     if not os.path.exists(path):
         msg = f"no checkpoint in {os.fspath(directory)!r}: {DB_NAME} is missing"
         raise FileNotFoundError(msg)
+    if os.path.getsize(path) == 0:
+        raise _auth.refuse(path, _LAYOUT.label, "is empty (0 bytes): it was damaged", _FIX)
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        meta = dict(conn.execute("SELECT key, value FROM asyncstream_meta").fetchall())
+        meta = _auth.unverified_header(conn, path, _LAYOUT, _FIX)
         ops = [
             OperatorInfo(name, kind, None, size)
             for name, kind, size in conn.execute(
                 "SELECT operator, kind, length(value) FROM asyncstream_blobs ORDER BY operator"
             )
         ]
-        if "asyncstream_state" in tables:
-            ops += [
-                OperatorInfo(name, "state", keys, size or 0)
-                for name, keys, size in conn.execute(
-                    "SELECT operator, count(*), sum(length(key) + length(value)) "
-                    "FROM asyncstream_state GROUP BY operator ORDER BY operator"
-                )
-            ]
+        ops += [
+            OperatorInfo(name, "state", keys, size or 0)
+            for name, keys, size in conn.execute(
+                "SELECT operator, count(*), sum(length(key) + length(value)) "
+                "FROM asyncstream_state GROUP BY operator ORDER BY operator"
+            )
+        ]
+    except sqlite3.DatabaseError as exc:
+        problem = f"is not a readable SQLite database ({exc}): it is truncated or corrupt"
+        raise _auth.refuse(path, _LAYOUT.label, problem, _FIX) from exc
     finally:
         conn.close()
     size = sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
+    key = _auth.load_key(create=False)
+    key_id = meta.get("key_id")
     return CheckpointInfo(
-        path, meta.get("batch_time_ms"), meta.get("batch_interval_ms"), tuple(ops), size
+        path,
+        _int_or_none(meta.get("batch_time_ms")),
+        _int_or_none(meta.get("batch_interval_ms")),
+        tuple(ops),
+        size,
+        key_id if isinstance(key_id, str) else None,
+        key is not None and key.id == key_id,
     )
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) else None

@@ -287,14 +287,46 @@ class StreamingContext(SourceStreams):
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    def _prepare(self, checkpoint: Checkpoint | None) -> None:
+    def _name_graph(self) -> None:
+        """Name every input and stateful operator (idempotent: start() may call it twice)."""
         self._stateful = [node for node in self._streams if node._op.stateful]
         _name_operators([node._op for node in self._stateful])
         kinds: collections.Counter[str] = collections.Counter()
+        self._input_names = []
         for node in self._inputs:
             kind = node._name.split(" at ", 1)[0]
             self._input_names.append(f"{kind}#{kinds[kind]}")
             kinds[kind] += 1
+
+    def _fingerprint(self) -> list[str]:
+        """The graph as a checkpoint records it: each node's kind (and name), in order.
+
+        Inputs by their default names (``queue_stream#0``), stateful operators by kind
+        and name (windows with their durations), every other node by its kind alone:
+        no call sites or function names, so editing the code around the graph, or a
+        function's body, keeps the checkpoint.
+        """
+        names = dict(zip(map(id, self._inputs), self._input_names, strict=True))
+        out = []
+        for node in self._streams:
+            kind = node._name.split(" at ", 1)[0].split("(", 1)[0]
+            op: Any = node._op
+            if id(node) in names:
+                out.append(names[id(node)])
+            elif op.stateful:
+                window = getattr(op, "window_ms", None)
+                sizes = (
+                    ""
+                    if window is None
+                    else f" (window {window / 1000:g}s, slide {node._slide_ms / 1000:g}s)"
+                )
+                out.append(f"{kind} {op.name!r}{sizes}")
+            else:
+                out.append(kind)
+        return out
+
+    def _prepare(self, checkpoint: Checkpoint | None) -> None:
+        self._name_graph()
         for node in self._stateful:
             node._op.prepare(node, self._zero_ms, checkpoint)  # type: ignore[attr-defined]
         if checkpoint is not None:
@@ -367,19 +399,23 @@ class StreamingContext(SourceStreams):
         await ready
 
     def _open_checkpoint(self) -> Checkpoint | None:
+        """Open (lock, verify) the checkpoint; continue its time grid if it has commits.
+
+        Raises:
+            CheckpointError: The directory is in use, not private, or its checkpoint is
+                damaged, foreign, altered, or of another graph or batch interval.
+        """
         if self._checkpoint_dir is None:
             return None
-        checkpoint = self._checkpoint = Checkpoint(self._checkpoint_dir)
+        self._name_graph()  # the fingerprint needs the names
+        checkpoint = Checkpoint(
+            self._checkpoint_dir,
+            fingerprint=self._fingerprint(),
+            batch_interval_ms=self._batch_ms,
+        )
+        self._checkpoint = checkpoint
         meta = checkpoint.meta()
         if "batch_time_ms" in meta:
-            if meta["batch_interval_ms"] != self._batch_ms:
-                checkpoint.close()
-                msg = (
-                    f"the checkpoint in {self._checkpoint_dir!r} was written with a batch "
-                    f"interval of {meta['batch_interval_ms'] / 1000:g}s, this context has "
-                    f"{self.batch_interval:g}s; use the same interval or a new directory"
-                )
-                raise ContextStateError(msg)
             # Continue the checkpointed time grid: the batches after the last committed
             # one run again, at their original times (the ticker catches up).
             self._zero_ms = meta["zero_ms"]
@@ -580,8 +616,7 @@ class StreamingContext(SourceStreams):
             blob = op.checkpoint_blob()
             if blob is not None:
                 blobs[op.name] = (op.kind, blob)
-        meta = {"zero_ms": self._zero_ms, "batch_interval_ms": self._batch_ms}
-        self._checkpoint.commit(t, meta, blobs)
+        self._checkpoint.commit(t, {"zero_ms": self._zero_ms}, blobs)
 
     def _forget(self, t: int) -> None:
         for node in self._caching:

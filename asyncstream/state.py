@@ -12,12 +12,15 @@ Only :class:`SqliteStateStore` does I/O (stdlib ``sqlite3``, WAL mode).
 
 from __future__ import annotations
 
+import hmac
 import os
 import pickle
 import sqlite3
+import struct
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Final, Generic, NoReturn, Protocol, Self, TypeVar, final
 
+from . import _auth
 from ._util import to_ms
 from .errors import AsyncStreamError
 
@@ -141,18 +144,23 @@ class MemoryStateStore(Generic[K, S]):
         return self._last_committed
 
 
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS asyncstream_state (
-    operator TEXT NOT NULL,
-    key BLOB NOT NULL,
-    value BLOB NOT NULL,
-    PRIMARY KEY (operator, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS asyncstream_commits (
-    operator TEXT PRIMARY KEY,
-    batch_time_ms INTEGER NOT NULL
-);
-"""
+# The tables of keyed state, in a checkpoint and in a stand-alone store file. Every row
+# carries its MAC (see asyncstream._auth): nothing is unpickled before it is verified.
+STATE_SCHEMA: Final = (
+    "CREATE TABLE asyncstream_state (operator TEXT NOT NULL, key BLOB NOT NULL, "
+    "value BLOB NOT NULL, mac BLOB NOT NULL, PRIMARY KEY (operator, key)) WITHOUT ROWID",
+    "CREATE TABLE asyncstream_commits (operator TEXT PRIMARY KEY, "
+    "batch_time_ms INTEGER NOT NULL, mac BLOB NOT NULL)",
+)
+STATE_COLUMNS: Final = {
+    "asyncstream_state": ("operator", "key", "value", "mac"),
+    "asyncstream_commits": ("operator", "batch_time_ms", "mac"),
+}
+_STORE_LAYOUT: Final = _auth.Layout(
+    "asyncstream-state/2", "state store file", STATE_SCHEMA, STATE_COLUMNS
+)
+_STORE_FIX: Final = "delete the file (the state restarts empty) or use another path"
+_LEN: Final = struct.Struct(">I").pack
 
 
 @final
@@ -164,12 +172,22 @@ class SqliteStateStore(Generic[K, S]):
     transaction, so the file always holds the state after some whole batch. Several
     operators can share a file: rows are kept per ``operator_name``.
 
+    Every row is authenticated (HMAC-SHA256, bound to its file, operator and key) with
+    the user's checkpoint key, which lives outside the file: ``$ASYNCSTREAM_CHECKPOINT_KEY``,
+    else ``~/.config/asyncstream/checkpoint.key`` (made on first use). A row is unpickled
+    only once verified; a file that is empty, corrupt, foreign, written with another key
+    or altered raises :class:`~asyncstream.errors.CheckpointError`. A new file is made
+    with mode 0600.
+
     Keys are stored as their pickle; a key loaded from the file is written back with the
     bytes it was read with, so equal keys never become two rows.
 
     Args:
         path: The database file (created if missing).
         operator_name: Whose state this is, e.g. ``"update_state_by_key@app.py:12"``.
+
+    Raises:
+        CheckpointError: The file cannot be trusted or read (the message says why).
 
     Example:
         >>> import tempfile, pathlib
@@ -187,40 +205,85 @@ class SqliteStateStore(Generic[K, S]):
         path: str | os.PathLike[str],
         operator_name: str,
         *,
-        connection: sqlite3.Connection | None = None,
+        _attach: tuple[sqlite3.Connection, _auth.Signer, str, str] | None = None,
     ) -> None:
         self.path: Final = os.fspath(path)
         self.operator_name: Final = operator_name
-        # A checkpoint passes its own connection and commits every store in one transaction.
-        self._owns_connection = connection is None
-        self._conn = (
-            sqlite3.connect(self.path, isolation_level=None) if connection is None else connection
-        )
+        # A checkpoint attaches its own connection and signer (plus the label and advice
+        # of its messages) and commits every store in one transaction.
+        self._owns_connection = _attach is None
+        if _attach is None:
+            key = _auth.load_key()
+            assert key is not None  # load_key() makes a key unless told not to
+            conn, signer, _ = _auth.open_db(self.path, _STORE_LAYOUT, key, {}, _STORE_FIX)
+            label, fix = _STORE_LAYOUT.label, _STORE_FIX
+        else:
+            conn, signer, label, fix = _attach
+        self._conn = conn
+        self._state_key = signer.subkey("state", operator_name)
+        self._commit_key = signer.subkey("commit", operator_name)
+        self._data: dict[K, S] = {}
+        self._key_bytes: dict[K, bytes] = {}  # keys that have a row, as stored
         try:
+            self._last_committed = self._load(label, fix)
+        except sqlite3.DatabaseError as exc:
             if self._owns_connection:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.executescript(_SCHEMA)
-            self._data: dict[K, S] = {}
-            self._key_bytes: dict[K, bytes] = {}  # keys that have a row, as stored
-            rows = self._conn.execute(
-                "SELECT key, value FROM asyncstream_state WHERE operator = ?", (operator_name,)
-            )
-            for kb, vb in rows:
-                key = pickle.loads(kb)
-                self._data[key] = pickle.loads(vb)
-                self._key_bytes[key] = kb
-            row = self._conn.execute(
-                "SELECT batch_time_ms FROM asyncstream_commits WHERE operator = ?",
-                (operator_name,),
-            ).fetchone()
+                conn.close()
+            problem = f"cannot be read ({exc}): it is truncated or corrupt"
+            raise _auth.refuse(self.path, label, problem, fix) from exc
         except BaseException:
             if self._owns_connection:
-                self._conn.close()
+                conn.close()
             raise
-        self._last_committed: int | None = None if row is None else int(row[0])
         self._pending: dict[K, Any] = {}  # key -> state, or _DELETED
         self._new_keys: dict[K, bytes] = {}
+
+    def _load(self, label: str, fix: str) -> int | None:
+        """Verify every row of this operator, then unpickle it; the last commit time."""
+        name = self.operator_name
+        row = self._conn.execute(
+            "SELECT batch_time_ms, mac FROM asyncstream_commits WHERE operator = ?", (name,)
+        ).fetchone()
+        last: int | None = None
+        if row is not None:
+            when, tag = row
+            if not (
+                type(when) is int
+                and type(tag) is bytes
+                and hmac.compare_digest(
+                    tag, _auth.pair_mac(self._commit_key, str(when).encode(), b"")
+                )
+            ):
+                what = f"the commit row of operator {name!r}"
+                raise _auth.tampered(self.path, label, what, fix)
+            last = when
+        rows = self._conn.execute(
+            "SELECT key, value, mac FROM asyncstream_state WHERE operator = ?", (name,)
+        )
+        digest, compare, k = hmac.digest, hmac.compare_digest, self._state_key
+        for kb, vb, tag in rows:
+            if not (
+                type(kb) is bytes
+                and type(vb) is bytes
+                and type(tag) is bytes
+                and compare(tag, digest(k, _LEN(len(kb)) + kb + vb, "sha256"))
+            ):
+                what = f"a state row of operator {name!r}"
+                raise _auth.tampered(self.path, label, what, fix)
+            try:
+                key = pickle.loads(kb)
+                self._data[key] = pickle.loads(vb)
+            except Exception as exc:
+                problem = (
+                    f"holds authentic state of operator {name!r} that cannot be unpickled "
+                    f"({exc!r}): the program no longer has a class or function the state uses"
+                )
+                raise _auth.refuse(self.path, label, problem, f"bring it back, or {fix}") from exc
+            self._key_bytes[key] = kb
+        if self._data and last is None:
+            what = f"the state of operator {name!r} (rows without a commit)"
+            raise _auth.tampered(self.path, label, what, fix)
+        return last
 
     def get(self, key: K) -> S | None:
         """The state of ``key`` (committed or not), or ``None``."""
@@ -267,15 +330,16 @@ class SqliteStateStore(Generic[K, S]):
         self.committed(batch_time_ms)
 
     def prepare_write(self) -> Callable[[int], None]:
-        """Pickle the buffered changes now; return what writes them inside a transaction.
+        """Pickle (and authenticate) the buffered changes now; return what writes them.
 
         A checkpoint calls this for every store, then runs the writers in one transaction
         and calls :meth:`committed` on each once it is committed.
         """
         deletes: list[tuple[str, bytes]] = []
-        puts: list[tuple[str, bytes, bytes]] = []
+        puts: list[tuple[str, bytes, bytes, bytes]] = []
         new_keys: dict[K, bytes] = {}
         name = self.operator_name
+        digest, k, dumps = hmac.digest, self._state_key, pickle.dumps
         for key, state in self._pending.items():
             kb = self._key_bytes.get(key)
             if state is _DELETED:
@@ -283,22 +347,26 @@ class SqliteStateStore(Generic[K, S]):
                     deletes.append((name, kb))
                 continue
             if kb is None:
-                kb = new_keys[key] = pickle.dumps(key, _PICKLE_PROTOCOL)
-            puts.append((name, kb, pickle.dumps(state, _PICKLE_PROTOCOL)))
+                kb = new_keys[key] = dumps(key, _PICKLE_PROTOCOL)
+            vb = dumps(state, _PICKLE_PROTOCOL)
+            puts.append((name, kb, vb, digest(k, _LEN(len(kb)) + kb + vb, "sha256")))
         conn = self._conn
+        commit_key = self._commit_key
 
         def write(batch_time_ms: int) -> None:
             conn.executemany(
                 "DELETE FROM asyncstream_state WHERE operator = ? AND key = ?", deletes
             )
             conn.executemany(
-                "INSERT OR REPLACE INTO asyncstream_state (operator, key, value) VALUES (?, ?, ?)",
+                "INSERT OR REPLACE INTO asyncstream_state (operator, key, value, mac) "
+                "VALUES (?, ?, ?, ?)",
                 puts,
             )
+            tag = _auth.pair_mac(commit_key, str(batch_time_ms).encode(), b"")
             conn.execute(
-                "INSERT OR REPLACE INTO asyncstream_commits (operator, batch_time_ms) "
-                "VALUES (?, ?)",
-                (name, batch_time_ms),
+                "INSERT OR REPLACE INTO asyncstream_commits (operator, batch_time_ms, mac) "
+                "VALUES (?, ?, ?)",
+                (name, batch_time_ms, tag),
             )
             self._new_keys = new_keys
 

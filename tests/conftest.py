@@ -10,6 +10,7 @@ from asyncstream.testing import ManualClock
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 uvloop_factory: LoopFactory | None
@@ -45,6 +46,21 @@ def pytest_asyncio_loop_factories(
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
+
+
+@pytest.fixture(scope="session")
+def _config_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("config")
+
+
+@pytest.fixture(autouse=True)
+def _checkpoint_key_home(_config_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoint keys live in a directory of the test session, never in ~/.config.
+
+    The environment carries over to the subprocesses a test starts (crash_job.py).
+    """
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(_config_home))
+    monkeypatch.delenv("ASYNCSTREAM_CHECKPOINT_KEY", raising=False)
 
 
 @pytest.fixture(params=["inline", "shipped"])

@@ -14,7 +14,7 @@ import crash_job
 import pytest
 from helpers import aio
 
-from asyncstream import ContextStateError, StreamingContext
+from asyncstream import CheckpointError, ContextStateError, StreamingContext
 from asyncstream.checkpoint import inspect_checkpoint
 from asyncstream.cli import main as cli_main
 from asyncstream.state import StateSpec
@@ -113,7 +113,7 @@ async def test_checkpoint_with_another_interval_is_refused(tmp_path: Path) -> No
     other.queue_stream([[("a", 1)]]).update_state_by_key(lambda vs, s: s).pprint()
     other.checkpoint(tmp_path)
     with pytest.raises(
-        ContextStateError,
+        CheckpointError,
         match=r"^the checkpoint in '.*' was written with a batch interval of 1s, this context "
         r"has 2s; use the same interval or a new directory$",
     ):
@@ -143,7 +143,8 @@ async def test_inspect_shows_what_the_checkpoint_holds(
     out = capsys.readouterr().out
     assert "last committed batch time: 4000 ms" in out
     assert "batch interval: 1000 ms" in out
-    lines = {line.split()[0]: line.split()[1:] for line in out.splitlines()[4:]}
+    assert "(this user's key)" in out
+    lines = {line.split()[0]: line.split()[1:] for line in out.splitlines()[5:]}
     assert lines["update_state_by_key#0"][:2] == ["state", "3"]  # a, b, c
     assert lines["win"][0] == "window"
     assert lines["source:queue_stream#0"][0] == "source"

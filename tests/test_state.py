@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asyncstream.errors import DurationError
+from asyncstream.errors import CheckpointError, DurationError
 from asyncstream.state import (
     MapWithState,
     MemoryStateStore,
@@ -186,7 +186,12 @@ def test_sqlite_store_equal_keys_stay_one_row(tmp_path: Path) -> None:
 def test_sqlite_store_not_a_database_closes_and_raises(tmp_path: Path) -> None:
     path = tmp_path / "garbage.db"
     path.write_bytes(b"this is not an sqlite file" * 100)
-    with pytest.raises(sqlite3.DatabaseError, match=r"^file is not a database$"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"^state store file '.*garbage\.db' is not a readable SQLite database \(file is "
+        r"not a database\): it is truncated or corrupt; delete the file \(the state restarts "
+        r"empty\) or use another path$",
+    ):
         SqliteStateStore[str, int](path, "op")
 
 
@@ -199,7 +204,12 @@ def test_sqlite_store_close_is_idempotent(tmp_path: Path) -> None:
 
 
 def test_sqlite_store_bad_path_closes_and_raises(tmp_path: Path) -> None:
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(
+        CheckpointError,
+        match=r"^state store file '.*/no/such/dir\.db' cannot be created \(No such file or "
+        r"directory\); check that its directory exists and this user can write it, or use "
+        r"another path$",
+    ):
         SqliteStateStore[str, int](tmp_path / "no" / "such" / "dir.db", "op")
 
 
