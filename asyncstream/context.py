@@ -17,7 +17,6 @@ import enum
 import logging
 import math
 import os
-import signal
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast, final
 
 import anyio
@@ -25,6 +24,8 @@ import anyio
 from . import operators as ops
 from ._blame import blame, find_fused_culprit
 from ._context_sources import SourceStreams
+from ._runner import run_context
+from ._runner import unwrap as _unwrap
 from ._source_api import SourceEvents
 from ._util import Duration, call_site, code_of, ms_to_datetime, to_ms
 from .batch import Batch
@@ -154,6 +155,7 @@ class StreamingContext(SourceStreams):
         self._sources_scope: anyio.CancelScope | None = None
         self._ticker_scope: anyio.CancelScope | None = None
         self._ticker_done = asyncio.Event()
+        self._sources_done = asyncio.Event()
         self._runner_done = asyncio.Event()
         self._terminated = asyncio.Event()
         self._host: asyncio.Task[None] | None = None
@@ -455,13 +457,17 @@ class StreamingContext(SourceStreams):
         self._notify()
 
     async def _run_sources(self) -> None:
-        with anyio.CancelScope() as self._sources_scope:
-            async with anyio.create_task_group() as tg:
-                for node in self._inputs:
-                    op = node._op
-                    if isinstance(op, BufferedInput) and op.source is not None:
-                        events = SourceEvents(op.source.name, self._on_source_error)
-                        tg.start_soon(op.run_source, events, name=op.source.name)
+        try:
+            with anyio.CancelScope() as self._sources_scope:
+                async with anyio.create_task_group() as tg:
+                    for node in self._inputs:
+                        op = node._op
+                        if isinstance(op, BufferedInput) and op.source is not None:
+                            events = SourceEvents(op.source.name, self._on_source_error)
+                            tg.start_soon(op.run_source, events, name=op.source.name)
+        finally:
+            # Every source has handed over what it received (graceful stop waits for it).
+            self._sources_done.set()
 
     async def _ticker(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         """Own the tick timer for the context's lifetime.
@@ -720,6 +726,7 @@ class StreamingContext(SourceStreams):
         self._sources_scope.cancel()
         self._ticker_scope.cancel()
         await self._ticker_done.wait()
+        await self._sources_done.wait()
         for node in self._inputs:
             if isinstance(node._op, BufferedInput):
                 node._op.buffer.close("the StreamingContext is stopping")
@@ -773,50 +780,15 @@ class StreamingContext(SourceStreams):
         """Run the context from a script: blocks until it stops.
 
         Runs its own event loop (uvloop when installed, unless ``uvloop=False``).
-        SIGINT or SIGTERM stop it gracefully; a second SIGINT stops it at once. With
-        ``timeout``, a graceful stop starts after that many seconds.
+        SIGINT or SIGTERM stop it gracefully; a second SIGINT or SIGTERM stops it at once,
+        and ends the process within 2 s (exit status 128 + the signal number) when a
+        synchronous function blocks the loop. With ``timeout``, a graceful stop starts
+        after that many seconds. Called outside the main thread, it handles no signals.
 
         Raises:
             BatchError: A user function failed.
         """
-        loop_factory = _loop_factory(self._uvloop)
-        with asyncio.Runner(loop_factory=loop_factory) as runner:
-            try:
-                runner.run(self._run_main(timeout))
-            except BaseExceptionGroup as group:
-                raise _unwrap(group) from None
-
-    async def _run_main(self, timeout: Duration | None) -> None:  # noqa: ASYNC109 - run(timeout=)
-        started = anyio.Event()
-        async with anyio.create_task_group() as tg:
-            # Listen for signals before anything runs, so an early Ctrl-C is not lost.
-            await tg.start(self._watch_signals, started)
-            try:
-                await self.start()
-                started.set()
-                if not await self.await_termination(timeout):
-                    await self.stop(graceful=True)
-                    await self.await_termination()
-            finally:
-                tg.cancel_scope.cancel()
-
-    async def _watch_signals(
-        self, started: anyio.Event, *, task_status: anyio.abc.TaskStatus[None]
-    ) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            task_status.started()
-            seen = 0
-            async with anyio.create_task_group() as tg:
-                async for signum in signals:
-                    await started.wait()
-                    seen += 1
-                    graceful = seen == 1
-                    logger.info(
-                        "signal %s: stopping %s",
-                        signum,
-                        "gracefully" if graceful else "now",
-                    )
-                    tg.start_soon(self.stop, graceful)
+        run_context(self, timeout, use_uvloop=self._uvloop)
 
 
 def _name_operators(ops: list[Any]) -> None:
@@ -835,24 +807,3 @@ def _name_operators(ops: list[Any]) -> None:
     if duplicates:
         msg = f"operator names must be unique in a context; used twice: {', '.join(duplicates)}"
         raise ContextStateError(msg)
-
-
-def _loop_factory(
-    use_uvloop: bool | None,
-) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    if use_uvloop is False:
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        if use_uvloop:
-            msg = "uvloop=True but uvloop is not installed: pip install uvloop"
-            raise RuntimeError(msg) from None
-        return None
-    return uvloop.new_event_loop
-
-
-def _unwrap(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
