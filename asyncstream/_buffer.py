@@ -1,42 +1,102 @@
 """A bounded buffer of records between a source task and the ticker.
 
-Sources put records in chunks; the ticker drains everything at each tick. The bound
-is in records, not chunks (STYLE §10): a source that would overflow it waits, which is
-the engine's backpressure (for a socket, TCP flow control then slows the sender).
+Sources put records in chunks; the ticker drains everything at each tick. The buffer is
+bounded twice (SPEC §8): in records (``maxsize``) and in bytes (``max_bytes``). A source
+that would overflow either waits, which is the engine's backpressure (for a socket, TCP
+flow control then slows the sender).
 
-Records drained into a batch still count against the bound until that batch has run
+Bytes are an estimate of the memory the records take: a caller that knows the size of
+a chunk passes it (the socket sources pass the bytes received plus the ``str`` headers
+of the lines), otherwise it is the shallow ``sys.getsizeof`` of each record plus its list
+slot. A source may also :meth:`~RecordBuffer.reserve` bytes it holds outside the buffer
+(unfinished lines, lines waiting for room), so that everything it received counts.
+
+Records drained into a batch still count against both bounds until that batch has run
 (:meth:`RecordBuffer.release`): when processing falls behind, ticks keep their schedule
-but the batches cut meanwhile get smaller, so memory stays bounded by ``maxsize``.
+but the batches cut meanwhile get smaller, so memory stays bounded.
+
+Decisions:
+
+- A chunk is admitted while the bytes in use are under ``max_bytes``, cut to the number
+  of records whose average size still fits (at least one record), so the byte bound is
+  overshot by at most one record. When only reserved bytes fill the budget (nothing is
+  buffered or in a batch, so no release will come), one chunk is admitted anyway: the
+  stream makes progress, and memory stays within the budget plus that chunk.
+- :meth:`~RecordBuffer.put_final` ignores both bounds: a stopping source hands over what
+  it already received (it is in memory already), so that a graceful stop loses nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Generic, TypeVar
+import collections
+import sys
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from .errors import StreamClosedError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Collection, Iterable
 
 __all__: list[str] = []
 
 T = TypeVar("T")  # record type
 
+#: The default byte budget of a buffered source (SPEC §8).
+DEFAULT_MAX_BUFFER_BYTES: Final = 64 << 20
+
+#: What a list slot costs besides the record itself.
+_SLOT: Final = 8
+
+
+def estimate_bytes(records: Collection[object]) -> int:
+    """The shallow memory estimate of ``records``: ``sys.getsizeof`` plus a list slot each."""
+    return sum(map(sys.getsizeof, records)) + _SLOT * len(records)
+
+
+def check_max_bytes(max_bytes: int, name: str = "max_buffer_bytes") -> int:
+    """Validate a byte budget.
+
+    Raises:
+        ValueError: For a budget that is not a whole number of bytes >= 1.
+    """
+    if type(max_bytes) is not int or max_bytes < 1:
+        msg = f"{name} must be a whole number of bytes >= 1 (such as 64 << 20), got {max_bytes!r}"
+        raise ValueError(msg)
+    return max_bytes
+
 
 class RecordBuffer(Generic[T]):
-    """Bounded in records; ``put_many`` waits while full; ``drain`` takes everything."""
+    """Bounded in records and bytes; ``put_many`` waits while full; ``drain`` takes all."""
 
-    __slots__ = ("_chunks", "_closed", "_closed_reason", "_held", "_maxsize", "_size", "_space")
+    __slots__ = (
+        "_bytes",
+        "_chunks",
+        "_closed",
+        "_closed_reason",
+        "_drains",
+        "_held",
+        "_held_bytes",
+        "_max_bytes",
+        "_maxsize",
+        "_reserved",
+        "_size",
+        "_space",
+    )
 
-    def __init__(self, maxsize: int) -> None:
-        if maxsize < 1:
+    def __init__(self, maxsize: int, max_bytes: int = DEFAULT_MAX_BUFFER_BYTES) -> None:
+        if type(maxsize) is not int or maxsize < 1:
             msg = f"maxsize must be at least 1 record, got {maxsize!r}"
             raise ValueError(msg)
         self._maxsize = maxsize
+        self._max_bytes = check_max_bytes(max_bytes)
         self._chunks: list[list[T]] = []
         self._size = 0
+        self._bytes = 0
         self._held = 0  # drained into batches that have not run yet
+        self._held_bytes = 0
+        self._drains: collections.deque[tuple[int, int]] = collections.deque()
+        self._reserved = 0  # held by the source outside the buffer
         self._space: asyncio.Event | None = None
         self._closed = False
         self._closed_reason = "the streaming context has stopped"
@@ -45,6 +105,16 @@ class RecordBuffer(Generic[T]):
     def maxsize(self) -> int:
         """The bound, in records."""
         return self._maxsize
+
+    @property
+    def max_bytes(self) -> int:
+        """The bound, in bytes (estimated; see the module docs)."""
+        return self._max_bytes
+
+    @property
+    def used_bytes(self) -> int:
+        """Bytes counted now: buffered, in batches not yet run, and reserved by the source."""
+        return self._bytes + self._held_bytes + self._reserved
 
     def __len__(self) -> int:
         return self._size
@@ -67,40 +137,114 @@ class RecordBuffer(Generic[T]):
             msg = f"cannot send into this input stream: {self._closed_reason}"
             raise StreamClosedError(msg)
 
-    def put_nowait_many(self, items: list[T]) -> int:
-        """Put as many of ``items`` as fit now; return how many were taken."""
+    def full(self) -> bool:
+        """True when a put would take nothing now (either bound reached)."""
+        return (
+            self._size + self._held >= self._maxsize
+            or self._bytes + self._held_bytes + self._reserved >= self._max_bytes
+        )
+
+    def holds_records(self) -> bool:
+        """True while records are buffered or in batches not yet run (a release will come)."""
+        return bool(self._size or self._held)
+
+    def reserve(self, nbytes: int) -> None:
+        """Count ``nbytes`` (negative: give back) that the source holds outside the buffer."""
+        self._reserved += nbytes
+        if nbytes < 0 and self._space is not None:
+            self._space.set()
+
+    def put_nowait_many(self, items: list[T], nbytes: int | None = None) -> int:
+        """Put as many of ``items`` as fit now; return how many were taken.
+
+        Args:
+            items: The records, in order.
+            nbytes: Their size in bytes, when the caller knows it; else estimated.
+        """
         self._check_open()
         room = self._maxsize - self._size - self._held
         if room <= 0 or not items:
             return 0
+        n = len(items)
+        if nbytes is None:
+            nbytes = estimate_bytes(items)
+        byte_room = self._max_bytes - self._bytes - self._held_bytes - self._reserved
+        if byte_room <= 0:
+            if self._bytes or self._held_bytes:
+                return 0
+            # Nothing buffered or in a batch: only bytes the source reserved (unfinished
+            # lines) fill the budget, and no batch would ever free them. One chunk goes
+            # in, so the stream makes progress.
+            byte_room = nbytes
+        if nbytes > byte_room:
+            room = min(room, max(1, byte_room * n // nbytes))
+        if room < n:
+            nbytes = nbytes * room // n
+            n = room
         # Always a copy: the caller keeps its list, and ``put`` may extend our tail chunk.
-        chunk = items[:room]
-        self._chunks.append(chunk)
-        self._size += len(chunk)
-        return len(chunk)
+        self._chunks.append(items[:n])
+        self._size += n
+        self._bytes += nbytes
+        return n
 
-    async def put_many(self, items: Iterable[T]) -> None:
+    def put_final(self, items: list[T], nbytes: int | None = None) -> None:
+        """Put every item now, past both bounds: a stopping source hands over what it holds.
+
+        Nothing is put into a closed buffer (the context stopped without draining).
+        """
+        if items and not self._closed:
+            self._chunks.append(items[:])
+            self._size += len(items)
+            self._bytes += estimate_bytes(items) if nbytes is None else nbytes
+
+    def put_reserved(self, items: list[T], nbytes: int) -> tuple[int, int]:
+        """Move records whose ``nbytes`` were reserved into the buffer, as many as fit.
+
+        Returns:
+            How many were taken, and the bytes of the rest, which stay reserved.
+        """
+        self._reserved -= nbytes
+        taken = 0
+        try:
+            taken = self.put_nowait_many(items, nbytes)
+        finally:
+            rest = nbytes - nbytes * taken // len(items) if taken < len(items) else 0
+            self._reserved += rest
+        return taken, rest
+
+    async def put_many(self, items: Iterable[T], nbytes: int | None = None) -> None:
         """Put every item, waiting for room whenever the buffer is full."""
         chunk = items if isinstance(items, list) else list(items)
+        if nbytes is None and chunk:
+            nbytes = estimate_bytes(chunk)
         while chunk:
-            taken = self.put_nowait_many(chunk)
+            taken = self.put_nowait_many(chunk, nbytes)
             if taken == len(chunk):
                 return
-            chunk = chunk[taken:]
+            if taken:
+                assert nbytes is not None
+                nbytes -= nbytes * taken // len(chunk)
+                chunk = chunk[taken:]
             await self._wait_space()
 
     async def put(self, item: T) -> None:
         """Put one item, waiting while the buffer is full."""
+        nbytes = sys.getsizeof(item) + _SLOT
         while True:
             self._check_open()
-            if self._size + self._held < self._maxsize:
+            if not self.full():
                 if self._chunks and len(self._chunks[-1]) < 1024:
                     self._chunks[-1].append(item)
                 else:
                     self._chunks.append([item])
                 self._size += 1
+                self._bytes += nbytes
                 return
             await self._wait_space()
+
+    async def wait_space(self) -> None:
+        """Wait for the next release of room (or the buffer's close: StreamClosedError)."""
+        await self._wait_space()
 
     async def _wait_space(self) -> None:
         if self._space is None or self._space.is_set():
@@ -115,7 +259,10 @@ class RecordBuffer(Generic[T]):
             return []
         self._chunks = []
         self._held += self._size
+        self._held_bytes += self._bytes
+        self._drains.append((self._size, self._bytes))
         self._size = 0
+        self._bytes = 0
         if len(chunks) == 1:
             return chunks[0]
         out: list[T] = []
@@ -124,8 +271,22 @@ class RecordBuffer(Generic[T]):
         return out
 
     def release(self, n: int) -> None:
-        """``n`` drained records were processed: make room for new ones."""
-        if n:
-            self._held -= n
-            if self._space is not None:
-                self._space.set()
+        """``n`` drained records were processed (oldest first): make room for new ones."""
+        if not n:
+            return
+        drains = self._drains
+        while n and drains:
+            count, nbytes = drains[0]
+            if n >= count:
+                drains.popleft()
+                self._held -= count
+                self._held_bytes -= nbytes
+                n -= count
+            else:
+                part = nbytes * n // count
+                drains[0] = (count - n, nbytes - part)
+                self._held -= n
+                self._held_bytes -= part
+                n = 0
+        if self._space is not None:
+            self._space.set()

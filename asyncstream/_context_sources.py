@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from ._buffer import DEFAULT_MAX_BUFFER_BYTES
 from ._files import BinaryRecordsSource, TextFileSource
 from ._socket import SocketServerSource, SocketTextSource
 from ._source_api import SourceEvents
@@ -71,34 +72,51 @@ class SourceStreams:
         op = QueueInput(queue, one_at_a_time, default, num_partitions)  # type: ignore[arg-type]
         return self._add_input(op, "queue_stream")
 
-    def input_stream(self, maxsize: int = DEFAULT_MAXSIZE) -> tuple[InputSender[Any], DStream[Any]]:
+    def input_stream(
+        self, maxsize: int = DEFAULT_MAXSIZE, *, max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES
+    ) -> tuple[InputSender[Any], DStream[Any]]:
         """A stream that code embedding the engine sends records into.
 
-        ``maxsize`` bounds the records waiting for the next tick; ``send`` waits while
-        it is reached (backpressure). Annotate the pair to type it, e.g.
-        ``sender: InputSender[str]``.
+        ``maxsize`` bounds the records waiting for the next tick (and in batches not yet
+        run), ``max_buffer_bytes`` their memory (each record's shallow
+        ``sys.getsizeof``); ``send`` waits while either is reached (backpressure).
+        Annotate the pair to type it, e.g. ``sender: InputSender[str]``.
 
         Example:
             >>> sender, events = ssc.input_stream(maxsize=10_000)
             >>> events.count().pprint()
             >>> await sender.send("click")
         """
-        op: BufferedInput[Any] = BufferedInput("input_stream", maxsize)
+        op: BufferedInput[Any] = BufferedInput("input_stream", maxsize, None, max_buffer_bytes)
         return InputSender(op.buffer), self._add_input(op, "input_stream")
 
     def iterable_stream(
-        self, iterable: Iterable[T] | AsyncIterable[T], maxsize: int = DEFAULT_MAXSIZE
+        self,
+        iterable: Iterable[T] | AsyncIterable[T],
+        maxsize: int = DEFAULT_MAXSIZE,
+        *,
+        max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
     ) -> DStream[T]:
         """A stream that drains a sync or async iterable as fast as the buffer allows.
+
+        ``maxsize`` and ``max_buffer_bytes`` bound what waits for a batch, as for
+        :meth:`input_stream`.
 
         Example:
             >>> ssc.iterable_stream(range(1000)).count().pprint()
         """
         source: IterableSource[T] = IterableSource(iterable)
-        return self._add_input(BufferedInput(source.name, maxsize, source), "iterable_stream")
+        return self._add_source(source, "iterable_stream", maxsize, max_buffer_bytes)
 
-    def _add_source(self, source: Any, kind: str, maxsize: int) -> DStream[Any]:
-        return self._add_input(BufferedInput(source.name, maxsize, source), kind)
+    def _add_source(
+        self,
+        source: Any,
+        kind: str,
+        maxsize: int,
+        max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
+    ) -> DStream[Any]:
+        op = BufferedInput(source.name, maxsize, source, max_buffer_bytes)
+        return self._add_input(op, kind)
 
     async def _sleep(self, seconds: float) -> None:
         """Sources wait on the context's clock, so a ManualClock drives them too."""
@@ -114,6 +132,7 @@ class SourceStreams:
         max_line_bytes: int = 1 << 20,
         reconnect_delay: Duration = 2.0,
         maxsize: int = DEFAULT_MAXSIZE,
+        max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
     ) -> DStream[str]:
         r"""Lines read from a TCP server, as Spark's ``socketTextStream`` (``nc -lk 9000``).
 
@@ -122,8 +141,11 @@ class SourceStreams:
         do not decode follow ``errors`` (``"strict"``: the line is reported and skipped);
         a line longer than ``max_line_bytes`` is reported and dropped, never buffered
         whole. After a refusal or the end of a connection the source waits
-        ``reconnect_delay`` seconds and connects again. At most ``maxsize`` lines wait
-        for the next tick; past that the socket is not read, and TCP slows the sender.
+        ``reconnect_delay`` seconds and connects again. At most ``maxsize`` lines and
+        ``max_buffer_bytes`` bytes (lines waiting for a batch or in batches not yet run,
+        plus the unfinished line) are held; past that the socket is not read, and TCP
+        slows the sender. The connection uses TCP keepalive, so a server that vanished
+        is reported and reconnected to.
 
         Example:
             >>> ssc.socket_text_stream("localhost", 9000).count().pprint()
@@ -138,7 +160,7 @@ class SourceStreams:
             reconnect_delay=delay,
             sleep=self._sleep,
         )
-        return self._add_source(source, "socket_text_stream", maxsize)
+        return self._add_source(source, "socket_text_stream", maxsize, max_buffer_bytes)
 
     def socket_server_stream(
         self,
@@ -149,6 +171,9 @@ class SourceStreams:
         errors: str = "replace",
         max_line_bytes: int = 1 << 20,
         maxsize: int = DEFAULT_MAXSIZE,
+        max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
+        max_connections: int = 1024,
+        idle_timeout: Duration | None = 300.0,
     ) -> tuple[SocketServerSource, DStream[str]]:
         """Listen on ``host:port`` and read lines from every client that connects.
 
@@ -157,13 +182,30 @@ class SourceStreams:
         Returns the server (``await server.wait_listening()`` gives the bound port, for
         ``port=0``) and the stream.
 
+        Bounds (SPEC §8): ``maxsize`` lines and ``max_buffer_bytes`` bytes for all
+        clients together (buffered lines, lines in batches not yet run, unfinished lines);
+        when either is reached every client stops being read until batches have run.
+        At most ``max_connections`` clients are open; more wait in the listen backlog.
+        A client silent for ``idle_timeout`` seconds (``None``: never) is closed.
+        Bind ``"127.0.0.1"`` unless other machines must connect.
+
         Example:
             >>> server, lines = ssc.socket_server_stream("127.0.0.1", 9999)
         """
+        idle = None if idle_timeout is None else to_ms(idle_timeout, "idle_timeout") / 1000
         source = SocketServerSource(
-            host, port, encoding=encoding, errors=errors, max_line_bytes=max_line_bytes
+            host,
+            port,
+            encoding=encoding,
+            errors=errors,
+            max_line_bytes=max_line_bytes,
+            max_connections=max_connections,
+            idle_timeout=idle,
+            sleep=self._sleep,
+            now=self._clock.now,
         )
-        return source, self._add_source(source, "socket_server_stream", maxsize)
+        stream = self._add_source(source, "socket_server_stream", maxsize, max_buffer_bytes)
+        return source, stream
 
     def text_file_stream(
         self,

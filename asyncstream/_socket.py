@@ -7,29 +7,56 @@ Reading is bulk and callback-driven: an :class:`asyncio.Protocol` gets each chun
 loop read (up to 256 KiB with uvloop), splits it with
 :class:`~asyncstream._framing.LineFramer` and puts the lines into the source's
 :class:`~asyncstream._buffer.RecordBuffer` without a task switch (``put_nowait_many``).
-When the buffer is full, the connection's leftover lines are parked, its transport stops
-reading (``pause_reading``) so TCP flow control slows the sender, and the source's task
-waits for room (``put_many``), then resumes reading. Memory per connection stays
-bounded: one chunk's lines plus at most ``max_line_bytes`` of an unfinished line.
+
+Memory is bounded in bytes (SPEC §8). Everything a source holds counts against its
+buffer's byte budget: the lines in the buffer and in batches not yet run, every
+connection's unfinished line (reserved as it grows), and lines received while the
+buffer was full (the source's backlog, also reserved). When the budget or the record
+bound is reached, the source pauses reading on *every* connection (``pause_reading``),
+so TCP flow control slows all senders and at most one more chunk arrives; its task
+moves the backlog into the buffer as room frees, then resumes reading. Connections
+accepted while paused start paused.
 
 Decisions:
 
 - A partial last line is emitted when the connection ends, on EOF and on a reset alike
   (the bytes were received; SPEC §1: nothing already received is lost). When the
-  source itself is cancelled (the context stops), an unfinished line is dropped.
+  source itself is cancelled (the context stops), an unfinished line is dropped: it
+  was never counted as a line. Lines already counted (the backlog) are handed to the
+  buffer past its bounds (:meth:`~asyncstream._buffer.RecordBuffer.put_final`), so a
+  graceful stop puts them in a batch.
 - The client reconnects after a refusal and after the connection ends, waiting
   ``reconnect_delay`` seconds before each new attempt, like Spark's receiver restart.
   Both count in ``reconnects``; a refusal (any error connecting) is also reported as a
   ``connect`` error with the address, a reset as a ``connection`` error.
+- Every connection has TCP keepalive (idle 60 s, then 6 probes 10 s apart where the
+  platform lets us set them), so a peer that vanished without a FIN or RST is noticed
+  as a lost connection (a ``connection`` event) instead of a silent stream forever.
+- The server accepts in its own loop: at ``max_connections`` open connections it stops
+  accepting (the kernel's listen backlog fills and TCP pushes back on new clients) and
+  says so once per episode (``max_connections``); when descriptors run out
+  (``EMFILE``...) it reports it once (``accept``) and retries with a growing pause
+  (50 ms to 1 s) instead of asyncio's log line per failed accept.
+- With ``idle_timeout``, a server connection that sent nothing for that long is closed
+  (its unfinished line is emitted, as at EOF) and reported (``idle``). A connection
+  paused by backpressure is not idle while bytes wait for it in the kernel.
+- The byte budget is first reached: one ``buffer_full`` event per source, then only
+  the ``paused`` counter in ``statistics()`` grows (every pause, whichever bound).
 - A buffer closed under the source (the context stopped) ends the source quietly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import fcntl
+import socket
+import struct
+import termios
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import anyio
 
@@ -43,6 +70,15 @@ if TYPE_CHECKING:
 __all__ = ["SocketServerSource", "SocketTextSource"]
 
 SleepFn = Callable[[float], Awaitable[None]]
+NowFn = Callable[[], float]
+
+#: Bytes a line costs besides its text: the ``str`` header and its list slot.
+_LINE_OVERHEAD: Final = 57
+#: accept() errors that mean "out of descriptors or memory": back off, do not spin.
+_ACCEPT_RESOURCE_ERRORS: Final = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+)
+_ACCEPT_BACKOFF: Final = (0.05, 1.0)
 
 
 def _check_port(port: int, lowest: int) -> None:
@@ -58,6 +94,33 @@ def _check_delay(delay: float) -> float:
     return float(delay)
 
 
+def _check_positive(value: object, name: str, unit: str) -> None:
+    if type(value) not in (int, float) or not 0 < cast("float", value) < float("inf"):
+        msg = f"{name} must be a number of {unit} > 0, got {value!r}"
+        raise ValueError(msg)
+
+
+def _keepalive(sock: Any) -> None:
+    """Turn TCP keepalive on (idle 60 s, 6 probes 10 s apart where settable)."""
+    if sock is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6)):
+            option = getattr(socket, name, None)
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+def _waiting_bytes(sock: Any) -> int:
+    """Bytes the kernel holds for us on ``sock`` (0 when it cannot tell)."""
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (OSError, AttributeError, ValueError):
+        return 0
+    return int(struct.unpack("i", raw)[0])
+
+
 def _nothing() -> None:
     pass
 
@@ -67,58 +130,150 @@ def _returning(proto: _LineProtocol) -> Callable[[], _LineProtocol]:
 
 
 class _Pump:
-    """Moves lines of connections into ``out``, parking them while it is full."""
+    """Moves the lines of a source's connections into ``out``; pauses them all when full.
 
-    __slots__ = ("_wake", "blocked", "closed_error", "out")
+    Lines that did not fit wait in :attr:`backlog` (reserved in ``out``'s byte budget),
+    in arrival order, and every connection stops reading until the backlog is in the
+    buffer and there is room again.
+    """
 
-    def __init__(self, out: RecordBuffer[str]) -> None:
+    __slots__ = (
+        "_events",
+        "_wake",
+        "backlog",
+        "closed_error",
+        "out",
+        "paused",
+        "pauses",
+        "protos",
+        "resumed",
+        "solo",
+        "warned_full",
+    )
+
+    def __init__(self, out: RecordBuffer[str], events: SourceEvents) -> None:
         self.out = out
-        self.blocked: deque[_LineProtocol] = deque()
+        self._events = events
+        self.protos: set[_LineProtocol] = set()
+        self.backlog: deque[tuple[list[str], int]] = deque()
+        self.paused = False
+        self.resumed = asyncio.Event()
+        self.resumed.set()
+        self.solo: _LineProtocol | None = None  # the one connection reading while paused
+        self.pauses = 0
+        self.warned_full = False
         self._wake = asyncio.Event()
         self.closed_error: StreamClosedError | None = None
 
     def wake(self) -> None:
         self._wake.set()
 
-    def deliver(self, proto: _LineProtocol, lines: list[str]) -> None:
-        """From protocol callbacks: put what fits now, park the rest, pause reading."""
-        if proto.backlog is not None:
-            # Behind this connection's parked lines, so its order is kept.
-            proto.backlog.extend(lines)
+    def deliver(self, lines: list[str], nbytes: int) -> None:
+        """From protocol callbacks: put what fits now; keep the rest, pause every reader."""
+        if self.backlog:
+            # Behind the lines already waiting, so every connection's order is kept.
+            self.backlog.append((lines, nbytes))
+            self.out.reserve(nbytes)
+            self.wake()
             return
         try:
-            taken = self.out.put_nowait_many(lines)
+            taken = self.out.put_nowait_many(lines, nbytes)
         except StreamClosedError as exc:
             self.closed_error = exc
-            proto.close()
             self.wake()
             return
         if taken < len(lines):
-            proto.backlog = lines[taken:] if taken else lines
+            rest = nbytes - nbytes * taken // len(lines)
+            self.backlog.append((lines[taken:] if taken else lines, rest))
+            self.out.reserve(rest)
+            self.pause_all()
+        elif self.out.full():
+            self.pause_all()
+        if self.paused:
+            self.wake()  # a connection reading alone delivered: look again
+
+    def pause_all(self) -> None:
+        """Stop reading every connection until the buffer has room (TCP pushes back)."""
+        if self.paused:
+            return
+        self.paused = True
+        self.resumed.clear()
+        self.pauses += 1
+        out = self.out
+        if not self.warned_full and out.used_bytes >= out.max_bytes:
+            self.warned_full = True
+            detail = (
+                f"the byte budget max_buffer_bytes={out.max_bytes} is full (buffered lines, "
+                "lines in batches not yet run, unfinished lines): reading is paused until "
+                "batches have run; raise max_buffer_bytes or shorten the batch interval"
+            )
+            self._events.error("buffer_full", detail, max_buffer_bytes=out.max_bytes)
+        for proto in self.protos:
             proto.pause()
-            self.blocked.append(proto)
-            self.wake()
+        self.wake()
+
+    def resume_all(self) -> None:
+        self.paused = False
+        self.solo = None
+        self.resumed.set()
+        for proto in list(self.protos):
+            proto.resume()
 
     async def serve(self, done: Callable[[], bool]) -> None:
-        """Move parked lines into ``out``, waiting for room, until ``done()``."""
+        """Move the backlog into ``out`` as room frees, resume reading; until ``done()``."""
+        try:
+            while True:
+                if self.paused:
+                    await self._unpause()
+                if self.closed_error is not None or done():
+                    return
+                await self._wake.wait()
+                self._wake.clear()
+        except StreamClosedError as exc:
+            self.closed_error = exc
+
+    async def _unpause(self) -> None:
+        """Wait until the backlog is in the buffer and there is room; then resume reading.
+
+        When only unfinished lines fill the budget, no batch would free room: the
+        connection with the longest unfinished line reads alone until its line ends (or
+        is dropped as too long, or ``idle_timeout`` closes it), so the source moves on.
+        """
+        out = self.out
+        backlog = self.backlog
         while True:
-            while self.blocked:
-                proto = self.blocked[0]
-                while proto.backlog:
-                    items = proto.backlog
-                    proto.backlog = []
-                    try:
-                        await self.out.put_many(items)
-                    except StreamClosedError as exc:
-                        self.closed_error = exc
-                        return
-                proto.backlog = None
-                self.blocked.popleft()
-                proto.resume()
-            if self.closed_error is not None or done():
+            while backlog:
+                lines, nbytes = backlog[0]
+                taken, rest = out.put_reserved(lines, nbytes)
+                if taken == len(lines):
+                    backlog.popleft()
+                else:
+                    if taken:
+                        backlog[0] = (lines[taken:], rest)
+                    await out.wait_space()
+            if not out.full():
+                self.resume_all()
                 return
-            await self._wake.wait()
-            self._wake.clear()
+            if out.holds_records():
+                self.solo = None
+                for proto in self.protos:
+                    proto.pause()
+                await out.wait_space()
+            else:
+                live = [proto for proto in self.protos if not proto.closed]
+                if live:
+                    self.solo = max(live, key=_LineProtocol.unfinished_bytes)
+                    self.solo.resume()
+                self._wake.clear()
+                await self._wake.wait()
+
+    def hand_over(self) -> None:
+        """The source stops: every line already counted goes into the buffer, past its bounds."""
+        out = self.out
+        while self.backlog:
+            lines, nbytes = self.backlog.popleft()
+            out.reserve(-nbytes)
+            out.put_final(lines, nbytes)
 
 
 class _LineProtocol(asyncio.Protocol):
@@ -130,14 +285,16 @@ class _LineProtocol(asyncio.Protocol):
         framer: LineFramer,
         events: SourceEvents,
         on_close: Callable[[], None],
+        now: NowFn | None = None,
     ) -> None:
         self._pump = pump
         self._framer = framer
         self._events = events
         self._on_close = on_close
+        self._now = now
         self._transport: asyncio.Transport | None = None
-        # Lines waiting for room in the buffer; None while the connection is not parked.
-        self.backlog: list[str] | None = None
+        self._reserved = 0  # bytes of the unfinished line counted in the budget
+        self.last_active = now() if now is not None else 0.0
         self.closed = False
         self._detached = False
 
@@ -147,30 +304,63 @@ class _LineProtocol(asyncio.Protocol):
             peer = transport.get_extra_info("peername")
             tcp = isinstance(peer, tuple) and len(peer) >= 2
             self._framer.origin = f"{peer[0]}:{peer[1]}" if tcp else str(peer)
+        _keepalive(transport.get_extra_info("socket"))
+        pump = self._pump
+        pump.protos.add(self)
+        if pump.paused:
+            self.pause()
+
+    def unfinished_bytes(self) -> int:
+        """Bytes of the unfinished line this connection holds."""
+        return self._reserved
+
+    @property
+    def origin(self) -> str:
+        return self._framer.origin
 
     def data_received(self, data: bytes) -> None:
-        lines = self._framer.feed(data)
+        pump = self._pump
+        if pump.paused and pump.solo is not self:
+            # uvloop starts reading after connection_made even if it paused the
+            # transport: stop now, so a connection made while paused reads one chunk.
+            self.pause()
+        framer = self._framer
+        lines = framer.feed(data)
+        if self._now is not None:
+            self.last_active = self._now()
+        grown = framer.pending_bytes - self._reserved
+        if grown:
+            self._reserved += grown
+            pump.out.reserve(grown)
         if lines:
-            self._pump.deliver(self, lines)
+            pump.deliver(lines, len(data) - grown + _LINE_OVERHEAD * len(lines))
+        elif grown > 0 and pump.out.full():
+            pump.pause_all()
+            pump.wake()
 
     def eof_received(self) -> bool:
         return False  # close our side too; connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        pump = self._pump
+        pump.protos.discard(self)
+        if self._reserved:
+            pump.out.reserve(-self._reserved)
         if not self._detached:
             lines = self._framer.flush()
             if lines:
-                self._pump.deliver(self, lines)
+                pump.deliver(lines, self._reserved + _LINE_OVERHEAD)
             if exc is not None:
                 detail = f"connection {self._framer.origin} lost: {exc}"
                 self._events.error("connection", detail, origin=self._framer.origin)
+        self._reserved = 0
         self._on_close()
-        self._pump.wake()
+        pump.wake()
 
     def finished(self) -> bool:
         """True once the connection ended and all its lines reached the buffer."""
-        return self.closed and self.backlog is None
+        return self.closed and not self._pump.backlog
 
     def pause(self) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -179,6 +369,19 @@ class _LineProtocol(asyncio.Protocol):
     def resume(self) -> None:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.resume_reading()
+            if self._now is not None:
+                self.last_active = self._now()
+
+    def idle_for(self, now: float) -> float:
+        """Seconds since this connection last sent bytes (0 while bytes wait for us)."""
+        transport = self._transport
+        if (
+            self._pump.paused
+            and transport is not None
+            and _waiting_bytes(transport.get_extra_info("socket")) > 0
+        ):
+            self.last_active = now
+        return now - self.last_active
 
     def close(self) -> None:
         if self._transport is not None:
@@ -236,6 +439,7 @@ class SocketTextSource:
         self._counters = LineCounters()
         self._reconnects = 0
         self._connections = 0
+        self._pump: _Pump | None = None
 
     @property
     def name(self) -> str:
@@ -264,38 +468,41 @@ class SocketTextSource:
             events: Where connection and bad-input reports go.
         """
         loop = asyncio.get_running_loop()
-        pump = _Pump(out)
+        pump = self._pump = _Pump(out, events)
         address = f"{self.host}:{self.port}"
-        while True:
-            framer = LineFramer(
-                self._encoding,
-                self._errors,
-                self._max_line_bytes,
-                events,
-                origin=address,
-                counters=self._counters,
-            )
-            proto = _LineProtocol(pump, framer, events, _nothing)
-            try:
-                await loop.create_connection(_returning(proto), self.host, self.port)
-            except OSError as exc:
-                self._reconnects += 1
-                if isinstance(exc, ConnectionRefusedError):
-                    reason = "connection refused"
-                else:
-                    reason = exc.strerror or str(exc) or type(exc).__name__
-                detail = f"cannot connect to {address}: {reason}; retrying in {self._delay:g}s"
-                events.error("connect", detail, address=address)
-            else:
-                self._connections += 1
+        try:
+            while True:
+                framer = LineFramer(
+                    self._encoding,
+                    self._errors,
+                    self._max_line_bytes,
+                    events,
+                    origin=address,
+                    counters=self._counters,
+                )
+                proto = _LineProtocol(pump, framer, events, _nothing)
                 try:
-                    await pump.serve(proto.finished)
-                finally:
-                    proto.detach()
-                if pump.closed_error is not None:
-                    return
-                self._reconnects += 1
-            await self._sleep(self._delay)
+                    await loop.create_connection(_returning(proto), self.host, self.port)
+                except OSError as exc:
+                    self._reconnects += 1
+                    if isinstance(exc, ConnectionRefusedError):
+                        reason = "connection refused"
+                    else:
+                        reason = exc.strerror or str(exc) or type(exc).__name__
+                    detail = f"cannot connect to {address}: {reason}; retrying in {self._delay:g}s"
+                    events.error("connect", detail, address=address)
+                else:
+                    self._connections += 1
+                    try:
+                        await pump.serve(proto.finished)
+                    finally:
+                        proto.detach()
+                    if pump.closed_error is not None:
+                        return
+                    self._reconnects += 1
+                await self._sleep(self._delay)
+        finally:
+            pump.hand_over()
 
 
 class SocketServerSource:
@@ -303,17 +510,25 @@ class SocketServerSource:
 
     Beyond Spark. Each client has its own framer, so each client's lines stay in order
     (lines of different clients interleave by arrival). A client that connects and
-    sends nothing costs one idle connection and nothing else.
+    sends nothing costs one idle connection and nothing else, until ``idle_timeout``.
 
     Args:
-        host: The address to listen on (``"127.0.0.1"``, ``"0.0.0.0"``...).
+        host: The address to listen on; loopback (``"127.0.0.1"``) unless you mean to
+            take lines from other machines (``"0.0.0.0"``).
         port: The port; ``0`` picks a free one (read :attr:`port` once listening).
         encoding: The text encoding (ASCII-compatible for ``\n``).
         errors: Decode error handler; ``"strict"`` reports and skips undecodable lines.
         max_line_bytes: Longer lines are reported (``line_too_long``) and dropped.
+        max_connections: At most this many open connections; past it the server stops
+            accepting until one closes (TCP pushes back on new clients).
+        idle_timeout: Seconds after which a client that sent nothing is closed (its
+            unfinished line is kept, as at EOF); ``None``: never.
+        sleep: Coroutine function used to wait (default :func:`anyio.sleep`).
+        now: The clock ``idle_timeout`` is measured on (default the loop's time).
 
     Raises:
-        ValueError: For an invalid port or text option.
+        ValueError: For an invalid port, text option, ``max_connections`` or
+            ``idle_timeout``.
 
     Example:
         >>> src = SocketServerSource("127.0.0.1", 0)
@@ -329,18 +544,36 @@ class SocketServerSource:
         encoding: str = "utf-8",
         errors: str = "replace",
         max_line_bytes: int = 1 << 20,
+        max_connections: int = 1024,
+        idle_timeout: float | None = 300.0,
+        sleep: SleepFn | None = None,
+        now: NowFn | None = None,
     ) -> None:
         _check_port(port, 0)
         check_text_options(encoding, errors, max_line_bytes)
+        if type(max_connections) is not int or max_connections < 1:
+            msg = f"max_connections must be a whole number >= 1, got {max_connections!r}"
+            raise ValueError(msg)
+        if idle_timeout is not None:
+            _check_positive(idle_timeout, "idle_timeout", "seconds (or None: never)")
         self.host = host
         self._requested_port = port
         self._port = port
         self._encoding = encoding
         self._errors = errors
         self._max_line_bytes = max_line_bytes
+        self.max_connections = max_connections
+        self.idle_timeout = None if idle_timeout is None else float(idle_timeout)
+        self._sleep: SleepFn = sleep if sleep is not None else anyio.sleep
+        self._now = now
         self._counters = LineCounters()
         self._connections = 0
         self._open = 0
+        self._idle_closed = 0
+        self._refusals = 0  # times accepting stopped at max_connections
+        self._accept_errors = 0
+        self._slot_free = asyncio.Event()
+        self._pump: _Pump | None = None
         #: Set while the socket listens; then :attr:`port` is the bound port.
         self.listening = asyncio.Event()
 
@@ -377,53 +610,165 @@ class SocketServerSource:
 
         Returns:
             ``lines``, ``bytes``, ``dropped_lines``, ``decode_errors``,
-            ``connections`` (accepted so far) and ``open_connections``.
+            ``connections`` (accepted so far), ``open_connections``, ``idle_closed``
+            (closed by ``idle_timeout``), ``max_connections_reached`` (times accepting
+            stopped at the cap), ``accept_errors`` and ``paused`` (times reading was
+            paused because the buffer was full).
         """
         stats = self._counters.as_dict()
         stats["connections"] = self._connections
         stats["open_connections"] = self._open
+        stats["idle_closed"] = self._idle_closed
+        stats["max_connections_reached"] = self._refusals
+        stats["accept_errors"] = self._accept_errors
+        stats["paused"] = self._pump.pauses if self._pump is not None else 0
         return stats
 
     async def run(self, out: RecordBuffer[str], events: SourceEvents) -> None:
         """Listen and read every client's lines into ``out`` until cancelled.
 
         Args:
-            out: Where the lines go; a full buffer pauses reading of clients.
+            out: Where the lines go; a full buffer pauses reading of every client.
             events: Where connection and bad-input reports go.
 
         Raises:
             OSError: When the address cannot be bound (a configuration error).
         """
         loop = asyncio.get_running_loop()
-        pump = _Pump(out)
-        protos: set[_LineProtocol] = set()
-
-        def factory() -> _LineProtocol:
-            framer = LineFramer(
-                self._encoding,
-                self._errors,
-                self._max_line_bytes,
-                events,
-                counters=self._counters,
-            )
-            self._connections += 1
-            self._open += 1
-
-            def on_close() -> None:
-                self._open -= 1
-                protos.discard(proto)
-
-            proto = _LineProtocol(pump, framer, events, on_close)
-            protos.add(proto)
-            return proto
-
-        server = await loop.create_server(factory, self.host, self._requested_port)
+        pump = self._pump = _Pump(out, events)
+        listeners = await self._listen(loop)
         try:
-            self._port = server.sockets[0].getsockname()[1]
+            self._port = listeners[0].getsockname()[1]
             self.listening.set()
-            await pump.serve(lambda: False)
+            async with anyio.create_task_group() as tg:
+                for sock in listeners:
+                    tg.start_soon(self._accept_loop, loop, sock, pump, events)
+                if self.idle_timeout is not None:
+                    tg.start_soon(self._close_idle, pump, events, self.idle_timeout)
+                await pump.serve(lambda: False)
+                tg.cancel_scope.cancel()
         finally:
             self.listening.clear()
-            server.close()
-            for proto in list(protos):
+            for sock in listeners:
+                sock.close()
+            for proto in list(pump.protos):
                 proto.detach()
+            pump.hand_over()
+
+    async def _listen(self, loop: asyncio.AbstractEventLoop) -> list[socket.socket]:
+        """Bind every address ``host`` resolves to (one port for all, as asyncio does)."""
+        infos = await loop.getaddrinfo(
+            self.host or None,
+            self._requested_port,
+            type=socket.SOCK_STREAM,
+            flags=socket.AI_PASSIVE,
+        )
+        socks: list[socket.socket] = []
+        port = self._requested_port
+        try:
+            for family, kind, proto, _, address in dict.fromkeys(infos):
+                sock = socket.socket(family, kind, proto)
+                socks.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind((address[0], port, *address[2:]))
+                port = sock.getsockname()[1]
+                sock.listen(min(socket.SOMAXCONN, 1024))
+                sock.setblocking(False)
+        except BaseException:
+            for sock in socks:
+                sock.close()
+            raise
+        return socks
+
+    async def _accept_loop(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        pump: _Pump,
+        events: SourceEvents,
+    ) -> None:
+        backoff = _ACCEPT_BACKOFF[0]
+        failing = False
+        while True:
+            if pump.paused:
+                # The buffer is full: new clients wait in the listen backlog, unread.
+                await pump.resumed.wait()
+            if self._open >= self.max_connections:
+                self._refusals += 1
+                detail = (
+                    f"{self._open} connections open, max_connections={self.max_connections}: "
+                    "not accepting new clients until one closes (they wait in the listen "
+                    "backlog); raise max_connections if this is expected"
+                )
+                events.error("max_connections", detail, max_connections=self.max_connections)
+                while self._open >= self.max_connections:
+                    self._slot_free.clear()
+                    await self._slot_free.wait()
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_RESOURCE_ERRORS:
+                    continue  # the client went away before accept (ECONNABORTED...)
+                self._accept_errors += 1
+                if not failing:
+                    failing = True
+                    detail = (
+                        f"cannot accept connections: {exc.strerror or exc} "
+                        f"({self._open} open); retrying every {_ACCEPT_BACKOFF[0]:g} to "
+                        f"{_ACCEPT_BACKOFF[1]:g}s; raise the open-files limit (ulimit -n) or "
+                        "lower max_connections"
+                    )
+                    events.error("accept", detail, errno=exc.errno)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, _ACCEPT_BACKOFF[1])
+                continue
+            failing = False
+            backoff = _ACCEPT_BACKOFF[0]
+            conn.setblocking(False)
+            try:
+                await loop.connect_accepted_socket(lambda: self._protocol(pump, events), conn)
+            except OSError:
+                conn.close()
+            except BaseException:
+                conn.close()  # cancelled before the transport owned it
+                raise
+
+    def _protocol(self, pump: _Pump, events: SourceEvents) -> _LineProtocol:
+        framer = LineFramer(
+            self._encoding,
+            self._errors,
+            self._max_line_bytes,
+            events,
+            counters=self._counters,
+        )
+        self._connections += 1
+        self._open += 1
+        return _LineProtocol(pump, framer, events, self._on_close, self._clock_now())
+
+    def _on_close(self) -> None:
+        self._open -= 1
+        self._slot_free.set()
+
+    def _clock_now(self) -> NowFn:
+        if self._now is not None:
+            return self._now
+        return asyncio.get_running_loop().time
+
+    async def _close_idle(self, pump: _Pump, events: SourceEvents, limit: float) -> None:
+        """Close the connections that sent nothing for ``limit`` seconds, every so often."""
+        now = self._clock_now()
+        period = min(max(limit / 4, 0.01), 5.0)
+        while True:
+            await self._sleep(period)
+            t = now()
+            for proto in list(pump.protos):
+                if not proto.closed and proto.idle_for(t) >= limit:
+                    self._idle_closed += 1
+                    detail = (
+                        f"closed {proto.origin}: it sent nothing for {limit:g}s "
+                        "(idle_timeout; its unfinished line, if any, was kept)"
+                    )
+                    events.error("idle", detail, origin=proto.origin)
+                    proto.close()

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, final
 
 from . import operators as ops
-from ._buffer import RecordBuffer
+from ._buffer import DEFAULT_MAX_BUFFER_BYTES, RecordBuffer
 
 if TYPE_CHECKING:
     from ._source_api import Source, SourceEvents
@@ -133,9 +133,15 @@ def _records(item: Any) -> list[Any]:
 class BufferedInput(Input, Generic[T]):
     """An input fed through a bounded buffer, by a source task or an :class:`InputSender`."""
 
-    def __init__(self, name: str, maxsize: int, source: Source[T] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        maxsize: int,
+        source: Source[T] | None = None,
+        max_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
+    ) -> None:
         self.name = name
-        self.buffer: RecordBuffer[T] = RecordBuffer(maxsize)
+        self.buffer: RecordBuffer[T] = RecordBuffer(maxsize, max_bytes)
         self.source = source
 
     def cut(self) -> list[Any]:
@@ -150,6 +156,7 @@ class BufferedInput(Input, Generic[T]):
         """The source's counters plus the buffer's fill."""
         stats = dict(self.source.statistics()) if self.source is not None else {}
         stats["buffered"] = len(self.buffer)
+        stats["buffered_bytes"] = self.buffer.used_bytes
         return stats
 
     async def run_source(self, events: SourceEvents) -> None:

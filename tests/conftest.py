@@ -29,6 +29,7 @@ CORE_SUITE = {
     "test_operators",
     "test_sinks",
     "test_sources",
+    "test_source_bounds",
 }
 
 

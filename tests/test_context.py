@@ -474,7 +474,7 @@ async def test_statistics_snapshot(clock: ManualClock) -> None:
     await sender.send_many([1, 2, 3])
     stats = ssc.statistics()
     assert stats.state is ContextState.ACTIVE
-    assert stats.sources == {"0:input_stream": {"buffered": 3}}
+    assert stats.sources == {"0:input_stream": {"buffered": 3, "buffered_bytes": 3 * (28 + 8)}}
     await clock.advance(1)
     stats = ssc.statistics()
     assert stats.batches_completed == 1

@@ -35,13 +35,13 @@ class WatchedBuffer(RecordBuffer[str]):
 
     __test__ = False
 
-    def __init__(self, maxsize: int) -> None:
-        super().__init__(maxsize)
+    def __init__(self, maxsize: int, max_bytes: int = 64 << 20) -> None:
+        super().__init__(maxsize, max_bytes)
         self.received: list[str] = []
         self._changed = asyncio.Event()
 
-    def put_nowait_many(self, items: list[str]) -> int:
-        taken = super().put_nowait_many(items)
+    def put_nowait_many(self, items: list[str], nbytes: int | None = None) -> int:
+        taken = super().put_nowait_many(items, nbytes)
         if taken:
             self._changed.set()
         return taken
@@ -642,14 +642,14 @@ async def test_partial_line_flushed_while_parked_queues_behind_the_parked_lines(
 
     events, _ = make_events()
     out = WatchedBuffer(1)
-    pump = _Pump(out)
+    pump = _Pump(out, events)
     proto = _LineProtocol(pump, LineFramer(), events, lambda: None)
     transport = FakeTransport()
     proto.connection_made(transport)
     proto.data_received(b"a\nb\nc\npartial")
     assert not transport.reading  # parked: "b", "c" wait for room
     proto.connection_lost(None)  # e.g. the loop closed it: "partial" goes behind them
-    assert proto.backlog == ["b", "c", "partial"]
+    assert [line for lines, _ in pump.backlog for line in lines] == ["b", "c", "partial"]
     got: list[str] = []
 
     async def drain_all() -> None:
@@ -672,7 +672,7 @@ async def test_a_full_buffer_is_freed_by_release_not_by_drain() -> None:
 
     events, _ = make_events()
     out = WatchedBuffer(2)
-    pump = _Pump(out)
+    pump = _Pump(out, events)
     proto = _LineProtocol(pump, LineFramer(), events, lambda: None)
     transport = FakeTransport()
     proto.connection_made(transport)
@@ -691,7 +691,8 @@ async def test_a_full_buffer_is_freed_by_release_not_by_drain() -> None:
             out.release(2)  # the batch has run
             await eventually(lambda: len(out) == 2)
             assert out.drain() == ["c", "d"]
-            assert transport.is_reading()  # resumed once its parked lines were in
+            assert not transport.is_reading()  # the parked lines are in, but still no room
             out.release(2)
+            await eventually(transport.is_reading)  # resumed once there is room again
             proto.connection_lost(None)  # wakes the pump, which then returns
     assert proto.finished()

@@ -65,7 +65,11 @@ async def test_iterable_stream_drains_sync_and_async_iterables(clock: ManualCloc
     assert [list(b) for b in sync_sink.batches] == [list(range(3000))]
     assert [list(b) for b in async_sink.batches] == [list(range(2500))]
     stats = ssc.statistics().sources
-    assert stats["0:iterable_stream(range)"] == {"records": 3000, "buffered": 0}
+    assert stats["0:iterable_stream(range)"] == {
+        "records": 3000,
+        "buffered": 0,
+        "buffered_bytes": 0,
+    }
 
 
 async def test_iterable_stream_waits_for_room(clock: ManualClock) -> None:
