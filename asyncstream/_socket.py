@@ -79,6 +79,8 @@ _ACCEPT_RESOURCE_ERRORS: Final = frozenset(
     {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 )
 _ACCEPT_BACKOFF: Final = (0.05, 1.0)
+#: How often a source stalled by silent clients' unfinished lines looks for bytes.
+_SILENT_POLL: Final = 0.05
 
 
 def _check_port(port: int, lowest: int) -> None:
@@ -143,6 +145,7 @@ class _Pump:
         "backlog",
         "closed_error",
         "out",
+        "overdraft",
         "paused",
         "pauses",
         "protos",
@@ -151,8 +154,9 @@ class _Pump:
         "warned_full",
     )
 
-    def __init__(self, out: RecordBuffer[str], events: SourceEvents) -> None:
+    def __init__(self, out: RecordBuffer[str], events: SourceEvents, overdraft: int) -> None:
         self.out = out
+        self.overdraft = overdraft  # bytes a lone reader may take past the budget
         self._events = events
         self.protos: set[_LineProtocol] = set()
         self.backlog: deque[tuple[list[str], int]] = deque()
@@ -235,9 +239,11 @@ class _Pump:
     async def _unpause(self) -> None:
         """Wait until the backlog is in the buffer and there is room; then resume reading.
 
-        When only unfinished lines fill the budget, no batch would free room: the
-        connection with the longest unfinished line reads alone until its line ends (or
-        is dropped as too long, or ``idle_timeout`` closes it), so the source moves on.
+        When only unfinished lines fill the budget, no batch would free room: one
+        connection with bytes waiting in the kernel (the one with the longest unfinished
+        line) reads alone until its data makes a line, so the source moves on, taking
+        at most ``max_line_bytes`` past the budget. Clients that hold an unfinished
+        line and stay silent are closed by ``idle_timeout``.
         """
         out = self.out
         backlog = self.backlog
@@ -260,12 +266,20 @@ class _Pump:
                     proto.pause()
                 await out.wait_space()
             else:
-                live = [proto for proto in self.protos if not proto.closed]
-                if live:
-                    self.solo = max(live, key=_LineProtocol.unfinished_bytes)
-                    self.solo.resume()
+                # One line's worth past the budget, at most: reading a client whose
+                # unfinished line never ends must not let the next one read too.
+                room = out.used_bytes < out.max_bytes + self.overdraft
+                ready = [p for p in self.protos if room and not p.closed and p.waiting_bytes()]
                 self._wake.clear()
-                await self._wake.wait()
+                if ready:
+                    self.solo = max(ready, key=_LineProtocol.unfinished_bytes)
+                    self.solo.resume()
+                    await self._wake.wait()
+                else:
+                    # Every client is silent: look at the kernel again soon (its state,
+                    # not engine time, hence the loop's clock).
+                    with anyio.move_on_after(_SILENT_POLL):
+                        await self._wake.wait()
 
     def hand_over(self) -> None:
         """The source stops: every line already counted goes into the buffer, past its bounds."""
@@ -372,14 +386,14 @@ class _LineProtocol(asyncio.Protocol):
             if self._now is not None:
                 self.last_active = self._now()
 
+    def waiting_bytes(self) -> int:
+        """Bytes the kernel holds for this connection, not read yet."""
+        transport = self._transport
+        return 0 if transport is None else _waiting_bytes(transport.get_extra_info("socket"))
+
     def idle_for(self, now: float) -> float:
         """Seconds since this connection last sent bytes (0 while bytes wait for us)."""
-        transport = self._transport
-        if (
-            self._pump.paused
-            and transport is not None
-            and _waiting_bytes(transport.get_extra_info("socket")) > 0
-        ):
+        if self._pump.paused and self.waiting_bytes() > 0:
             self.last_active = now
         return now - self.last_active
 
@@ -468,7 +482,7 @@ class SocketTextSource:
             events: Where connection and bad-input reports go.
         """
         loop = asyncio.get_running_loop()
-        pump = self._pump = _Pump(out, events)
+        pump = self._pump = _Pump(out, events, self._max_line_bytes)
         address = f"{self.host}:{self.port}"
         try:
             while True:
@@ -635,7 +649,7 @@ class SocketServerSource:
             OSError: When the address cannot be bound (a configuration error).
         """
         loop = asyncio.get_running_loop()
-        pump = self._pump = _Pump(out, events)
+        pump = self._pump = _Pump(out, events, self._max_line_bytes)
         listeners = await self._listen(loop)
         try:
             self._port = listeners[0].getsockname()[1]

@@ -642,7 +642,7 @@ async def test_partial_line_flushed_while_parked_queues_behind_the_parked_lines(
 
     events, _ = make_events()
     out = WatchedBuffer(1)
-    pump = _Pump(out, events)
+    pump = _Pump(out, events, 1 << 20)
     proto = _LineProtocol(pump, LineFramer(), events, lambda: None)
     transport = FakeTransport()
     proto.connection_made(transport)
@@ -672,7 +672,7 @@ async def test_a_full_buffer_is_freed_by_release_not_by_drain() -> None:
 
     events, _ = make_events()
     out = WatchedBuffer(2)
-    pump = _Pump(out, events)
+    pump = _Pump(out, events, 1 << 20)
     proto = _LineProtocol(pump, LineFramer(), events, lambda: None)
     transport = FakeTransport()
     proto.connection_made(transport)
