@@ -328,3 +328,67 @@ def test_out_of_descriptors_the_accept_loop_warns_once_and_recovers() -> None:
 def _pipe_to(pipe: IO[str] | None, out: queue.Queue[str]) -> None:
     for line in pipe or ():
         out.put(line)
+
+
+@pytest.mark.timeout(120)
+def test_600_hostile_clients_grow_the_process_by_less_than_128_mib() -> None:
+    """Defaults only: 300 clients each hold a 1 MiB - 1 unfinished line, 300 clients each
+    send 1 MB of short lines. Before: 300 of the first kind alone grew it by 337 MB."""
+    server = [sys.executable, str(Path(__file__).with_name("hostile_server.py"))]
+    with subprocess.Popen(server, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdin is not None
+        out: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=_pipe_to, args=(proc.stdout, out), daemon=True).start()
+        try:
+            port = int(out.get(timeout=30).split()[1])
+            report = _fields(out.get(timeout=10))
+            start_rss = report["rss"]
+            partial = b"x" * ((1 << 20) - 1)
+            flood = b"".join(b"%07d a short line of the flood\n" % i for i in range(30_000))
+            clients = [socket.create_connection((HOST, port), timeout=10) for _ in range(600)]
+            for c in clients:
+                c.setblocking(False)
+            pending = {c: (partial if i % 2 == 0 else flood) for i, c in enumerate(clients)}
+            peak = start_rss
+            # Push bytes until no client can send more (the server stopped reading them).
+            stalled = 0
+            while pending and stalled < 30:
+                moved = 0
+                for c, data in list(pending.items()):
+                    try:
+                        n = c.send(data[:262144])
+                    except BlockingIOError:
+                        continue
+                    moved += n
+                    if n == len(data):
+                        del pending[c]
+                    else:
+                        pending[c] = data[n:]
+                while not out.empty():
+                    report = _fields(out.get())
+                    peak = max(peak, report["rss"])
+                stalled = 0 if moved else stalled + 1
+                if not moved:
+                    report = _fields(out.get(timeout=10))  # wait a report (0.1 s)
+                    peak = max(peak, report["rss"])
+            assert report["paused"] >= 1  # the budget was reached: reading stopped
+            for _ in range(10):  # a second more of reports, then the peak
+                peak = max(peak, _fields(out.get(timeout=10))["rss"])
+            assert (peak - start_rss) * 1024 < 128 << 20, (start_rss, peak)
+        finally:
+            for c in clients:
+                c.close()
+            proc.stdin.close()
+            proc.wait(timeout=60)
+    final = None
+    while not out.empty():
+        line = out.get()
+        if line.startswith("final"):
+            final = line.split()
+    assert final is not None
+    assert final[2] == final[4]  # every line counted as received ran in a batch
+
+
+def _fields(line: str) -> dict[str, int]:
+    words = line.split()
+    return {words[i]: int(words[i + 1]) for i in range(0, len(words) - 1, 2)}
