@@ -18,8 +18,8 @@ random ``file_id``. Every row MAC is keyed with a sub-key derived from the key, 
 and operator, and (for keyed state) under its own key bytes::
 
     subkey(table, operator) = HMAC(key, "asyncstream/2" | file_id | table | operator)
-    state row   mac = HMAC(subkey("state", op),  len(key) | key | value)
-    blob row    mac = HMAC(subkey("blob", op),   len(kind:encoding) | kind:encoding | value)
+    state row   mac = HMAC(subkey("state", op),  len(key) | key | value)  (value: mac | pickle)
+    blob row    mac = HMAC(subkey("blob", op),   len(h) | h | value), h = kind:encoding:time
     commit row  mac = HMAC(subkey("commit", op), len(time) | time)
     meta row    mac = HMAC(subkey("meta", ""),   len(name) | name | json value)
     file_id     mac = HMAC(key, "asyncstream/2" | "file_id" | file_id)
@@ -32,6 +32,7 @@ file is refused with a :class:`~asyncstream.errors.CheckpointError`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import json
 import os
@@ -47,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .errors import CheckpointError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
 __all__ = [
     "KEY_ENV",
@@ -56,6 +57,7 @@ __all__ = [
     "Layout",
     "Signer",
     "check_private_directory",
+    "hmac_sha256",
     "key_file_path",
     "load_key",
     "make_private_directory",
@@ -78,6 +80,33 @@ _FILE_MODE: Final = 0o600
 def _lp(*parts: bytes) -> bytes:
     """Length-prefixed concatenation: no two part lists give the same bytes."""
     return b"".join(_U32(len(p)) + p for p in parts)
+
+
+_TRANS_36: Final = bytes(x ^ 0x36 for x in range(256))
+_TRANS_5C: Final = bytes(x ^ 0x5C for x in range(256))
+
+
+def hmac_sha256(key: bytes) -> Callable[[bytes], bytes]:
+    """HMAC-SHA256 under ``key``, as a function of the message.
+
+    The same bytes as ``hmac.digest(key, msg, "sha256")`` (RFC 2104), with the two
+    padded key blocks hashed once: per call it costs half as much, which matters at one
+    call per changed state row.
+    """
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    block = key.ljust(64, b"\0")
+    inner_copy = hashlib.sha256(block.translate(_TRANS_36)).copy
+    outer_copy = hashlib.sha256(block.translate(_TRANS_5C)).copy
+
+    def mac(msg: bytes) -> bytes:
+        inner = inner_copy()
+        inner.update(msg)
+        outer = outer_copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    return mac
 
 
 def pair_mac(key: bytes, first: bytes, second: bytes) -> bytes:

@@ -213,7 +213,14 @@ class Checkpoint:
         except sqlite3.DatabaseError as exc:
             problem = f"cannot be read ({exc}): it is truncated or corrupt"
             raise _auth.refuse(self.path, _LAYOUT.label, problem, _FIX) from exc
+        when = self._meta.get("batch_time_ms")
         if row is None:
+            if operator in self._meta.get("blobs", ()):
+                problem = (
+                    f"is not authentic: the blob row of operator {operator!r} that its last "
+                    "commit wrote is missing (the file was altered)"
+                )
+                raise _auth.refuse(self.path, _LAYOUT.label, problem, _FIX)
             return None
         kind, encoding, value, tag = row
         key = self._signer.subkey("blob", operator)
@@ -222,7 +229,10 @@ class Checkpoint:
             and encoding in ("json", "pickle")
             and isinstance(value, bytes)
             and isinstance(tag, bytes)
-            and hmac.compare_digest(tag, _auth.pair_mac(key, f"{kind}:{encoding}".encode(), value))
+            # bound to the last commit too: a blob of an earlier batch does not verify
+            and hmac.compare_digest(
+                tag, _auth.pair_mac(key, _blob_header(kind, encoding, when), value)
+            )
         ):
             what = f"the blob row of operator {operator!r}"
             raise _auth.tampered(self.path, _LAYOUT.label, what, _FIX)
@@ -241,6 +251,15 @@ class Checkpoint:
         attach = (self.conn, self._signer, _LAYOUT.label, _FIX)
         store: SqliteStateStore[Any, Any] = SqliteStateStore(self.path, operator, _attach=attach)
         self.stores[operator] = store
+        # Every commit writes every store's commit row with the batch time: another time
+        # (or none) means rows of different commits were mixed, or removed.
+        when = self._meta.get("batch_time_ms")
+        if store.last_committed() != when:
+            what = (
+                f"the commit row of operator {operator!r} (batch {store.last_committed()}, "
+                f"while the checkpoint's last batch is {when})"
+            )
+            raise _auth.tampered(self.path, _LAYOUT.label, what, _FIX)
         return store
 
     def commit(
@@ -258,7 +277,8 @@ class Checkpoint:
                 encoding, data = "json", json.dumps(value, separators=(",", ":")).encode()
             else:
                 encoding, data = "pickle", pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-            tag = _auth.pair_mac(subkey("blob", name), f"{kind}:{encoding}".encode(), data)
+            header = _blob_header(kind, encoding, batch_time_ms)
+            tag = _auth.pair_mac(subkey("blob", name), header, data)
             rows.append((name, kind, encoding, data, tag))
         writes = [store.prepare_write() for store in self.stores.values()]
         conn = self.conn
@@ -271,7 +291,8 @@ class Checkpoint:
                 " VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
-            _auth.write_meta(conn, self._signer, [*meta.items(), ("batch_time_ms", batch_time_ms)])
+            done = [("batch_time_ms", batch_time_ms), ("blobs", sorted(blobs))]
+            _auth.write_meta(conn, self._signer, [*meta.items(), *done])
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -289,6 +310,10 @@ class Checkpoint:
             self.conn.close()
         finally:
             self._lock.release()
+
+
+def _blob_header(kind: str, encoding: str, batch_time_ms: object) -> bytes:
+    return f"{kind}:{encoding}:{batch_time_ms}".encode()
 
 
 def graph_difference(theirs: Sequence[str], ours: Sequence[str]) -> str:

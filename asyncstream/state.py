@@ -146,14 +146,16 @@ class MemoryStateStore(Generic[K, S]):
 
 # The tables of keyed state, in a checkpoint and in a stand-alone store file. Every row
 # carries its MAC (see asyncstream._auth): nothing is unpickled before it is verified.
+# A state row's value is its 32-byte MAC followed by the pickled state (one column, not
+# two: at one row per changed key, a fourth column costs a fifth more SQLite time).
 STATE_SCHEMA: Final = (
     "CREATE TABLE asyncstream_state (operator TEXT NOT NULL, key BLOB NOT NULL, "
-    "value BLOB NOT NULL, mac BLOB NOT NULL, PRIMARY KEY (operator, key)) WITHOUT ROWID",
+    "value BLOB NOT NULL, PRIMARY KEY (operator, key)) WITHOUT ROWID",
     "CREATE TABLE asyncstream_commits (operator TEXT PRIMARY KEY, "
     "batch_time_ms INTEGER NOT NULL, mac BLOB NOT NULL)",
 )
 STATE_COLUMNS: Final = {
-    "asyncstream_state": ("operator", "key", "value", "mac"),
+    "asyncstream_state": ("operator", "key", "value"),
     "asyncstream_commits": ("operator", "batch_time_ms", "mac"),
 }
 _STORE_LAYOUT: Final = _auth.Layout(
@@ -161,6 +163,7 @@ _STORE_LAYOUT: Final = _auth.Layout(
 )
 _STORE_FIX: Final = "delete the file (the state restarts empty) or use another path"
 _LEN: Final = struct.Struct(">I").pack
+_MAC_BYTES: Final = 32
 
 
 @final
@@ -220,7 +223,8 @@ class SqliteStateStore(Generic[K, S]):
         else:
             conn, signer, label, fix = _attach
         self._conn = conn
-        self._state_key = signer.subkey("state", operator_name)
+        # MAC of a state row: HMAC-SHA256 over len(key) | key | value (see _auth).
+        self._state_mac = _auth.hmac_sha256(signer.subkey("state", operator_name))
         self._commit_key = signer.subkey("commit", operator_name)
         self._data: dict[K, S] = {}
         self._key_bytes: dict[K, bytes] = {}  # keys that have a row, as stored
@@ -258,16 +262,15 @@ class SqliteStateStore(Generic[K, S]):
                 raise _auth.tampered(self.path, label, what, fix)
             last = when
         rows = self._conn.execute(
-            "SELECT key, value, mac FROM asyncstream_state WHERE operator = ?", (name,)
+            "SELECT key, value FROM asyncstream_state WHERE operator = ?", (name,)
         )
-        digest, compare, k = hmac.digest, hmac.compare_digest, self._state_key
-        for kb, vb, tag in rows:
-            if not (
-                type(kb) is bytes
-                and type(vb) is bytes
-                and type(tag) is bytes
-                and compare(tag, digest(k, _LEN(len(kb)) + kb + vb, "sha256"))
-            ):
+        compare, mac = hmac.compare_digest, self._state_mac
+        for kb, sealed in rows:
+            if not (type(kb) is bytes and type(sealed) is bytes):
+                what = f"a state row of operator {name!r}"
+                raise _auth.tampered(self.path, label, what, fix)
+            tag, vb = sealed[:_MAC_BYTES], sealed[_MAC_BYTES:]
+            if not compare(tag, mac(_LEN(len(kb)) + kb + vb)):
                 what = f"a state row of operator {name!r}"
                 raise _auth.tampered(self.path, label, what, fix)
             try:
@@ -336,10 +339,10 @@ class SqliteStateStore(Generic[K, S]):
         and calls :meth:`committed` on each once it is committed.
         """
         deletes: list[tuple[str, bytes]] = []
-        puts: list[tuple[str, bytes, bytes, bytes]] = []
+        puts: list[tuple[str, bytes, bytes]] = []
         new_keys: dict[K, bytes] = {}
         name = self.operator_name
-        digest, k, dumps = hmac.digest, self._state_key, pickle.dumps
+        mac, dumps = self._state_mac, pickle.dumps
         for key, state in self._pending.items():
             kb = self._key_bytes.get(key)
             if state is _DELETED:
@@ -349,7 +352,7 @@ class SqliteStateStore(Generic[K, S]):
             if kb is None:
                 kb = new_keys[key] = dumps(key, _PICKLE_PROTOCOL)
             vb = dumps(state, _PICKLE_PROTOCOL)
-            puts.append((name, kb, vb, digest(k, _LEN(len(kb)) + kb + vb, "sha256")))
+            puts.append((name, kb, mac(_LEN(len(kb)) + kb + vb) + vb))
         conn = self._conn
         commit_key = self._commit_key
 
@@ -358,8 +361,7 @@ class SqliteStateStore(Generic[K, S]):
                 "DELETE FROM asyncstream_state WHERE operator = ? AND key = ?", deletes
             )
             conn.executemany(
-                "INSERT OR REPLACE INTO asyncstream_state (operator, key, value, mac) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO asyncstream_state (operator, key, value) VALUES (?, ?, ?)",
                 puts,
             )
             tag = _auth.pair_mac(commit_key, str(batch_time_ms).encode(), b"")

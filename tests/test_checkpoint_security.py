@@ -171,19 +171,17 @@ async def test_rows_are_bound_to_their_key_operator_and_checkpoint(tmp_path: Pat
     await run(one, 3)
     await run(two, 3)
     db = one / "checkpoint.db"
-    state = "SELECT operator, key, value, mac FROM asyncstream_state"
-    rows = {(op, pickle.loads(k)): (k, v, m) for op, k, v, m in _rows(db, state)}
+    state = "SELECT operator, key, value FROM asyncstream_state"
+    rows = {(op, pickle.loads(k)): (k, v) for op, k, v in _rows(db, state)}
     totals, seen = "update_state_by_key#0", "map_with_state#0"
     cases = {
-        # b's value and MAC under key a: the MAC covers the key
-        "key": (totals, rows[totals, "a"][0], rows[totals, "b"][1], rows[totals, "b"][2]),
+        # b's value (MAC and pickle) under key a: the MAC covers the key
+        "key": (totals, rows[totals, "a"][0], rows[totals, "b"][1]),
         # map_with_state's row for a under update_state_by_key: the MAC covers the operator
         "operator": (totals, *rows[seen, "a"]),
     }
     # the same row (same program, same key, same operator) from the other checkpoint
-    other = {
-        (op, pickle.loads(k)): (k, v, m) for op, k, v, m in _rows(two / "checkpoint.db", state)
-    }
+    other = {(op, pickle.loads(k)): (k, v) for op, k, v in _rows(two / "checkpoint.db", state)}
     cases["checkpoint"] = (totals, *other[totals, "a"])
     for case, row in cases.items():
         copy = tmp_path / f"copy-{case}"
@@ -191,8 +189,7 @@ async def test_rows_are_bound_to_their_key_operator_and_checkpoint(tmp_path: Pat
         (copy / "checkpoint.db").write_bytes(db.read_bytes())
         _sql(
             copy / "checkpoint.db",
-            "INSERT OR REPLACE INTO asyncstream_state (operator, key, value, mac) "
-            "VALUES (?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO asyncstream_state (operator, key, value) VALUES (?, ?, ?)",
             *row,
         )
         ssc, _ = job(copy)
@@ -227,6 +224,49 @@ async def test_a_tampered_batch_time_or_a_planted_trigger_is_refused(tmp_path: P
         rf"was altered; {FIX}$",
     ):
         await ssc.start()
+
+
+async def test_rows_of_an_earlier_commit_or_removed_rows_are_refused(tmp_path: Path) -> None:
+    directory = tmp_path / "ck"
+    await run(directory, 2)
+    db = directory / "checkpoint.db"
+    earlier = tmp_path / "earlier.db"
+    earlier.write_bytes(db.read_bytes())
+    await run(directory, 4)  # batches 3 s and 4 s
+    cases = {
+        # the meta rows (batch time 2 s) of the earlier commit: authentic, but stale
+        "meta": (
+            "INSERT OR REPLACE INTO asyncstream_meta SELECT * FROM earlier.asyncstream_meta",
+            r"the commit row of operator 'update_state_by_key#0' \(batch 4000, while the "
+            r"checkpoint's last batch is 2000\) fails verification",
+        ),
+        "window": (
+            "INSERT OR REPLACE INTO asyncstream_blobs SELECT * FROM earlier.asyncstream_blobs "
+            "WHERE operator = 'win'",
+            r"the blob row of operator 'win' fails verification",
+        ),
+        "no-window": (
+            "DELETE FROM asyncstream_blobs WHERE operator = 'win'",
+            r"the blob row of operator 'win' that its last commit wrote is missing \(the file "
+            r"was altered\)",
+        ),
+        "no-commit": (
+            "DELETE FROM asyncstream_commits WHERE operator = 'map_with_state#0'",
+            r"the state of operator 'map_with_state#0' \(rows without a commit\) fails",
+        ),
+    }
+    for case, (statement, problem) in cases.items():
+        copy = tmp_path / f"copy-{case}"
+        copy.mkdir(mode=0o700)
+        (copy / "checkpoint.db").write_bytes(db.read_bytes())
+        conn = sqlite3.connect(copy / "checkpoint.db")
+        conn.execute("ATTACH DATABASE ? AS earlier", (str(earlier),))
+        with conn:
+            conn.execute(statement)
+        conn.close()
+        ssc, _ = job(copy)
+        with pytest.raises(CheckpointError, match=rf"is not authentic: {problem}"):
+            await ssc.start()
 
 
 async def test_a_poisoned_row_of_a_stand_alone_state_store_is_refused(tmp_path: Path) -> None:
