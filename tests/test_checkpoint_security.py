@@ -8,6 +8,7 @@ Real files, real SQLite, real subprocesses; ManualClock for the engine's time.
 
 from __future__ import annotations
 
+import hmac
 import operator
 import os
 import pickle
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 
 from asyncstream import CheckpointError, DStream, SqliteStateStore, StreamingContext
+from asyncstream._auth import hmac_sha256, load_key
 from asyncstream.checkpoint import inspect_checkpoint
 from asyncstream.cli import main as cli_main
 from asyncstream.state import StateSpec
@@ -599,6 +601,52 @@ async def test_a_checkpoint_moves_with_its_key_and_not_without(
     assert second.by_time[4000] != []
 
 
+def test_racing_processes_make_one_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    code = "from asyncstream._auth import load_key; print(load_key().id)"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    ids = {proc.communicate(timeout=30)[0] for proc in procs}
+    assert len(ids) == 1
+    assert [p.name for p in (tmp_path / "config" / "asyncstream").iterdir()] == ["checkpoint.key"]
+
+
+def test_a_key_file_or_directory_others_control_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    key_dir = tmp_path / "asyncstream"
+    key_dir.mkdir(mode=0o700)
+    key_dir.chmod(0o770)
+    with pytest.raises(
+        CheckpointError,
+        match=rf"^checkpoint key directory '{re.escape(str(key_dir))}' can be written by other "
+        r"users \(mode 0770\), who could replace its files; run chmod 700 .*, or set "
+        r"XDG_CONFIG_HOME elsewhere, or set ASYNCSTREAM_CHECKPOINT_KEY$",
+    ):
+        load_key()
+    key_dir.chmod(0o700)
+    key = load_key()
+    assert key is not None
+    me = os.geteuid()
+    monkeypatch.setattr(os, "geteuid", lambda: me + 1)
+    with pytest.raises(
+        CheckpointError,
+        match=rf"^checkpoint key file '.*checkpoint\.key' belongs to uid {me}, not to this user "
+        rf"\(uid {me + 1}\); remove it, or set ASYNCSTREAM_CHECKPOINT_KEY$",
+    ):
+        load_key()
+
+
+@pytest.mark.parametrize("size", [0, 1, 64, 65, 200])
+def test_hmac_sha256_is_hmac_digest(size: int) -> None:
+    key = os.urandom(size)
+    for msg in (b"", b"x", os.urandom(1000)):
+        assert hmac_sha256(key)(msg) == hmac.digest(key, msg, "sha256")
+
+
 def test_a_short_key_in_the_environment_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -613,6 +661,46 @@ def test_a_short_key_in_the_environment_is_refused(
 
 
 # --- what still works ------------------------------------------------------------------------
+
+
+async def test_function_names_and_call_sites_are_not_part_of_the_graph(tmp_path: Path) -> None:
+    def one(ssc: StreamingContext) -> ListSink:
+        sink = ListSink()
+        ssc.queue_stream([[1, 2], [3], [4]]).map(lambda x: ("k", x)).update_state_by_key(
+            lambda vs, s: (s or 0) + sum(vs)
+        ).foreach_batch(sink)
+        return sink
+
+    def add_up(values: list[int], state: int | None) -> int:
+        return (state or 0) + sum(values)
+
+    def pair(x: int) -> tuple[str, int]:
+        return "k", x
+
+    def two(ssc: StreamingContext) -> ListSink:
+        sink = ListSink()
+        pairs = ssc.queue_stream([[1, 2], [3], [4]]).map(pair)
+        totals = pairs.update_state_by_key(add_up)
+        totals.foreach_batch(sink)
+        totals.pprint()  # an output operation more is the same graph
+        return sink
+
+    clock = ManualClock()
+    ssc = StreamingContext(1, clock=clock)
+    one(ssc)
+    ssc.checkpoint(tmp_path / "ck")
+    await ssc.start()
+    await clock.advance(2)
+    await ssc.stop()
+    clock = ManualClock()
+    ssc = StreamingContext(1, clock=clock)
+    sink = two(ssc)
+    ssc.checkpoint(tmp_path / "ck")
+    await ssc.start()
+    for _ in range(3):
+        await clock.advance(1)
+    await ssc.stop()
+    assert sink.by_time == {3000: [("k", 10)]}
 
 
 async def test_restart_after_a_clean_stop_restores_everything(tmp_path: Path) -> None:
