@@ -1,17 +1,16 @@
-"""The StreamingContext: the ticker, the batch queue, the lifecycle.
+"""The StreamingContext: the public API and the lifecycle of a streaming job.
 
-One ticker task owns a timer on the clock that fires every batch interval on deadlines
-computed from the aligned start (``first + k * interval``, so no drift); the timer's
-callback cuts every input into a batch and queues the batch time, without a task switch.
-One job task runs the queued batches in time order, one at a time, running the output
-operations in registration order. Source tasks fill bounded buffers. All of them live in
-the context's task group.
+A context builds the graph (its sources, in :mod:`asyncstream._context_sources`, and the
+operators on its :class:`~asyncstream.DStream` handles), then ``start()`` plans it once
+(:mod:`asyncstream._graph`), opens the checkpoint and hands the ticks and batches to a
+:class:`~asyncstream._scheduler.Scheduler`. Its task group holds the source tasks, the
+scheduler's ticker and job runner, and the listener task. ``stop()`` ends them, at once
+or gracefully; ``run()`` (in :mod:`asyncstream._runner`) drives it from a script.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import enum
 import logging
@@ -21,27 +20,25 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, cast, final
 
 import anyio
 
-from . import operators as ops
-from ._blame import blame, find_fused_culprit
+from . import _graph
 from ._context_sources import SourceStreams
 from ._runner import run_context
 from ._runner import unwrap as _unwrap
+from ._scheduler import Scheduler
 from ._source_api import SourceEvents
-from ._util import Duration, call_site, code_of, ms_to_datetime, to_ms
-from .batch import Batch
+from ._util import Duration, call_site, to_ms
 from .checkpoint import Checkpoint
-from .clock import Clock, SystemClock, Timer, timers_of
-from .errors import BatchError, ContextStateError
+from .clock import Clock, SystemClock
+from .errors import ContextStateError
 from .executors import Executor, InlineExecutor
-from .metrics import BatchInfo, OutputOperationInfo, SourceErrorInfo
+from .metrics import BatchInfo, Listeners, SourceErrorInfo
 from .operators import Transform
 from .sources import BufferedInput, ScannedInput
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from types import TracebackType
 
-    from ._buffer import RecordBuffer
     from .dstream import DStream, MaybeAwaitable
     from .sinks import Output
 
@@ -122,48 +119,22 @@ class StreamingContext(SourceStreams):
         self._uvloop = uvloop
         self._state = ContextState.INITIALIZED
         self._streams: list[DStream[Any]] = []
-        self._caching: list[DStream[Any]] = []  # the streams whose batches may be cached
         self._inputs: list[DStream[Any]] = []
         self._outputs: list[Output] = []
-        self._stateful: list[DStream[Any]] = []
         self._checkpoint_dir: str | None = None
         self._checkpoint: Checkpoint | None = None
-        self._input_names: list[str] = []
-        self._positions: dict[int, dict[str, Any]] = {}
-        # Per queued batch time: records it took from bounded buffers, released once it ran.
-        self._held: dict[int, list[tuple[RecordBuffer[Any], int]]] = {}
-        self._listeners: list[object] = []
+        self._listeners = Listeners()
         self._remember_ms = 0
         self._zero_ms = 0
-        self._next_ms = 0
-        self._last_time_ms: int | None = None
-        # scheduling
-        # Queued batches as (batch time ms, records, submission time): BatchInfo objects
-        # are made only for listeners and statistics().
-        self._jobs: collections.deque[tuple[int, int, float]] = collections.deque()
-        self._wakeup: asyncio.Future[None] | None = None
-        self._running = False
-        self._no_more_jobs = False
-        self._ticker_deadline = math.inf
-        self._timer: Timer | None = None
-        self._call_at = timers_of(self._clock)
-        self._progress: asyncio.Event | None = None
-        self._completed = 0
-        self._last_info: tuple[int, int, float, float, float] | None = None
+        self._scheduler: Scheduler | None = None
         # lifecycle
         self._tg: anyio.abc.TaskGroup | None = None
         self._sources_scope: anyio.CancelScope | None = None
-        self._ticker_scope: anyio.CancelScope | None = None
-        self._ticker_done = asyncio.Event()
         self._sources_done = asyncio.Event()
-        self._runner_done = asyncio.Event()
         self._terminated = asyncio.Event()
         self._host: asyncio.Task[None] | None = None
-        self._runner_task: asyncio.Task[Any] | None = None
         self._stopping = False
         self._error: BaseException | None = None
-        self._failed_node: DStream[Any] | None = None
-        self._code_names: dict[object, str] = {}
         self._remove_settler: Callable[[], None] | None = None
 
     # --- properties ---------------------------------------------------------------------
@@ -190,8 +161,21 @@ class StreamingContext(SourceStreams):
             for i, node in enumerate(self._inputs)
             if isinstance(node._op, BufferedInput | ScannedInput)
         }
-        last = BatchInfo(*self._last_info) if self._last_info is not None else None
-        return ContextStatistics(self._state, self._completed, len(self._jobs), last, sources)
+        sched = self._scheduler
+        if sched is None:
+            return ContextStatistics(self._state, 0, 0, None, sources)
+        return ContextStatistics(
+            self._state, sched.completed, sched.queued, sched.last_batch, sources
+        )
+
+    @property
+    def _last_time_ms(self) -> int | None:
+        """The last batch time cut (for ``DStream.slice``), ``None`` before the first."""
+        return None if self._scheduler is None else self._scheduler.last_time_ms
+
+    def _note_failure(self, node: DStream[Any]) -> None:
+        if self._scheduler is not None:
+            self._scheduler.note_failure(node)
 
     # --- building the graph ---------------------------------------------------------------
 
@@ -241,10 +225,16 @@ class StreamingContext(SourceStreams):
     def add_listener(self, listener: object) -> None:
         """Register a listener (see :class:`~asyncstream.StreamingListener`).
 
+        Its ``on_*`` methods may be plain or ``async def`` (awaited in event order by a
+        task of the context, so a slow listener delays no batch).
+
+        Raises:
+            TypeError: ``listener`` has none of the listener methods.
+
         Example:
             >>> ssc.add_listener(MyListener())
         """
-        self._listeners.append(listener)
+        self._listeners.add(listener)
 
     def checkpoint(self, directory: str | os.PathLike[str]) -> None:
         """Keep the job's state durable in ``directory`` (SQLite), committed every batch.
@@ -289,76 +279,6 @@ class StreamingContext(SourceStreams):
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    def _name_graph(self) -> None:
-        """Name every input and stateful operator (idempotent: start() may call it twice)."""
-        self._stateful = [node for node in self._streams if node._op.stateful]
-        _name_operators([node._op for node in self._stateful])
-        kinds: collections.Counter[str] = collections.Counter()
-        self._input_names = []
-        for node in self._inputs:
-            kind = node._name.split(" at ", 1)[0]
-            self._input_names.append(f"{kind}#{kinds[kind]}")
-            kinds[kind] += 1
-
-    def _fingerprint(self) -> list[str]:
-        """The graph as a checkpoint records it: each node's kind (and name), in order.
-
-        Inputs by their default names (``queue_stream#0``), stateful operators by kind
-        and name (windows with their durations), every other node by its kind alone:
-        no call sites or function names, so editing the code around the graph, or a
-        function's body, keeps the checkpoint.
-        """
-        names = dict(zip(map(id, self._inputs), self._input_names, strict=True))
-        out = []
-        for node in self._streams:
-            kind = node._name.split(" at ", 1)[0].split("(", 1)[0]
-            op: Any = node._op
-            if id(node) in names:
-                out.append(names[id(node)])
-            elif op.stateful:
-                window = getattr(op, "window_ms", None)
-                sizes = (
-                    ""
-                    if window is None
-                    else f" (window {window / 1000:g}s, slide {node._slide_ms / 1000:g}s)"
-                )
-                out.append(f"{kind} {op.name!r}{sizes}")
-            else:
-                out.append(kind)
-        return out
-
-    def _prepare(self, checkpoint: Checkpoint | None) -> None:
-        self._name_graph()
-        for node in self._stateful:
-            node._op.prepare(node, self._zero_ms, checkpoint)  # type: ignore[attr-defined]
-        if checkpoint is not None:
-            for name, node in zip(self._input_names, self._inputs, strict=True):
-                position = checkpoint.blob(f"source:{name}")
-                if position is not None:
-                    node._op.restore(position)  # type: ignore[attr-defined]
-        consumers: collections.Counter[int] = collections.Counter()
-        for node in self._streams:
-            for parent in node._parents:
-                consumers[id(parent)] += 1
-        output_fed = {id(out.stream) for out in self._outputs}
-        for node in self._streams:
-            node._remember_ms = max(node._remember_ms, self._remember_ms)
-            node._fuse = (
-                node._op.lazy
-                and consumers[id(node)] == 1
-                and id(node) not in output_fed
-                and node._remember_ms == 0
-            )
-            for fn in node._op.user_fns:
-                self._code_names.setdefault(code_of(fn), node._name)
-        for out in self._outputs:
-            for fn in out.user_fns:
-                self._code_names.setdefault(code_of(fn), out.name)
-        self._code_names.pop(None, None)
-        # A fused chain of sync steps is never cached (its consumer runs the steps), so
-        # _forget need not look at it; find_fused_culprit clears what it caches itself.
-        self._caching = [node for node in self._streams if ops.fused_chain(node)[0] is node]
-
     async def start(self) -> None:
         """Start the ticker, the sources and the batch runner.
 
@@ -381,38 +301,57 @@ class StreamingContext(SourceStreams):
         now_ms = math.floor(self._clock.now() * 1000 + 1e-6)
         first = (now_ms // self._batch_ms + 1) * self._batch_ms
         self._zero_ms = first - self._batch_ms
-        self._next_ms = first
-        checkpoint = self._open_checkpoint()
+        checkpoint, first = self._open_checkpoint(first)
         try:
-            self._prepare(checkpoint)
+            plan = _graph.plan(self._streams, self._inputs, self._outputs, self._remember_ms)
+            for node, op in plan.stateful:
+                op.prepare(node, self._zero_ms, checkpoint)
+            if checkpoint is not None:
+                for name, (_, input_op) in zip(plan.input_names, plan.inputs, strict=True):
+                    position = checkpoint.blob(f"source:{name}")
+                    if position is not None:
+                        input_op.restore(position)
             await self._executor.start()
         except BaseException:
             if checkpoint is not None:
                 checkpoint.close()
             raise
+        self._scheduler = sched = Scheduler(
+            clock=self._clock,
+            batch_ms=self._batch_ms,
+            next_ms=first,
+            zero_ms=self._zero_ms,
+            plan=plan,
+            checkpoint=checkpoint,
+            listeners=self._listeners,
+            fail=self._fail,
+            stopping=self._cancel_called,
+        )
         self._state = ContextState.ACTIVE
         add_settler = getattr(self._clock, "add_settler", None)
         if add_settler is not None:
-            self._remove_settler = add_settler(self._settle)
+            self._remove_settler = add_settler(lambda: sched.settle(self._active))
         ready: asyncio.Future[None] = loop.create_future()
         # The one task not started in a task group: the host of the context's task group,
         # whose lifetime stop() and await_termination() bound.
         self._host = loop.create_task(self._main(ready), name=f"asyncstream context {call_site()}")
         await ready
 
-    def _open_checkpoint(self) -> Checkpoint | None:
+    def _open_checkpoint(self, first: int) -> tuple[Checkpoint | None, int]:
         """Open (lock, verify) the checkpoint; continue its time grid if it has commits.
+
+        Returns:
+            The checkpoint (if any) and the first batch time to cut.
 
         Raises:
             CheckpointError: The directory is in use, not private, or its checkpoint is
                 damaged, foreign, altered, or of another graph or batch interval.
         """
         if self._checkpoint_dir is None:
-            return None
-        self._name_graph()  # the fingerprint needs the names
+            return None, first
         checkpoint = Checkpoint(
             self._checkpoint_dir,
-            fingerprint=self._fingerprint(),
+            fingerprint=_graph.fingerprint(self._streams, self._inputs),
             batch_interval_ms=self._batch_ms,
         )
         self._checkpoint = checkpoint
@@ -421,16 +360,33 @@ class StreamingContext(SourceStreams):
             # Continue the checkpointed time grid: the batches after the last committed
             # one run again, at their original times (the ticker catches up).
             self._zero_ms = meta["zero_ms"]
-            self._next_ms = meta["batch_time_ms"] + self._batch_ms
-        return checkpoint
+            first = meta["batch_time_ms"] + self._batch_ms
+        return checkpoint, first
+
+    def _fail(self, exc: BaseException) -> None:
+        """An error that stops the context (await_termination() re-raises it)."""
+        if self._error is None:
+            self._error = exc
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
+    def _cancel_called(self) -> bool:
+        return self._tg is not None and self._tg.cancel_scope.cancel_called
+
+    def _active(self) -> bool:
+        return self._state is ContextState.ACTIVE
 
     async def _main(self, ready: asyncio.Future[None]) -> None:
         try:
+            sched = self._scheduler
+            assert sched is not None
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 tg.start_soon(self._run_sources, name="asyncstream sources")
-                tg.start_soon(self._run_jobs, name="asyncstream batches")
-                await tg.start(self._ticker, name="asyncstream ticker")
+                tg.start_soon(sched.run_jobs, name="asyncstream batches")
+                if self._listeners:
+                    tg.start_soon(self._listeners.run, name="asyncstream listeners")
+                await tg.start(sched.ticker, name="asyncstream ticker")
                 ready.set_result(None)
         except Exception as exc:
             if self._error is None:
@@ -438,6 +394,9 @@ class StreamingContext(SourceStreams):
         finally:
             with anyio.move_on_after(30, shield=True):  # a Dask client, then its cluster
                 await self._executor.aclose()
+            with anyio.move_on_after(5, shield=True):  # async listeners hear the last batch
+                await self._listeners.flush()
+            self._listeners.discard()
             self._finish()
             if not ready.done():
                 ready.set_result(None)
@@ -454,7 +413,8 @@ class StreamingContext(SourceStreams):
         if self._remove_settler is not None:
             self._remove_settler()
         self._terminated.set()
-        self._notify()
+        if self._scheduler is not None:
+            self._scheduler.stopped()
 
     async def _run_sources(self) -> None:
         try:
@@ -469,227 +429,9 @@ class StreamingContext(SourceStreams):
             # Every source has handed over what it received (graceful stop waits for it).
             self._sources_done.set()
 
-    async def _ticker(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        """Own the tick timer for the context's lifetime.
-
-        Each tick is a timer callback on the clock (:meth:`_tick`), which cuts the
-        batch and arms the next timer, so the schedule never waits for a task switch
-        and never for a batch that is still running.
-        """
-        try:
-            with anyio.CancelScope() as self._ticker_scope:
-                self._arm()
-                task_status.started()
-                await anyio.sleep_forever()
-        finally:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._ticker_deadline = math.inf
-            self._ticker_done.set()
-
-    def _arm(self) -> None:
-        deadline = self._next_ms / 1000
-        self._ticker_deadline = deadline
-        self._timer = self._call_at(deadline, self._tick)
-
-    def _tick(self) -> None:
-        try:
-            t = self._next_ms
-            self._ticker_deadline = -math.inf
-            self._generate(t)
-            self._next_ms = t + self._batch_ms
-            self._arm()
-        except Exception as exc:
-            # A timer callback has nobody to raise to: the error stops the context and
-            # await_termination() re-raises it.
-            if self._error is None:
-                self._error = exc
-            if self._tg is not None:
-                self._tg.cancel_scope.cancel()
-        self._notify()
-
-    def _generate(self, t: int) -> None:
-        """Cut every input into its batch for ``t`` and queue the batch."""
-        num = 0
-        held = []
-        for node in self._inputs:
-            op: Any = node._op
-            records = op.cut()
-            node._cache[t] = Batch._make(t, op.partition(records))
-            num += len(records)
-            if records and isinstance(op, BufferedInput):
-                held.append((op.buffer, len(records)))
-        if held:
-            self._held[t] = held
-        self._last_time_ms = t
-        if self._checkpoint is not None:
-            self._positions[t] = {
-                name: node._op.position()  # type: ignore[attr-defined]
-                for name, node in zip(self._input_names, self._inputs, strict=True)
-                if node._op.replayable  # type: ignore[attr-defined]
-            }
-        submitted = self._clock.now()
-        self._jobs.append((t, num, submitted))
-        self._wake_runner()
-        if self._listeners:
-            self._emit("on_batch_submitted", BatchInfo(t, num, submitted))
-
-    def _wake_runner(self) -> None:
-        wakeup = self._wakeup
-        if wakeup is not None:
-            self._wakeup = None
-            if not wakeup.done():
-                wakeup.set_result(None)
-
-    async def _run_jobs(self) -> None:
-        self._runner_task = asyncio.current_task()
-        create_future = asyncio.get_running_loop().create_future
-        try:
-            while True:
-                while not self._jobs:
-                    if self._no_more_jobs:
-                        return
-                    self._wakeup = create_future()
-                    await self._wakeup
-                job = self._jobs.popleft()
-                self._running = True
-                try:
-                    await self._run_batch(*job)
-                except BatchError as err:
-                    self._error = err
-                    assert self._tg is not None
-                    self._tg.cancel_scope.cancel()
-                    return
-                finally:
-                    self._running = False
-                    self._notify()
-        finally:
-            self._runner_done.set()
-
-    async def _run_batch(self, t: int, num: int, submitted: float) -> None:
-        clock = self._clock
-        started = clock.now()
-        listeners = bool(self._listeners)
-        if listeners:
-            self._emit("on_batch_started", BatchInfo(t, num, submitted, started))
-        out: Output | None = None
-        try:
-            for node in self._stateful:
-                await node._op.feed(node, t)  # type: ignore[attr-defined]
-            for i, out in enumerate(self._outputs):
-                batch = await out.stream._get(t)
-                if batch is None:
-                    continue  # this output's stream has no batch at t (a window not due)
-                if listeners:
-                    when = ms_to_datetime(t)
-                    op_info = OutputOperationInfo(when, i, out.name, clock.now())
-                    self._emit("on_output_operation_started", op_info)
-                    try:
-                        if (pending := out.run(batch)) is not None:
-                            await pending
-                    except Exception as exc:
-                        end = dataclasses.replace(
-                            op_info, end_time=clock.now(), failure_reason=repr(exc)
-                        )
-                        self._emit("on_output_operation_completed", end)
-                        raise
-                    end = dataclasses.replace(op_info, end_time=clock.now())
-                    self._emit("on_output_operation_completed", end)
-                elif (pending := out.run(batch)) is not None:
-                    await pending
-        except Exception as exc:
-            raise await self._batch_error(exc, t, out) from exc
-        finally:
-            self._forget(t)
-            if self._held:
-                for buffer, n in self._held.pop(t, ()):
-                    buffer.release(n)
-        if self._checkpoint is not None:
-            self._commit(t)
-        self._completed += 1
-        self._last_info = last = (t, num, submitted, started, clock.now())
-        if listeners:
-            self._emit("on_batch_completed", BatchInfo(*last))
-
-    def _commit(self, t: int) -> None:
-        assert self._checkpoint is not None
-        blobs: dict[str, tuple[str, Any]] = {
-            f"source:{name}": ("source", position)
-            for name, position in self._positions.pop(t, {}).items()
-        }
-        for node in self._stateful:
-            op: Any = node._op
-            blob = op.checkpoint_blob()
-            if blob is not None:
-                blobs[op.name] = (op.kind, blob)
-        self._checkpoint.commit(t, {"zero_ms": self._zero_ms}, blobs)
-
-    def _forget(self, t: int) -> None:
-        for node in self._caching:
-            cache = node._cache
-            if cache:
-                limit = t - node._remember_ms
-                if len(cache) == 1:  # the common case: only this batch's
-                    if next(iter(cache)) <= limit:
-                        cache.clear()
-                else:
-                    for old in [k for k in cache if k <= limit]:
-                        del cache[old]
-
-    def _note_failure(self, node: DStream[Any]) -> None:
-        if self._failed_node is None:
-            self._failed_node = node
-
-    async def _batch_error(self, exc: Exception, t: int, out: Output | None) -> BatchError:
-        name = blame(exc, self._code_names)
-        if name is None and self._failed_node is not None:
-            culprit = await find_fused_culprit(self._failed_node, t)
-            name = (culprit or self._failed_node)._name
-        if name is None:
-            name = out.name if out is not None else "<unknown operator>"
-        when = ms_to_datetime(t)
-        msg = f"{name} failed in the batch of {when.isoformat()}: {type(exc).__name__}: {exc}"
-        return BatchError(msg, batch_time=when, operator_name=name)
-
-    def _emit(self, method: str, info: object) -> None:
-        for listener in self._listeners:
-            fn = getattr(listener, method, None)
-            if fn is None:
-                continue
-            try:
-                fn(info)
-            except Exception:
-                logger.exception("listener %r failed in %s", listener, method)
-
     def _on_source_error(self, info: SourceErrorInfo) -> None:
         if self._listeners:
-            self._emit("on_source_error", info)
-
-    # --- idle detection for ManualClock -----------------------------------------------------
-
-    def _notify(self) -> None:
-        event = self._progress
-        if event is not None:
-            self._progress = None
-            event.set()
-
-    def _idle(self) -> bool:
-        if self._jobs or self._running or self._ticker_deadline <= self._clock.now():
-            return False
-        # Stopping: not idle until it has stopped.
-        return self._tg is None or not self._tg.cancel_scope.cancel_called
-
-    def _settle(self) -> Awaitable[None] | None:
-        """None when every due tick has fired and every queued batch has run, else a wait."""
-        if self._state is ContextState.ACTIVE and not self._idle():
-            return self._wait_idle()
-        return None
-
-    async def _wait_idle(self) -> None:
-        while self._state is ContextState.ACTIVE and not self._idle():
-            if self._progress is None:
-                self._progress = asyncio.Event()
-            await self._progress.wait()
+            self._listeners.emit("on_source_error", info)
 
     # --- stopping -----------------------------------------------------------------------------
 
@@ -709,7 +451,8 @@ class StreamingContext(SourceStreams):
         host = self._host
         if host is None or host.done():
             return
-        inside = asyncio.current_task() in (self._runner_task, host)
+        runner = None if self._scheduler is None else self._scheduler.runner_task
+        inside = asyncio.current_task() in (runner, host)
         if graceful and not self._stopping and not inside:
             self._stopping = True
             limit = 10 * self._batch_ms / 1000 if timeout is None else to_ms(timeout) / 1000
@@ -722,20 +465,16 @@ class StreamingContext(SourceStreams):
 
     async def _drain(self) -> None:
         assert self._sources_scope is not None
-        assert self._ticker_scope is not None
+        sched = self._scheduler
+        assert sched is not None
         self._sources_scope.cancel()
-        self._ticker_scope.cancel()
-        await self._ticker_done.wait()
+        await sched.stop_ticking()
         await self._sources_done.wait()
         for node in self._inputs:
             if isinstance(node._op, BufferedInput):
                 node._op.buffer.close("the StreamingContext is stopping")
-        while any(node._op.pending() for node in self._inputs):  # type: ignore[attr-defined]
-            self._generate(self._next_ms)
-            self._next_ms += self._batch_ms
-        self._no_more_jobs = True
-        self._wake_runner()
-        await self._runner_done.wait()
+        inputs = [op for _, op in sched.inputs]
+        await sched.drain(lambda: any(op.pending() for op in inputs))
 
     async def await_termination(self, timeout: Duration | None = None) -> bool:  # noqa: ASYNC109 - Spark: awaitTerminationOrTimeout
         """Wait until the context stops; re-raise the error that stopped it.
@@ -789,21 +528,3 @@ class StreamingContext(SourceStreams):
             BatchError: A user function failed.
         """
         run_context(self, timeout, use_uvloop=self._uvloop)
-
-
-def _name_operators(ops: list[Any]) -> None:
-    """Give every stateful operator without ``name=`` a stable default: ``kind#i``."""
-    taken = {op.name for op in ops if op.name is not None}
-    counts: collections.Counter[str] = collections.Counter()
-    for op in ops:
-        if op.name is None:
-            while (candidate := f"{op.kind}#{counts[op.kind]}") in taken:
-                counts[op.kind] += 1
-            op.name = candidate
-            taken.add(candidate)
-            counts[op.kind] += 1
-    names = [op.name for op in ops]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        msg = f"operator names must be unique in a context; used twice: {', '.join(duplicates)}"
-        raise ContextStateError(msg)

@@ -1,17 +1,28 @@
 """Listener events and the information they carry (Spark's StreamingListener).
 
-A listener is any object with some of the ``on_*`` methods of :class:`StreamingListener`;
-missing methods are skipped. Methods may be plain or ``async def``.
+A listener is any object with some of the ``on_*`` methods of :class:`StreamingListener`
+(subclass it and override what you need); missing methods are skipped. Methods may be
+plain or ``async def``: a plain method runs at once, where the event happens; an async
+one is awaited by the context's listener task, in the order of the events, so a slow
+listener never delays a tick or a batch. An exception in a listener is logged, never
+raised into the engine.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import inspect
+import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
 
 from ._util import ms_to_datetime
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from datetime import datetime
 
 __all__ = [
@@ -20,6 +31,21 @@ __all__ = [
     "SourceErrorInfo",
     "StreamingListener",
 ]
+
+logger = logging.getLogger("asyncstream")
+
+#: Seconds an async listener call may go on once the context is stopping.
+LISTENER_GRACE: Final = 10.0
+
+#: The events a listener may handle, in the order they happen for a batch.
+EVENTS: Final = (
+    "on_batch_submitted",
+    "on_batch_started",
+    "on_output_operation_started",
+    "on_output_operation_completed",
+    "on_batch_completed",
+    "on_source_error",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +158,83 @@ class StreamingListener:
 
     def on_source_error(self, info: SourceErrorInfo) -> None:
         """A source skipped bad input."""
+
+
+class Listeners:
+    """The listeners of one context (internal): methods looked up once, async ones awaited.
+
+    ``emit(event, info)`` calls each listener's plain method at once and queues each
+    coroutine an async method returns; :meth:`run` (a task of the context) awaits them
+    in order, and :meth:`flush` awaits what is left when the context stops.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Callable[[Any], Any]]] = {e: [] for e in EVENTS}
+        self._count = 0
+        self._queue: collections.deque[tuple[Awaitable[Any], str]] = collections.deque()
+        self._wake: asyncio.Event | None = None
+
+    def add(self, listener: object) -> None:
+        """Register ``listener``'s ``on_*`` methods.
+
+        Raises:
+            TypeError: ``listener`` has none of the ``on_*`` methods.
+        """
+        found = [(e, getattr(listener, e)) for e in EVENTS if callable(getattr(listener, e, None))]
+        if not found:
+            msg = (
+                f"add_listener: {listener!r} has none of the listener methods "
+                f"({', '.join(EVENTS)}); subclass asyncstream.StreamingListener"
+            )
+            raise TypeError(msg)
+        for event, method in found:
+            self._handlers[event].append(method)
+        self._count += 1
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+    def emit(self, event: str, info: object) -> None:
+        """Deliver ``info`` to every listener's ``event`` method."""
+        for method in self._handlers[event]:
+            try:
+                result = method(info)
+            except Exception:
+                logger.exception(
+                    "listener %r failed in %s", getattr(method, "__self__", method), event
+                )
+                continue
+            if inspect.isawaitable(result):
+                self._queue.append((result, event))
+                if self._wake is not None:
+                    self._wake.set()
+
+    async def run(self) -> None:
+        """Await the queued async listener calls in order, for the context's lifetime."""
+        self._wake = asyncio.Event()
+        while True:
+            await self.flush()
+            await self._wake.wait()
+            self._wake.clear()
+
+    async def flush(self) -> None:
+        """Await every queued async listener call.
+
+        Each call, once begun, is shielded from the context's stop (for at most
+        :data:`LISTENER_GRACE` seconds), so a stop never cuts a listener in half.
+        """
+        while self._queue:
+            pending, event = self._queue.popleft()
+            try:
+                with anyio.move_on_after(LISTENER_GRACE, shield=True):
+                    await pending
+            except Exception:
+                logger.exception("a listener failed in %s", event)
+
+    def discard(self) -> None:
+        """Close the calls that will never be awaited (the context stopped at once)."""
+        while self._queue:
+            pending, _ = self._queue.popleft()
+            close = getattr(pending, "close", None)
+            if close is not None:
+                close()

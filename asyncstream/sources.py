@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import itertools
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, final
 
 from . import operators as ops
@@ -38,7 +38,7 @@ class Input(ops.Operator):
         """Records received but not yet in a batch (graceful stop drains them)."""
         return 0
 
-    def partition(self, records: list[Any]) -> list[list[Any]]:
+    def partition(self, records: list[Any]) -> list[Collection[Any]]:
         """Split a cut batch into partitions (one, unless the input says otherwise)."""
         return [records]
 
@@ -96,7 +96,7 @@ class QueueInput(Input):
         for _ in range(min(int(position), len(self.queue))):
             self._pop()
 
-    def partition(self, records: list[Any]) -> list[list[Any]]:
+    def partition(self, records: list[Any]) -> list[Collection[Any]]:
         """Slice like Spark's ``parallelize``: partition i holds ``[i*n//k, (i+1)*n//k)``."""
         n, k = len(records), self.num_partitions
         if k == 1:

@@ -1,0 +1,355 @@
+"""The scheduler: the tick timer, cutting inputs, the job queue, running and committing batches.
+
+One :class:`Scheduler` per started context. It owns a timer on the clock that fires
+every batch interval on deadlines computed from the aligned start (``first + k *
+interval``, so no drift); the timer's callback (:meth:`Scheduler._tick`) cuts every input
+into a batch and queues the batch time, without a task switch. One job task
+(:meth:`Scheduler.run_jobs`) runs the queued batches in time order, one at a time:
+stateful operators are fed, then the outputs run in registration order; then the caches
+the batch no longer needs are forgotten and, with a checkpoint, the batch is committed.
+
+It knows the graph only through the :class:`~asyncstream._graph.Plan` the context made
+at start, and reports an error that must stop the context through ``fail``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import math
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._blame import blame, find_fused_culprit
+from ._util import ms_to_datetime
+from .batch import Batch
+from .clock import timers_of
+from .errors import BatchError
+from .metrics import BatchInfo, OutputOperationInfo
+from .sources import BufferedInput
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from ._buffer import RecordBuffer
+    from ._graph import Plan
+    from .checkpoint import Checkpoint
+    from .clock import Clock, Timer
+    from .dstream import DStream
+    from .metrics import Listeners
+    from .sinks import Output
+    from .sources import Input
+
+__all__: list[str] = []
+
+
+class Scheduler:
+    """Ticks, queued batches and their runs for one started context (internal).
+
+    Args:
+        clock: The context's clock.
+        batch_ms: The batch interval in ms.
+        next_ms: The first batch time to cut (after a restart: the one after the last
+            committed batch, so the ticker catches up).
+        zero_ms: The time grid's origin (``first batch time - batch_ms``).
+        plan: The graph as planned at start.
+        checkpoint: Where each batch commits, if anywhere.
+        listeners: Who hears about batches and outputs.
+        fail: Called with the error that must stop the context.
+        stopping: True once the context is being stopped (not idle until stopped).
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        batch_ms: int,
+        next_ms: int,
+        zero_ms: int,
+        plan: Plan,
+        checkpoint: Checkpoint | None,
+        listeners: Listeners,
+        fail: Callable[[BaseException], None],
+        stopping: Callable[[], bool],
+    ) -> None:
+        self._clock = clock
+        self._batch_ms = batch_ms
+        self.next_ms = next_ms
+        self._zero_ms = zero_ms
+        self._plan = plan
+        self._inputs = plan.inputs
+        self._outputs = plan.outputs
+        self._stateful = plan.stateful
+        self._caching = plan.caching
+        self._checkpoint = checkpoint
+        self._listeners = listeners
+        self._fail = fail
+        self._stopping = stopping
+        self.last_time_ms: int | None = None
+        self._positions: dict[int, dict[str, Any]] = {}
+        # Per queued batch time: records it took from bounded buffers, released once it ran.
+        self._held: dict[int, list[tuple[RecordBuffer[Any], int]]] = {}
+        # Queued batches as (batch time ms, records, submission time): BatchInfo objects
+        # are made only for listeners and statistics().
+        self._jobs: collections.deque[tuple[int, int, float]] = collections.deque()
+        self._wakeup: asyncio.Future[None] | None = None
+        self._running = False
+        self._no_more_jobs = False
+        self._ticker_deadline = math.inf
+        self._timer: Timer | None = None
+        self._call_at = timers_of(clock)
+        self._progress: asyncio.Event | None = None
+        self.completed = 0
+        self._last_info: tuple[int, int, float, float, float] | None = None
+        self._ticker_scope: anyio.CancelScope | None = None
+        self._ticker_done = asyncio.Event()
+        self._runner_done = asyncio.Event()
+        self.runner_task: asyncio.Task[Any] | None = None
+        self._failed_node: DStream[Any] | None = None
+
+    # --- what the context reads -----------------------------------------------------
+
+    @property
+    def inputs(self) -> list[tuple[DStream[Any], Input]]:
+        """The input nodes with their operators."""
+        return self._inputs
+
+    @property
+    def queued(self) -> int:
+        """Batches cut and not yet run."""
+        return len(self._jobs)
+
+    @property
+    def last_batch(self) -> BatchInfo | None:
+        """The last completed batch, with its delays."""
+        return None if self._last_info is None else BatchInfo(*self._last_info)
+
+    def note_failure(self, node: DStream[Any]) -> None:
+        """``node`` raised while computing a batch (the first one is blamed)."""
+        if self._failed_node is None:
+            self._failed_node = node
+
+    # --- the ticker -----------------------------------------------------------------
+
+    async def ticker(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """Own the tick timer for the context's lifetime.
+
+        Each tick is a timer callback on the clock (:meth:`_tick`), which cuts the
+        batch and arms the next timer, so the schedule never waits for a task switch
+        and never for a batch that is still running.
+        """
+        try:
+            with anyio.CancelScope() as self._ticker_scope:
+                self._arm()
+                task_status.started()
+                await anyio.sleep_forever()
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._ticker_deadline = math.inf
+            self._ticker_done.set()
+
+    def _arm(self) -> None:
+        deadline = self.next_ms / 1000
+        self._ticker_deadline = deadline
+        self._timer = self._call_at(deadline, self._tick)
+
+    def _tick(self) -> None:
+        try:
+            t = self.next_ms
+            self._ticker_deadline = -math.inf
+            self._generate(t)
+            self.next_ms = t + self._batch_ms
+            self._arm()
+        except Exception as exc:
+            # A timer callback has nobody to raise to: the error stops the context and
+            # await_termination() re-raises it.
+            self._fail(exc)
+        self._notify()
+
+    def _generate(self, t: int) -> None:
+        """Cut every input into its batch for ``t`` and queue the batch."""
+        num = 0
+        held = []
+        for node, op in self._inputs:
+            records = op.cut()
+            node._cache[t] = Batch._make(t, op.partition(records))
+            num += len(records)
+            if records and isinstance(op, BufferedInput):
+                held.append((op.buffer, len(records)))
+        if held:
+            self._held[t] = held
+        self.last_time_ms = t
+        if self._checkpoint is not None:
+            self._positions[t] = {
+                name: op.position()
+                for name, (_, op) in zip(self._plan.input_names, self._inputs, strict=True)
+                if op.replayable
+            }
+        submitted = self._clock.now()
+        self._jobs.append((t, num, submitted))
+        self._wake_runner()
+        if self._listeners:
+            self._listeners.emit("on_batch_submitted", BatchInfo(t, num, submitted))
+
+    # --- the job runner -------------------------------------------------------------
+
+    def _wake_runner(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            if not wakeup.done():
+                wakeup.set_result(None)
+
+    async def run_jobs(self) -> None:
+        """Run the queued batches in time order until :meth:`drain` says there are no more."""
+        self.runner_task = asyncio.current_task()
+        create_future = asyncio.get_running_loop().create_future
+        try:
+            while True:
+                while not self._jobs:
+                    if self._no_more_jobs:
+                        return
+                    self._wakeup = create_future()
+                    await self._wakeup
+                job = self._jobs.popleft()
+                self._running = True
+                try:
+                    await self._run_batch(*job)
+                except BatchError as err:
+                    self._fail(err)
+                    return
+                finally:
+                    self._running = False
+                    self._notify()
+        finally:
+            self._runner_done.set()
+
+    async def _run_batch(self, t: int, num: int, submitted: float) -> None:
+        clock = self._clock
+        started = clock.now()
+        listeners = self._listeners if self._listeners else None
+        if listeners is not None:
+            listeners.emit("on_batch_started", BatchInfo(t, num, submitted, started))
+        out: Output | None = None
+        try:
+            for node, op in self._stateful:
+                await op.feed(node, t)
+            for i, out in enumerate(self._outputs):
+                batch = await out.stream._get(t)
+                if batch is None:
+                    continue  # this output's stream has no batch at t (a window not due)
+                if listeners is not None:
+                    when = ms_to_datetime(t)
+                    op_info = OutputOperationInfo(when, i, out.name, clock.now())
+                    listeners.emit("on_output_operation_started", op_info)
+                    try:
+                        if (pending := out.run(batch)) is not None:
+                            await pending
+                    except Exception as exc:
+                        end = dataclasses.replace(
+                            op_info, end_time=clock.now(), failure_reason=repr(exc)
+                        )
+                        listeners.emit("on_output_operation_completed", end)
+                        raise
+                    end = dataclasses.replace(op_info, end_time=clock.now())
+                    listeners.emit("on_output_operation_completed", end)
+                elif (pending := out.run(batch)) is not None:
+                    await pending
+        except Exception as exc:
+            raise await self._batch_error(exc, t, out) from exc
+        finally:
+            self._forget(t)
+            if self._held:
+                for buffer, n in self._held.pop(t, ()):
+                    buffer.release(n)
+        if self._checkpoint is not None:
+            self._commit(t)
+        self.completed += 1
+        self._last_info = last = (t, num, submitted, started, clock.now())
+        if listeners is not None:
+            listeners.emit("on_batch_completed", BatchInfo(*last))
+
+    def _commit(self, t: int) -> None:
+        assert self._checkpoint is not None
+        blobs: dict[str, tuple[str, Any]] = {
+            f"source:{name}": ("source", position)
+            for name, position in self._positions.pop(t, {}).items()
+        }
+        for _, op in self._stateful:
+            blob = op.checkpoint_blob()
+            if blob is not None:
+                blobs[op.name or op.kind] = (op.kind, blob)  # named at start
+        self._checkpoint.commit(t, {"zero_ms": self._zero_ms}, blobs)
+
+    def _forget(self, t: int) -> None:
+        for node in self._caching:
+            cache = node._cache
+            if cache:
+                limit = t - node._remember_ms
+                if len(cache) == 1:  # the common case: only this batch's
+                    if next(iter(cache)) <= limit:
+                        cache.clear()
+                else:
+                    for old in [k for k in cache if k <= limit]:
+                        del cache[old]
+
+    async def _batch_error(self, exc: Exception, t: int, out: Output | None) -> BatchError:
+        name = blame(exc, self._plan.code_names)
+        if name is None and self._failed_node is not None:
+            culprit = await find_fused_culprit(self._failed_node, t)
+            name = (culprit or self._failed_node)._name
+        if name is None:
+            name = out.name if out is not None else "<unknown operator>"
+        when = ms_to_datetime(t)
+        msg = f"{name} failed in the batch of {when.isoformat()}: {type(exc).__name__}: {exc}"
+        return BatchError(msg, batch_time=when, operator_name=name)
+
+    # --- graceful stop --------------------------------------------------------------
+
+    async def stop_ticking(self) -> None:
+        """Cancel the timer; return once the ticker has ended."""
+        if self._ticker_scope is not None:
+            self._ticker_scope.cancel()
+        await self._ticker_done.wait()
+
+    async def drain(self, pending: Callable[[], bool]) -> None:
+        """Cut batches while ``pending()``, then run every queued batch and return."""
+        while pending():
+            self._generate(self.next_ms)
+            self.next_ms += self._batch_ms
+        self._no_more_jobs = True
+        self._wake_runner()
+        await self._runner_done.wait()
+
+    # --- idle detection for ManualClock ---------------------------------------------
+
+    def _notify(self) -> None:
+        event = self._progress
+        if event is not None:
+            self._progress = None
+            event.set()
+
+    def stopped(self) -> None:
+        """The context stopped: wake whoever waits for it to be idle."""
+        self._notify()
+
+    def _idle(self) -> bool:
+        if self._jobs or self._running or self._ticker_deadline <= self._clock.now():
+            return False
+        # Stopping: not idle until it has stopped.
+        return not self._stopping()
+
+    def settle(self, active: Callable[[], bool]) -> Awaitable[None] | None:
+        """None when every due tick has fired and every queued batch has run, else a wait."""
+        if active() and not self._idle():
+            return self._wait_idle(active)
+        return None
+
+    async def _wait_idle(self, active: Callable[[], bool]) -> None:
+        while active() and not self._idle():
+            if self._progress is None:
+                self._progress = asyncio.Event()
+            await self._progress.wait()
