@@ -24,7 +24,10 @@ from .errors import DurationError as DurationError
 from .errors import IncompatibleStreamsError as IncompatibleStreamsError
 from .errors import MissingExtraError as MissingExtraError
 from .errors import SerializationError as SerializationError
+from .errors import StateNotSetError as StateNotSetError
+from .errors import StateOperationError as StateOperationError
 from .errors import StreamClosedError as StreamClosedError
+from .errors import WindowTimeError as WindowTimeError
 from .errors import WorkerLostError as WorkerLostError
 from .executors import Executor as Executor
 from .executors import InlineExecutor as InlineExecutor
@@ -36,11 +39,8 @@ from .sources import InputSender as InputSender
 from .state import MemoryStateStore as MemoryStateStore
 from .state import SqliteStateStore as SqliteStateStore
 from .state import State as State
-from .state import StateNotSetError as StateNotSetError
-from .state import StateOperationError as StateOperationError
 from .state import StateSpec as StateSpec
 from .state import StateStore as StateStore
-from .windows import WindowTimeError as WindowTimeError
 
 __version__ = "0.1.0"
 

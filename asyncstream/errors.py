@@ -11,6 +11,9 @@ Every exception the library raises on purpose derives from :class:`AsyncStreamEr
     ├── SerializationError (TypeError)     work or data cannot be shipped to a worker
     ├── WorkerLostError (RuntimeError)     a worker died while it ran a partition
     ├── CheckpointError (RuntimeError)     a checkpoint that cannot be used as it is
+    ├── WindowTimeError (ValueError)       a batch time off a window's schedule
+    ├── StateNotSetError (LookupError)     State.get() for a key without state
+    ├── StateOperationError (RuntimeError) State.update()/remove() when not allowed
     └── MissingExtraError (ImportError)    an optional dependency is not installed
 
 Errors carry their context as attributes (``batch_time``, ``operator_name``), the way
@@ -33,7 +36,10 @@ __all__ = [
     "IncompatibleStreamsError",
     "MissingExtraError",
     "SerializationError",
+    "StateNotSetError",
+    "StateOperationError",
     "StreamClosedError",
+    "WindowTimeError",
     "WorkerLostError",
 ]
 
@@ -110,6 +116,18 @@ class CheckpointError(AsyncStreamError, RuntimeError):
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(message)
         self.path = path
+
+
+class WindowTimeError(AsyncStreamError, ValueError):
+    """A batch time off the parent's schedule or out of order, or a mismatched snapshot."""
+
+
+class StateNotSetError(AsyncStreamError, LookupError):
+    """``State.get()`` was called for a key that has no state (Spark: NoSuchElementException)."""
+
+
+class StateOperationError(AsyncStreamError, RuntimeError):
+    """``State.update()``/``remove()`` on a state that was removed or is timing out."""
 
 
 class MissingExtraError(AsyncStreamError, ImportError):

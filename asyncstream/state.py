@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, NoReturn, Protocol, Self,
 
 from . import _auth
 from ._util import to_ms
-from .errors import AsyncStreamError
+from .errors import StateNotSetError, StateOperationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, ItemsView, Iterable, Iterator
@@ -50,14 +50,6 @@ U = TypeVar("U")  # what a map_with_state function returns
 _REMOVED: Final[Any] = object()  # State._key once remove() was called
 _DELETED: Final[Any] = object()
 _PICKLE_PROTOCOL: Final = pickle.HIGHEST_PROTOCOL
-
-
-class StateNotSetError(AsyncStreamError, LookupError):
-    """``State.get()`` was called for a key that has no state (Spark: NoSuchElementException)."""
-
-
-class StateOperationError(AsyncStreamError, RuntimeError):
-    """``State.update()``/``remove()`` on a state that was removed or is timing out."""
 
 
 # --- stores ---------------------------------------------------------------------------

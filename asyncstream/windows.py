@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, Generic, TypeVar, final
 
 from ._util import check_multiple, fmt_s
-from .errors import AsyncStreamError, DurationError
+from .errors import DurationError, WindowTimeError
 
 __all__ = [
     "INCREMENTAL_MIN_WINDOW_SLIDES",
@@ -64,10 +64,6 @@ INCREMENTAL_MIN_WINDOW_SLIDES: Final = 5
 
 _SNAPSHOT_VERSION: Final = 1
 _MISSING: Final[Any] = object()
-
-
-class WindowTimeError(AsyncStreamError, ValueError):
-    """A batch time off the parent's schedule or out of order, or a mismatched snapshot."""
 
 
 # --- time rules -----------------------------------------------------------------------
