@@ -7,13 +7,14 @@ Per batch, the stage is pickled once with cloudpickle and each partition is pick
 a bytes blob on the driver, then submitted as one task (shipping blobs, not lists of
 records, keeps Dask's serialization out of the per-record path). Blobs travel inside the
 task, held by the scheduler, so a task whose worker died can be retried elsewhere. Results
-come back as blobs, in partition order; merging them stays on the driver.
+come back as blobs, in partition order; merging them stays on the driver. The shipping
+itself (pickling, the function the workers run, errors) is in ``_shipping.py``, shared
+with the process executor.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import importlib
 import logging
 import os
@@ -25,15 +26,15 @@ from typing import TYPE_CHECKING, Any, Final, Self, cast, final
 import anyio
 import cloudpickle
 
-from ._process_executor import (
-    _run_blob,
-    _WorkerShippingError,
+from ._shipping import (
+    WorkerShippingError,
     dump_part,
     dump_stage,
     load_result,
+    run_blob,
     shipping_error,
 )
-from .errors import ContextStateError, MissingExtraError, WorkerLostError
+from .errors import MissingExtraError, WorkerLostError
 from .executors import ExecutorContext
 
 if TYPE_CHECKING:
@@ -70,12 +71,6 @@ def _import_distributed() -> ModuleType:
         )
         raise MissingExtraError(msg) from err
     return distributed
-
-
-class _Lifecycle(enum.Enum):
-    NEW = "not started"
-    STARTED = "started"
-    CLOSED = "closed"
 
 
 @final
@@ -210,7 +205,6 @@ class DaskExecutor(ExecutorContext):
         self._by_value = tuple(by_value)
         self.max_in_flight = max_in_flight
         self._slots = anyio.Semaphore(max_in_flight)  # not tied to a loop until used
-        self._state = _Lifecycle.NEW
         self._client: distributed.Client | None = None
         self._cluster: distributed.LocalCluster | None = None
         self._registered: list[str] = []
@@ -231,67 +225,47 @@ class DaskExecutor(ExecutorContext):
         Raises:
             ContextStateError: The executor is not started, or closed.
         """
-        return self._running_client("client")
+        return self._running("client", self._client)
 
     @property
     def dashboard_link(self) -> str | None:
         """The address of the Dask dashboard, if the scheduler serves one."""
-        link = self._running_client("dashboard_link").dashboard_link
+        link = self._running("dashboard_link", self._client).dashboard_link
         return None if link is None else str(link)
 
-    def _running_client(self, what: str) -> distributed.Client:
-        if self._state is not _Lifecycle.STARTED or self._client is None:
-            msg = (
-                f"DaskExecutor.{what}: the executor is {self._state.value}; use "
-                "'async with DaskExecutor(...)' or pass it to StreamingContext(executor=...), "
-                "which starts and closes it"
-            )
-            raise ContextStateError(msg)
-        return self._client
-
-    async def start(self) -> None:
+    async def _open(self) -> None:
         """Connect to the cluster (starting the local one first), upload files.
 
+        ``start()`` closes the executor if this fails.
+
         Raises:
-            ContextStateError: The executor was already started or closed.
             TypeError: The given client is not asynchronous or runs on another loop.
             OSError: The scheduler cannot be reached.
         """
-        if self._state is not _Lifecycle.NEW:
-            msg = (
-                f"DaskExecutor.start(): the executor is {self._state.value}; an executor "
-                "starts once: create a new one"
-            )
-            raise ContextStateError(msg)
         dist = _import_distributed()
-        self._state = _Lifecycle.STARTED
-        try:
-            if self._given_client is not None:
-                self._client = await _checked_client(self._given_client)
-            else:
-                target: Any = self._address
-                if self._local is not None:
-                    workers, threads = self._local
-                    self._cluster = await dist.LocalCluster(
-                        n_workers=workers,
-                        threads_per_worker=threads,
-                        processes=True,
-                        host="127.0.0.1",
-                        dashboard_address="127.0.0.1:0",
-                        asynchronous=True,
-                        # Errors of user functions come back to the driver and are raised
-                        # there; the workers' own logs would only repeat them, and at
-                        # shutdown a worker's last heartbeat may log a traceback.
-                        silence_logs=logging.CRITICAL,
-                    )
-                    target = self._cluster
-                self._client = await dist.Client(target, asynchronous=True, set_as_default=False)
-            for path in self._upload:
-                await self._client.upload_file(path)
-            self._register_by_value()
-        except BaseException:
-            await self.aclose()
-            raise
+        if self._given_client is not None:
+            self._client = await _checked_client(self._given_client)
+        else:
+            target: Any = self._address
+            if self._local is not None:
+                workers, threads = self._local
+                self._cluster = await dist.LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=threads,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address="127.0.0.1:0",
+                    asynchronous=True,
+                    # Errors of user functions come back to the driver and are raised
+                    # there; the workers' own logs would only repeat them, and at
+                    # shutdown a worker's last heartbeat may log a traceback.
+                    silence_logs=logging.CRITICAL,
+                )
+                target = self._cluster
+            self._client = await dist.Client(target, asynchronous=True, set_as_default=False)
+        for path in self._upload:
+            await self._client.upload_file(path)
+        self._register_by_value()
 
     def _register_by_value(self) -> None:
         registered = cloudpickle.list_registry_pickle_by_value()
@@ -334,7 +308,7 @@ class DaskExecutor(ExecutorContext):
             Exception: Whatever the stage raised on the worker, as the same type, with
                 the worker's traceback.
         """
-        client = self._running_client("run()")
+        client = self._running("run()", self._client)
         if not parts:
             return []
         dist = _import_distributed()
@@ -347,7 +321,7 @@ class DaskExecutor(ExecutorContext):
                 for i, blob in enumerate(blobs):
                     futures.append(
                         client.submit(
-                            _run_blob, stage_blob, i, blob, key=f"{prefix}-{i}", pure=False
+                            run_blob, stage_blob, i, blob, key=f"{prefix}-{i}", pure=False
                         )
                     )
                 results: list[bytes] = await client.gather(futures)  # type: ignore[no-untyped-call]
@@ -363,33 +337,31 @@ class DaskExecutor(ExecutorContext):
             except dist.client.FutureCancelledError as err:
                 msg = f"{label}: the cluster cancelled partition {_index_of(err.key)}: {err}"
                 raise WorkerLostError(msg, operator_name=label) from err
-            except _WorkerShippingError as err:
+            except WorkerShippingError as err:
                 raise shipping_error(err, label, _LOAD_HINT) from err
             finally:
                 for future in futures:
                     future.release()  # type: ignore[no-untyped-call]
         return [load_result(blob, i, label) for i, blob in enumerate(results)]
 
-    async def aclose(self) -> None:
-        """Close what ``start()`` opened: the client (unless given), then the local cluster.
+    async def _release(self) -> None:
+        """Close what ``_open()`` opened: the client (unless given), then the local cluster.
 
-        Idempotent and shielded from cancellation; each close is bounded.
+        ``aclose()`` shields this from cancellation; each close is bounded.
         """
-        self._state = _Lifecycle.CLOSED
         client, self._client = self._client, None
         cluster, self._cluster = self._cluster, None
         self._unregister_by_value()
-        with anyio.CancelScope(shield=True):
-            if client is not None and client is not self._given_client:
-                with anyio.move_on_after(_CLOSE_TIMEOUT) as scope:
-                    await client.close()  # type: ignore[no-untyped-call]
-                if scope.cancelled_caught:
-                    logger.warning("DaskExecutor: the Dask client did not close in time")
-            if cluster is not None:
-                with anyio.move_on_after(_CLOSE_TIMEOUT) as scope:
-                    await cast("Awaitable[None]", cluster.close())
-                if scope.cancelled_caught:
-                    logger.warning("DaskExecutor: the local Dask cluster did not close in time")
+        if client is not None and client is not self._given_client:
+            with anyio.move_on_after(_CLOSE_TIMEOUT) as scope:
+                await client.close()  # type: ignore[no-untyped-call]
+            if scope.cancelled_caught:
+                logger.warning("DaskExecutor: the Dask client did not close in time")
+        if cluster is not None:
+            with anyio.move_on_after(_CLOSE_TIMEOUT) as scope:
+                await cast("Awaitable[None]", cluster.close())
+            if scope.cancelled_caught:
+                logger.warning("DaskExecutor: the local Dask cluster did not close in time")
 
 
 async def _checked_client(client: distributed.Client) -> distributed.Client:

@@ -10,14 +10,30 @@ windows.
 - :class:`InlineExecutor` (the default) runs nothing itself: the engine keeps its lazy,
   fused iterators on the event loop.
 - :class:`ProcessExecutor` and :class:`DaskExecutor` ship the stage (pickled with
-  cloudpickle) and the partitions (pickled blobs) to other processes. Async user
-  functions always run on the driver's loop.
+  cloudpickle) and the partitions (pickled blobs) to other processes (the shipping itself
+  is in ``_shipping.py``). Async user functions always run on the driver's loop.
+
+Executors that hold resources (a process pool, a Dask client) share one lifecycle,
+:class:`ExecutorContext`::
+
+    not started --start()--> starting --opened--> started
+         |                      |                    |
+         +----------------------+-----aclose()-------+--> closed
+                                                          (a start() that fails closes too)
+
+An executor starts once; ``aclose()`` is idempotent; a call that needs a started executor
+says which state it found and how to start it.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar, final, runtime_checkable
+
+import anyio
+
+from .errors import ContextStateError
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -25,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["Executor", "ExecutorContext", "InlineExecutor", "Stage"]
 
 R = TypeVar("R")  # what a stage returns for one partition
+T = TypeVar("T")  # what a started executor holds (a pool, a client)
 
 #: ``stage(partition_index, records)``: the work for one partition.
 Stage = Callable[[int, list[Any]], Any]
@@ -58,14 +75,82 @@ class Executor(Protocol):
         ...
 
 
+class _Lifecycle(enum.Enum):
+    """The states of an :class:`ExecutorContext`; the value is what messages say."""
+
+    NEW = "not started"
+    STARTING = "starting"
+    STARTED = "started"
+    CLOSED = "closed"
+
+
 class ExecutorContext:
-    """``async with executor:`` starts it and closes it (for executors used on their own)."""
+    """The lifecycle of an executor that holds resources, and ``async with`` for it.
+
+    ``start()`` runs once: it calls :meth:`_open` and, if that fails, closes the
+    executor and re-raises. ``aclose()`` is idempotent and shielded from cancellation; it
+    calls :meth:`_release`. Subclasses implement those two, and check with
+    :meth:`_running` that they are started before they use what ``_open`` acquired.
+    ``async with executor:`` starts it and closes it (for executors used on their own).
+    """
+
+    _state: _Lifecycle = _Lifecycle.NEW
 
     async def start(self) -> None:
-        """Acquire what the executor needs."""
+        """Acquire what the executor needs; an executor starts once.
+
+        Called by ``StreamingContext.start()`` on the context's event loop.
+
+        Raises:
+            ContextStateError: The executor was already started or closed.
+        """
+        if self._state is not _Lifecycle.NEW:
+            msg = (
+                f"{type(self).__name__}.start(): the executor is {self._state.value}; an "
+                "executor starts once: create a new one"
+            )
+            raise ContextStateError(msg)
+        self._state = _Lifecycle.STARTING
+        try:
+            await self._open()
+        except BaseException:
+            await self.aclose()
+            raise
+        if self._state is _Lifecycle.STARTING:  # not closed while _open() awaited
+            self._state = _Lifecycle.STARTED
+        else:
+            await self._release()  # aclose() ran too early to see what _open() acquired
 
     async def aclose(self) -> None:
-        """Release it."""
+        """Release what ``start()`` acquired.
+
+        Idempotent, and shielded from cancellation so that nothing outlives it.
+        """
+        self._state = _Lifecycle.CLOSED
+        with anyio.CancelScope(shield=True):
+            await self._release()
+
+    async def _open(self) -> None:
+        """Acquire what the executor needs (the state is STARTING meanwhile)."""
+
+    async def _release(self) -> None:
+        """Release what :meth:`_open` acquired; called again by a second ``aclose()``."""
+
+    def _running(self, what: str, resource: T | None) -> T:
+        """``resource``, if the executor is started and has it; ``what`` names the caller.
+
+        Raises:
+            ContextStateError: The executor is not started, or closed.
+        """
+        if self._state is not _Lifecycle.STARTED or resource is None:
+            name = type(self).__name__
+            msg = (
+                f"{name}.{what}: the executor is {self._state.value}; use 'async with "
+                f"{name}(...)' or pass it to StreamingContext(executor=...), which starts "
+                "and closes it"
+            )
+            raise ContextStateError(msg)
+        return resource
 
     async def __aenter__(self) -> Self:
         await self.start()
