@@ -1,8 +1,32 @@
 """asyncstream: Spark Streaming's DStream model on asyncio.
 
 Example:
-    >>> import asyncstream
-    >>> ssc = asyncstream.StreamingContext(1.0)
+    A word count over two one-second batches, on a manual clock so it runs at once
+    (a real job leaves out ``clock=`` and runs on the wall clock):
+
+    >>> import asyncio, operator
+    >>> from asyncstream import StreamingContext
+    >>> from asyncstream.testing import ManualClock
+    >>> async def main() -> None:
+    ...     clock = ManualClock()
+    ...     ssc = StreamingContext(1.0, clock=clock)
+    ...     lines = ssc.queue_stream([["a b", "b"], ["a"]])
+    ...     words = lines.flat_map(str.split).map(lambda w: (w, 1))
+    ...     words.reduce_by_key(operator.add).pprint()
+    ...     async with ssc:  # started here, stopped at the end of the block
+    ...         await clock.advance(2)  # two batches, each done when this returns
+    >>> asyncio.run(main())
+    -------------------------------------------
+    Time: 1970-01-01 00:00:01
+    -------------------------------------------
+    ('a', 1)
+    ('b', 2)
+    <BLANKLINE>
+    -------------------------------------------
+    Time: 1970-01-01 00:00:02
+    -------------------------------------------
+    ('a', 1)
+    <BLANKLINE>
 """
 
 from ._dask_executor import DaskExecutor as DaskExecutor

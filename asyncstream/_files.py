@@ -522,9 +522,20 @@ class TextFileSource(_DirectorySource[str]):
             below 1.
 
     Example:
-        >>> src = TextFileSource("/data/in")
-        >>> src.name
-        'text_file_stream(/data/in)'
+        With ``tmp`` an empty directory:
+
+        >>> _ = (tmp / "old.txt").write_text("there before the source\n")
+        >>> src = TextFileSource(tmp)
+        >>> src.name == f"text_file_stream({tmp})"
+        True
+        >>> _ = (tmp / "new.txt.tmp").write_text("one\r\ntwo\nthree")
+        >>> src.scan()  # old.txt was there first; a .tmp name is still being written
+        []
+        >>> _ = (tmp / "new.txt.tmp").rename(tmp / "new.txt")  # moved in whole
+        >>> src.scan(), src.scan()  # read once, in the scan that finds it
+        (['one', 'two', 'three'], [])
+        >>> src.position()
+        ['new.txt', 'old.txt']
     """
 
     _stream_name = "text_file_stream"
@@ -584,9 +595,16 @@ class BinaryRecordsSource(_DirectorySource[bytes]):
         ValueError: For a record length or ``max_file_bytes`` below 1.
 
     Example:
-        >>> src = BinaryRecordsSource("/data/in", 16)
-        >>> src.name
-        'binary_records_stream(/data/in)'
+        With ``tmp`` an empty directory:
+
+        >>> src = BinaryRecordsSource(tmp, 4)
+        >>> src.name == f"binary_records_stream({tmp})"
+        True
+        >>> _ = (tmp / "frames.bin").write_bytes(b"abcdefghij")
+        >>> src.scan()  # the last 2 bytes are not a whole record
+        [b'abcd', b'efgh']
+        >>> src.statistics()["records"], src.statistics()["bytes"]
+        (2, 10)
     """
 
     _stream_name = "binary_records_stream"

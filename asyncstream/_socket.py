@@ -425,9 +425,16 @@ class SocketTextSource:
         ValueError: For an invalid port, delay or text option.
 
     Example:
-        >>> src = SocketTextSource("localhost", 9000)  # feed it with ``nc -lk 9000``
-        >>> src.name
-        'socket_text_stream(localhost:9000)'
+        Made here, it connects only once the context runs it (start a server first,
+        e.g. ``nc -lk 9000``):
+
+        >>> src = SocketTextSource("localhost", 9000)
+        >>> src.name, src.statistics()["connections"]
+        ('socket_text_stream(localhost:9000)', 0)
+        >>> SocketTextSource("localhost", 0)
+        Traceback (most recent call last):
+        ...
+        ValueError: port must be an int from 1 to 65535, got 0
     """
 
     def __init__(
@@ -545,9 +552,15 @@ class SocketServerSource:
             ``idle_timeout``.
 
     Example:
+        Made here, it listens only once the context runs it:
+
         >>> src = SocketServerSource("127.0.0.1", 0)
         >>> src.name
         'socket_server_stream(127.0.0.1:0)'
+        >>> src.port
+        Traceback (most recent call last):
+        ...
+        RuntimeError: the port is picked when the source starts listening; await ...
     """
 
     def __init__(

@@ -393,7 +393,26 @@ def inspect_checkpoint(directory: str | os.PathLike[str]) -> CheckpointInfo:
         CheckpointError: The file is empty, corrupt, foreign or of an older format.
 
     Example:
-        >>> print(inspect_checkpoint("/var/lib/myjob/checkpoint"))
+        A job that keeps a running count per word writes its state to ``tmp``; ``ssc``
+        runs on the manual clock ``clock``, ``lines`` gives it ``["a b", "b c"]``, then
+        ``["c"]``:
+
+        >>> ssc.checkpoint(tmp)
+        >>> pairs = lines.flat_map(str.split).map(lambda w: (w, 1))
+        >>> totals = pairs.update_state_by_key(lambda vs, s: (s or 0) + sum(vs))
+        >>> totals.foreach_batch(lambda batch: None)
+        >>> async def main() -> None:
+        ...     async with ssc:
+        ...         await clock.advance(2)
+        >>> asyncio.run(main())
+        >>> print(inspect_checkpoint(tmp))  # doctest: +NORMALIZE_WHITESPACE
+        checkpoint: .../checkpoint.db (... bytes)
+        last committed batch time: 2000 ms
+        batch interval: 1000 ms
+        written with key id: ... (this user's key)
+        operator                   kind       keys        bytes
+        source:queue_stream#0      source        -            1
+        update_state_by_key#0      state         3          ...
     """
     path = os.path.join(os.fspath(directory), DB_NAME)
     if not os.path.exists(path):

@@ -194,6 +194,17 @@ class ManualClock:
         >>> clock = ManualClock()
         >>> clock.now()
         0.0
+        >>> async def main() -> None:
+        ...     clock.call_at(2.5, lambda: print("due at", clock.now()))
+        ...     await clock.advance(3)
+        >>> asyncio.run(main())
+        due at 2.5
+        >>> clock.now()
+        3.0
+        >>> asyncio.run(clock.advance(-1))
+        Traceback (most recent call last):
+        ...
+        ValueError: advance(-1): time can't go backwards; pass a duration >= 0
     """
 
     def __init__(self, start: float = 0.0) -> None:

@@ -136,9 +136,20 @@ class StreamingListener:
     """Base class with no-op methods; subclass and override what you need.
 
     Example:
-        >>> class Delays(StreamingListener):
+        With ``ssc`` a context on the manual clock ``clock``, and ``lines`` its input of
+        two lines, then one:
+
+        >>> class Sizes(StreamingListener):
         ...     def on_batch_completed(self, info: BatchInfo) -> None:
-        ...         print(info.total_delay)
+        ...         print(info.batch_time_ms, info.num_records, info.total_delay)
+        >>> ssc.add_listener(Sizes())
+        >>> lines.foreach_batch(lambda batch: None)
+        >>> async def main() -> None:
+        ...     async with ssc:
+        ...         await clock.advance(2)
+        >>> asyncio.run(main())
+        1000 2 0.0
+        2000 1 0.0
     """
 
     def on_batch_submitted(self, info: BatchInfo) -> None:

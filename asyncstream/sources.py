@@ -2,8 +2,15 @@
 
 At every tick the context *cuts* each input: what arrived since the previous tick becomes
 that input's batch for the tick's time (Spark allocates received blocks the same way).
-Long-running sources (generators, sockets, files) run as tasks in the context's task
-group and fill a bounded :class:`~asyncstream._buffer.RecordBuffer`.
+There are three kinds of input:
+
+- :class:`QueueInput` (``queue_stream``): each cut takes the next queued batch (or all).
+- :class:`BufferedInput`: records wait in a bounded
+  :class:`~asyncstream._buffer.RecordBuffer` until the cut. Sources that receive
+  (``iterable_stream``, the socket streams) fill it from a task in the context's task
+  group; for ``input_stream`` the application fills it through an :class:`InputSender`.
+- :class:`ScannedInput`: file streams run no task; the cut scans the directory and reads
+  the new files, as Spark's FileInputDStream does when it computes a batch.
 """
 
 from __future__ import annotations
@@ -18,7 +25,6 @@ from ._buffer import DEFAULT_MAX_BUFFER_BYTES, RecordBuffer
 
 if TYPE_CHECKING:
     from ._source_api import Source, SourceEvents
-    from .dstream import DStream
 
 __all__ = ["InputSender"]
 
@@ -52,7 +58,9 @@ class Input(ops.Operator):
     def restore(self, position: Any) -> None:
         """Go back to a checkpointed position."""
 
-    async def parts(self, node: DStream[Any], t: int) -> ops.Parts:
+    reads = ops.Reads.NOTHING
+
+    async def compute(self, t: int, inputs: list[Any]) -> ops.Parts:
         """An input batch that was never cut (before start, or after stop) is empty."""
         return [[]]
 
@@ -252,13 +260,35 @@ class IterableSource(Generic[T]):
 class InputSender(Generic[T]):
     """The sending end of :meth:`StreamingContext.input_stream`.
 
-    ``send`` waits while the stream holds ``maxsize`` records not yet in a batch.
-    Sending after the context stopped raises :class:`~asyncstream.errors.StreamClosedError`.
+    ``send`` waits while the stream holds ``maxsize`` records (or ``max_buffer_bytes``
+    bytes) waiting for a batch or in batches not yet run; ``len(sender)`` counts those
+    waiting for a batch. Sending once the context is stopping raises
+    :class:`~asyncstream.errors.StreamClosedError`.
 
     Example:
+        With ``ssc`` a context on the manual clock ``clock``:
+
+        >>> from asyncstream.errors import StreamClosedError
         >>> sender, events = ssc.input_stream(maxsize=10_000)
-        >>> await sender.send({"user": "u1"})
-        >>> await sender.send_many(records)
+        >>> events.count().pprint()
+        >>> async def main() -> None:
+        ...     async with ssc:
+        ...         await sender.send({"user": "u1"})
+        ...         await sender.send_many([{"user": "u2"}, {"user": "u3"}])
+        ...         print(len(sender), "waiting")
+        ...         await clock.advance(1)
+        ...     try:
+        ...         await sender.send({"user": "u4"})
+        ...     except StreamClosedError as exc:
+        ...         print(type(exc).__name__)
+        >>> asyncio.run(main())
+        3 waiting
+        -------------------------------------------
+        Time: 1970-01-01 00:00:01
+        -------------------------------------------
+        3
+        <BLANKLINE>
+        StreamClosedError
     """
 
     __slots__ = ("_buffer",)

@@ -185,8 +185,9 @@ class SqliteStateStore(Generic[K, S]):
         CheckpointError: The file cannot be trusted or read (the message says why).
 
     Example:
-        >>> import tempfile, pathlib
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "state.db"
+        With ``tmp`` an empty directory:
+
+        >>> path = tmp / "state.db"
         >>> with SqliteStateStore[str, int](path, "counts") as store:
         ...     store.put("a", 1)
         ...     store.commit(1000)

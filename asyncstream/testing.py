@@ -3,9 +3,15 @@
 ``import asyncstream`` does not load this module.
 
 Example:
-    >>> async def test_counts():
+    A test (pytest-asyncio runs ``async def`` tests) and the same call run here:
+
+    >>> async def test_counts() -> None:
     ...     out = await run_stream(lambda s: s.count(), [[[1, 2], [3]]], batches=3)
     ...     assert out == [[2], [1], [0]]
+    >>> import asyncio
+    >>> asyncio.run(test_counts())
+    >>> asyncio.run(run_stream(lambda s: s.count(), [[[1, 2], [3]]], batches=3))
+    [[2], [1], [0]]
 """
 
 from __future__ import annotations
@@ -29,9 +35,25 @@ __all__ = ["ListSink", "ManualClock", "run_stream"]
 class ListSink:
     """Collects every batch an output produced: ``{time_ms: records}`` plus arrival order.
 
+    Attributes:
+        by_time: Each batch's records by batch time in milliseconds.
+        batches: Every :class:`~asyncstream.Batch`, in the order they arrived.
+
     Example:
+        >>> import asyncio
+        >>> from asyncstream import StreamingContext
+        >>> clock = ManualClock()
+        >>> ssc = StreamingContext(1, clock=clock)
         >>> sink = ListSink()
-        >>> stream.foreach_batch(sink)
+        >>> ssc.queue_stream([["a b", "b c"], ["c"]]).map(len).foreach_batch(sink)
+        >>> async def main() -> None:
+        ...     async with ssc:
+        ...         await clock.advance(3)
+        >>> asyncio.run(main())
+        >>> sink.by_time
+        {1000: [3, 3], 2000: [1], 3000: []}
+        >>> sink.batches[1]
+        Batch(time=1970-01-01T00:00:02+00:00, records=1, [1])
     """
 
     __test__ = False
@@ -69,6 +91,17 @@ async def run_stream(
 
     Raises:
         BatchError: A user function failed.
+
+    Example:
+        A window of 2 s sliding by 2 s emits every other batch (``None`` in between);
+        the last input batch is followed by empty ones:
+
+        >>> import asyncio
+        >>> build = lambda s: s.window(2, 2).count()
+        >>> asyncio.run(run_stream(build, [[[1], [2, 3], [4]]], batches=4))
+        [None, [3], None, [1]]
+        >>> asyncio.run(run_stream(lambda a, b: a.union(b), [[[1], [2]], [[10]]], batches=2))
+        [[1, 10], [2]]
     """
     clock = ManualClock()
     ssc = StreamingContext(batch_interval, clock=clock, executor=executor)

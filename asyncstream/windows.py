@@ -22,9 +22,10 @@ Incremental reduction (``inv_fn`` given, ``t - S > zero`` and ``W >= 5 * S``)::
                                  old: (t-S-W, t-W]          new: (t-S, t]
     result(t) = merge(inverse(result(t - S), reduce(old)), reduce(new))
 
-The user functions are plain callables here; the reduce steps are the module-level helpers
-``_reduce_dicts``, ``_merge_into`` and ``_inverse_into``, so an async variant only has to
-provide awaiting twins of those three.
+The user functions are plain callables here, and nothing here awaits. An ``async def``
+reduce function still works in a DStream: the engine then runs these maths in a worker
+thread and hands them a plain function that runs the coroutine on the event loop and
+waits for its result.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def check_window(window_ms: int, slide_ms: int, parent_slide_ms: int) -> None:
     check_multiple(slide_ms, parent_slide_ms, "slide duration", of_what)
 
 
-# --- reduce steps (the parts an async variant would re-implement) ---------------------
+# --- reduce steps ---------------------------------------------------------------------
 
 
 def reduce_pairs(pairs: Iterable[tuple[K, V]], fn: Callable[[V, V], V]) -> dict[K, V]:
@@ -359,7 +360,8 @@ class KeyedWindowState(_WindowClock[Mapping[K, V]], Generic[K, V]):
       kept state. Unlike PySpark it applies without ``inv_fn`` too.
 
     ``fn`` and ``inv_fn`` must not mutate their arguments: kept batches share values.
-    Per-batch dicts are kept only while a window can still need them (``W + S``).
+    Per-batch dicts are kept only while a window can still need them: back to ``t - W - S``
+    on the incremental path, to ``t - W`` otherwise.
 
     Args:
         fn: Associative, commutative reduce function.
@@ -613,6 +615,9 @@ class CountByWindow(_DelegatingWindow):
         >>> w = CountByWindow(2000, 1000, 1000, 0)
         >>> w.step(1000, "ab"), w.step(2000, "c"), w.step(3000, ""), w.step(4000, "")
         ([2], [3], [1], [])
+        >>> w = CountByWindow(5000, 1000, 1000, 0)  # W >= 5 S: incremental
+        >>> [w.step(t, "a" if t == 1000 else "") for t in range(1000, 8000, 1000)]
+        [[1], [1], [1], [1], [1], [0], [0]]
     """
 
     _kind = "CountByWindow"
