@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._graph import batch_at
+
 if TYPE_CHECKING:
     from .dstream import DStream
 
@@ -46,7 +48,7 @@ async def find_fused_culprit(node: DStream[Any], t: int) -> DStream[Any] | None:
     try:
         for n in order:
             try:
-                await n._get(t)
+                await batch_at(n, t)
             except Exception:
                 return n
     finally:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._blame import blame, find_fused_culprit
+from ._graph import batch_at, feed
 from ._util import ms_to_datetime
 from .batch import Batch
 from .clock import timers_of
@@ -236,9 +237,9 @@ class Scheduler:
         out: Output | None = None
         try:
             for node, op in self._stateful:
-                await op.feed(node, t)
+                await feed(node, op, t)
             for i, out in enumerate(self._outputs):
-                batch = await out.stream._get(t)
+                batch = await batch_at(out.stream, t)
                 if batch is None:
                     continue  # this output's stream has no batch at t (a window not due)
                 if listeners is not None:

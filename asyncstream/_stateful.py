@@ -89,10 +89,6 @@ class Stateful(ops.Operator):
         """What the checkpoint keeps of this operator besides its keyed-state rows."""
         return None
 
-    async def feed(self, node: DStream[Any], t: int) -> None:
-        """Take the parent's batch at ``t`` into the state."""
-        raise NotImplementedError  # pragma: no cover
-
 
 class Window(Stateful):
     """A window over the parent: ``add`` each parent batch, ``emit`` at emission times.
@@ -134,15 +130,26 @@ class Window(Stateful):
         """The window's kept per-batch data."""
         return self.window.snapshot()
 
-    async def feed(self, node: DStream[Any], t: int) -> None:
+    reads = ops.Reads.NOTHING  # it emits its state
+
+    @property
+    def feed_reads(self) -> ops.Reads:
+        """How :meth:`take` gets each parent batch: reduced map-side, or as partitions."""
+        if self.reduce_first is not None and not self.threaded:
+            return ops.Reads.COMBINED
+        return ops.Reads.PARTS
+
+    def map_side(self) -> Callable[[Iterable[Any]], Any]:
+        """Reduce one parent partition's pairs per key (keyed windows)."""
+        assert self.reduce_first is not None  # feed_reads is COMBINED only then
+        return functools.partial(reduce_pairs, fn=self.reduce_first)
+
+    async def take(self, t: int, inputs: list[Any]) -> None:
         """Add the parent batch at ``t`` (reduced per key first, for keyed windows)."""
-        parent = node._parents[0]
-        if (t - node._ctx._zero_ms) % parent._slide_ms:
-            return
-        fn = self.reduce_first
-        if fn is not None and not self.threaded:
-            # Reduce inside each partition where the work runs (one pass when inline).
-            reduced = await ops.combined(node, t, functools.partial(reduce_pairs, fn=fn))
+        if self.feed_reads is ops.Reads.COMBINED:
+            fn = self.reduce_first
+            assert fn is not None
+            reduced = inputs
             merged = (
                 reduced[0]
                 if len(reduced) == 1
@@ -151,7 +158,7 @@ class Window(Stateful):
             self.window.add(t, merged)
         else:
             # Threaded, the per-batch reduce runs in the worker thread, on the driver.
-            await self.run_maths(self._add, t, _flat(await ops.parent_parts(node, t)))
+            await self.run_maths(self._add, t, _flat(inputs[0]))
 
     def _add(self, t: int, records: Iterable[Any]) -> None:
         if self.reduce_first is not None:
@@ -160,17 +167,16 @@ class Window(Stateful):
             records = list(records)
         self.window.add(t, records)
 
-    async def parts(self, node: DStream[Any], t: int) -> ops.Parts:
+    async def compute(self, t: int, inputs: list[Any]) -> ops.Parts:
         """The window at emission time ``t``."""
         return [await self.run_maths(self.window.emit, t)]
 
 
 class KeyedState(Stateful):
-    """Keyed state that changes at every batch, whoever reads it."""
+    """Keyed state that changes at every batch, whoever reads it.
 
-    async def feed(self, node: DStream[Any], t: int) -> None:
-        """Every batch updates the state, consumed or not."""
-        await node._get(t)
+    The evaluator computes its batch at every batch time, consumed or not.
+    """
 
 
 class UpdateState(KeyedState):
@@ -193,10 +199,10 @@ class UpdateState(KeyedState):
         if store is not None and store.last_committed() is not None:
             self.state.restore(store.items())
 
-    async def parts(self, node: DStream[Any], t: int) -> ops.Parts:
+    async def compute(self, t: int, inputs: list[Any]) -> ops.Parts:
         """Apply the parent's batch at ``t``; the batch is the whole state."""
         assert self.state is not None
-        return [await self.run_maths(self.state.step, _flat(await ops.parent_parts(node, t)))]
+        return [await self.run_maths(self.state.step, _flat(inputs[0]))]
 
 
 class MapState(KeyedState):
@@ -220,11 +226,10 @@ class MapState(KeyedState):
         if store is not None and store.last_committed() is not None:
             self.state.restore(store.items())
 
-    async def parts(self, node: DStream[Any], t: int) -> ops.Parts:
+    async def compute(self, t: int, inputs: list[Any]) -> ops.Parts:
         """Run the function over the parent's batch at ``t``."""
         assert self.state is not None
-        pairs = _flat(await ops.parent_parts(node, t))
-        return [await self.run_maths(self.state.step, t, pairs)]
+        return [await self.run_maths(self.state.step, t, _flat(inputs[0]))]
 
 
 def _name(op: Stateful) -> str:
@@ -235,11 +240,12 @@ def _name(op: Stateful) -> str:
 class StateSnapshots(ops.Operator):
     """``state_snapshots()``: the full ``(key, state)`` of a ``map_with_state`` each batch."""
 
-    async def parts(self, node: DStream[Any], t: int) -> ops.Parts:
+    reads = ops.Reads.BATCHES  # the parent's step at t has run once its batch exists
+
+    def __init__(self, source: MapState) -> None:
+        self.source = source
+
+    async def compute(self, t: int, inputs: list[Any]) -> ops.Parts:
         """The state right after the parent's step at ``t``."""
-        parent = node._parents[0]
-        await parent._get(t)
-        op = parent._op
-        assert isinstance(op, MapState)
-        assert op.state is not None
-        return [op.state.snapshot()]
+        assert self.source.state is not None
+        return [self.source.state.snapshot()]

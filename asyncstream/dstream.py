@@ -9,7 +9,6 @@ from . import operators as ops
 from . import sinks
 from ._stateful import MapState, StateSnapshots, UpdateState, Window, bridged
 from ._util import Duration, call_site, check_partitions, fn_name, time_to_ms, to_ms
-from .batch import Batch
 from .errors import ContextStateError, IncompatibleStreamsError
 from .state import StateSpec
 from .windows import (
@@ -25,6 +24,7 @@ from .windows import (
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from .batch import Batch
     from .context import StreamingContext
 
 __all__ = ["DStream", "KeyedDStream", "MapWithStateDStream", "MaybeAwaitable"]
@@ -38,9 +38,6 @@ C = TypeVar("C")  # combiner type of combine_by_key
 S = TypeVar("S")  # state kept per key
 
 MaybeAwaitable: TypeAlias = U | Awaitable[U]
-
-# Partition types a batch can keep as they are (nobody mutates them afterwards).
-_OWNED: tuple[type, ...] = (list, ops.DICT_ITEMS)
 
 
 class DStream(Generic[T_co]):
@@ -118,60 +115,6 @@ class DStream(Generic[T_co]):
                 )
                 raise IncompatibleStreamsError(msg)
         return DStream._new(self._ctx, op, (self, *others), kind)
-
-    # --- engine internals -----------------------------------------------------------
-
-    async def _get(self, t: int) -> Batch[T_co] | None:
-        """This stream's batch at ``t`` (computed once, memoised), or None when not due."""
-        ctx = self._ctx
-        if (t - ctx._zero_ms) % self._slide_ms:
-            return None
-        batch = self._cache.get(t)
-        if batch is None:
-            try:
-                parts = await self._op.parts(self, t)
-                # Lists and dict views made for this batch are owned as they are; a loop,
-                # not a comprehension, because most operators return only those.
-                for p in parts:
-                    if type(p) not in _OWNED:
-                        parts = [p if type(p) in _OWNED else list(p) for p in parts]
-                        break
-                batch = Batch._make(t, parts)  # type: ignore[arg-type]
-            except Exception:
-                ctx._note_failure(self)
-                raise
-            self._cache[t] = batch
-        return batch
-
-    async def _partition_iters(self, t: int) -> list[Iterable[Any]]:
-        """Partitions at ``t`` for a consumer: lazy and uncached when this stream is fused."""
-        if self._fuse:
-            try:
-                op = self._op
-                if type(op) is ops.Narrow and op.step is not None and self._ctx._executor.inline:
-                    # A fused chain of sync steps: one await for its base, then the steps.
-                    base, steps, _ = ops.fused_chain(self)
-                    parts = await base._partition_iters(t)
-                    for step in steps:
-                        parts = [step(i, it) for i, it in enumerate(parts)]
-                    return parts
-                return await op.parts(self, t)
-            except Exception:
-                self._ctx._note_failure(self)
-                raise
-        batch = await self._get(t)
-        return [] if batch is None else batch._parts  # type: ignore[return-value]
-
-    async def _stage(self, t: int) -> tuple[list[list[Any]], list[ops.Step]]:
-        """For an executor: the partitions to ship and the narrow steps still to run on them.
-
-        The fused chain of sync narrow steps that ends in this stream runs where the
-        partitions are shipped; its base is computed (memoised) and shipped as it is.
-        """
-        base, steps, _ = ops.fused_chain(self)
-        batch = await base._get(t)
-        parts = [] if batch is None else batch._parts
-        return [p if type(p) is list else list(p) for p in parts], steps
 
     def _narrow(self, kind: str, fn: Callable[..., Any], concurrency: int) -> DStream[Any]:
         if concurrency < 1:
@@ -777,7 +720,9 @@ class MapWithStateDStream(DStream[U], Generic[K, S, U]):
         Example:
             >>> counts.state_snapshots().pprint()
         """
-        return DStream._new(self._ctx, StateSnapshots(), (self,), "state_snapshots")
+        op = self._op
+        assert isinstance(op, MapState)
+        return DStream._new(self._ctx, StateSnapshots(op), (self,), "state_snapshots")
 
 
 KeyedDStream: TypeAlias = DStream[tuple[K, V]]

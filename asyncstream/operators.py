@@ -1,27 +1,29 @@
 """Operator kinds: how each DStream turns its parents' partitions into its own.
 
-These are pure functions over partitions (lists or lazy iterators of records). A DStream
-holds one operator; the engine asks it for the partitions at a batch time. Narrow
-operators (``map``, ``filter``, ...) return lazy iterators, so a chain of them is one
-pass per partition; keyed operators combine inside each partition first, then merge.
+Operators are pure: the graph evaluator (:mod:`asyncstream._graph`) fetches the
+parents' records once, in the form the operator declares in :attr:`Operator.reads`,
+and hands them to :meth:`Operator.compute`, which returns the node's partitions
+(lists or lazy iterators of records). An operator that combines declares its
+map-side step (:meth:`Operator.map_side`): the evaluator runs it where the partitions
+are (over every partition chained in one pass on the event loop, or per partition on an
+executor) and the operator only merges the partial results. Narrow operators (``map``,
+``filter``, ...) are lazy, so a chain of them is one pass per partition.
 """
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 import itertools
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
 from ._util import is_async_callable, maybe_await, ms_to_datetime
 from .windows import reduce_pairs
-
-if TYPE_CHECKING:
-    from .dstream import DStream
 
 __all__: list[str] = []
 
@@ -40,6 +42,31 @@ _MISSING: Any = _Missing()
 DICT_ITEMS: type = type({}.items())
 
 
+class Reads(enum.Enum):
+    """What an operator's :meth:`~Operator.compute` gets from the evaluator, per parent.
+
+    - ``NOTHING``: no input (inputs are cut by the scheduler; windows emit their state).
+    - ``ITERS``: every parent's partitions, lazy, evaluated on the event loop.
+    - ``PARTS``: every parent's partitions: lazy on the event loop, lists computed where
+      the executor runs the parent's fused steps otherwise.
+    - ``STEP``: like ``PARTS``, but the operator is one sync narrow step
+      (:attr:`Narrow.step`), which an executor runs with the parent's fused steps.
+    - ``COMBINED``: the partial results of :meth:`~Operator.map_side` over parent 0's
+      records: one over all partitions chained on the event loop, one per partition on
+      an executor.
+    - ``PER_PARTITION``: :meth:`~Operator.map_side` over each partition of parent 0.
+    - ``BATCHES``: every parent's memoised batch.
+    """
+
+    NOTHING = "nothing"
+    ITERS = "iters"
+    PARTS = "parts"
+    STEP = "step"
+    COMBINED = "combined"
+    PER_PARTITION = "per_partition"
+    BATCHES = "batches"
+
+
 class Operator:
     """How one DStream computes its partitions from its parents'.
 
@@ -50,17 +77,15 @@ class Operator:
     lazy = False
     stateful = False
     user_fns: tuple[object, ...] = ()
+    reads: Reads = Reads.PARTS
 
-    async def parts(self, node: DStream[Any], t: int) -> Parts:
-        """Return the partitions of ``node`` at batch time ``t``."""
+    def map_side(self) -> Callable[[Iterable[Any]], Any]:
+        """The map-side step of a combining operator (``COMBINED``/``PER_PARTITION``)."""
+        raise NotImplementedError  # pragma: no cover - combining operators override it
+
+    async def compute(self, t: int, inputs: list[Any]) -> Parts:
+        """The partitions at batch time ``t`` from the inputs :attr:`reads` declares."""
         raise NotImplementedError  # pragma: no cover - every operator overrides it
-
-
-async def parent_parts(node: DStream[Any], t: int, i: int = 0) -> Parts:
-    """The records of parent ``i`` at ``t``: lazy and fused inline, lists from an executor."""
-    if node._ctx._executor.inline:
-        return await node._parents[i]._partition_iters(t)
-    return await map_side(node, t, list, i)
 
 
 class StageFn:
@@ -80,69 +105,6 @@ class StageFn:
 
     def __repr__(self) -> str:
         return f"<stage of {len(self.steps)} steps then {getattr(self.fn, '__name__', self.fn)}>"
-
-
-async def combined(
-    node: DStream[Any], t: int, fn: Callable[[Iterable[Any]], Any], i: int = 0
-) -> list[Any]:
-    """Partial results of ``fn`` over parent ``i``'s records, for a combining consumer.
-
-    Inline, there is one: ``fn`` runs once over all partitions chained (one pass, nothing
-    to merge). With another executor, one per partition, computed where the work is
-    shipped, and merged by the caller.
-    """
-    if not node._ctx._executor.inline:
-        return await map_side(node, t, fn, i)
-    parent = node._parents[i]
-    base, steps, per_record = fused_chain(parent)
-    if steps and per_record and not (base._fuse and base._op.lazy):
-        # Chain the few base partitions (lines), not the many records the steps make
-        # (words): the chaining then costs per line, not per word.
-        batch = await base._get(t)
-        parts: Sequence[Iterable[Any]] = () if batch is None else batch._parts
-        it = parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts)
-        for step in steps:
-            it = step(0, it)
-        return [fn(it)]
-    parts = await parent._partition_iters(t)
-    return [fn(parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts))]
-
-
-def fused_chain(stream: DStream[Any]) -> tuple[DStream[Any], list[Step], bool]:
-    """Split ``stream`` into the fused chain of sync narrow steps that ends in it.
-
-    Returns the first stream up the chain that is not such a step (the base), the steps
-    from the base down to ``stream`` in order, and whether every step is per-record.
-    Walking the chain is a loop, so a long chain costs no await per step.
-    """
-    steps: list[Step] = []
-    per_record = True
-    op = stream._op
-    while stream._fuse and type(op) is Narrow and op.step is not None:
-        steps.append(op.step)
-        per_record = per_record and op.per_record
-        stream = stream._parents[0]
-        op = stream._op
-    steps.reverse()
-    return stream, steps, per_record
-
-
-async def map_side(
-    node: DStream[Any], t: int, fn: Callable[[Iterable[Any]], Any], i: int = 0
-) -> list[Any]:
-    """``fn`` over each partition of parent ``i`` at ``t`` (after its fused narrow steps).
-
-    Inline, on the event loop over lazy iterators; with another executor, the fused steps
-    and ``fn`` are shipped as one stage per partition and only the results come back.
-    """
-    parent = node._parents[i]
-    executor = node._ctx._executor
-    if executor.inline:
-        return [fn(it) for it in await parent._partition_iters(t)]
-    base, steps = await parent._stage(t)
-    if not steps and fn is list:
-        return base  # nothing to run: shipping the records out and back would only cost
-    return await executor.run(StageFn(steps, fn), base, label=node._name)
 
 
 # --- async helpers ------------------------------------------------------------------
@@ -195,19 +157,16 @@ class Narrow(Operator):
         self.step = step
         self.astep = astep
         self.user_fns = user_fns
+        self.reads = Reads.STEP if step is not None else Reads.PARTS
 
-    async def parts(self, node: DStream[Any], t: int) -> Parts:
+    async def compute(self, t: int, inputs: list[Any]) -> Parts:
         """Apply the step to every parent partition."""
+        (parts,) = inputs
         step = self.step
         if step is not None:
-            executor = node._ctx._executor
-            if not executor.inline:
-                base, steps = await node._parents[0]._stage(t)
-                stage = StageFn([*steps, step], list)
-                return await executor.run(stage, base, label=node._name)
-            return [step(i, it) for i, it in enumerate(await parent_parts(node, t))]
+            return [step(i, it) for i, it in enumerate(parts)]
         assert self.astep is not None  # async steps always run on the driver's loop
-        return [await self.astep(i, list(it)) for i, it in enumerate(await parent_parts(node, t))]
+        return [await self.astep(i, list(it)) for i, it in enumerate(parts)]
 
 
 def narrow(kind: str, fn: Fn, concurrency: int) -> Narrow:
@@ -330,12 +289,13 @@ class Union(Operator):
     """The partitions of every parent, side by side (lazy: nothing is copied)."""
 
     lazy = True
+    reads = Reads.ITERS
 
-    async def parts(self, node: DStream[Any], t: int) -> Parts:
+    async def compute(self, t: int, inputs: list[Any]) -> Parts:
         """Concatenate the parents' partition lists."""
         out: Parts = []
-        for parent in node._parents:
-            out.extend(await parent._partition_iters(t))
+        for parts in inputs:
+            out.extend(parts)
         return out
 
 
@@ -356,18 +316,29 @@ _SIZED = (list, tuple, DICT_ITEMS)
 class Count(Operator):
     """One element: the number of records (``0`` for an empty batch)."""
 
-    async def parts(self, node: DStream[Any], t: int) -> Parts:
-        """Count every parent partition."""
-        partials = await combined(node, t, _length)
-        return [[partials[0] if len(partials) == 1 else sum(partials)]]
+    reads = Reads.COMBINED
+
+    def map_side(self) -> Callable[[Iterable[Any]], Any]:
+        """Count the records."""
+        return _length
+
+    async def compute(self, t: int, inputs: list[Any]) -> Parts:
+        """Sum the partial counts."""
+        return [[inputs[0] if len(inputs) == 1 else sum(inputs)]]
 
 
 class CountByValue(Operator):
     """``(value, count)`` pairs, counted with ``collections.Counter`` (C speed)."""
 
-    async def parts(self, node: DStream[Any], t: int) -> Parts:
-        """Count values across the parent partitions."""
-        partials = await combined(node, t, Counter)
+    reads = Reads.COMBINED
+
+    def map_side(self) -> Callable[[Iterable[Any]], Any]:
+        """Count the values."""
+        return Counter
+
+    async def compute(self, t: int, inputs: list[Any]) -> Parts:
+        """Merge the partial counts."""
+        partials = inputs
         counts: Counter[Any] = partials[0] if len(partials) == 1 else Counter()
         if len(partials) != 1:
             for partial in partials:
@@ -381,17 +352,23 @@ class Reduce(Operator):
     def __init__(self, fn: Fn) -> None:
         self.fn = fn
         self.user_fns = (fn,)
+        self.is_async = is_async_callable(fn)
+        self.reads = Reads.PARTS if self.is_async else Reads.PER_PARTITION
 
-    async def parts(self, node: DStream[Any], t: int) -> Parts:
-        """Reduce each partition, then the partial results."""
+    def map_side(self) -> Callable[[Iterable[Any]], Any]:
+        """Reduce one partition (``_MISSING`` when it is empty)."""
+        return functools.partial(_reduce_partition, self.fn)
+
+    async def compute(self, t: int, inputs: list[Any]) -> Parts:
+        """Reduce the partial results (an async ``fn``: every record, in order)."""
         fn = self.fn
         acc: Any = _MISSING
-        if is_async_callable(fn):
-            for it in await parent_parts(node, t):
+        if self.is_async:
+            for it in inputs[0]:
                 for x in it:
                     acc = x if acc is _MISSING else await fn(acc, x)
         else:
-            for value in await map_side(node, t, functools.partial(_reduce_partition, fn)):
+            for value in inputs:
                 if value is not _MISSING:
                     acc = value if acc is _MISSING else fn(acc, value)
         return [] if acc is _MISSING else [[acc]]
@@ -464,17 +441,18 @@ class CombineByKey(Operator):
         fns = (create, merge_value, merge_combiners)
         self.user_fns = tuple(f for f in fns if f is not None)
         self.is_async = any(is_async_callable(f) for f in self.user_fns)
+        self.reads = Reads.PARTS if self.is_async else Reads.COMBINED
 
-    async def parts(self, node: DStream[Any], t: int) -> Parts:
-        """Combine inside each partition, then merge the partial dicts."""
+    def map_side(self) -> Callable[[Iterable[Any]], Any]:
+        """Combine the pairs of one partition into a dict."""
+        return functools.partial(_combine_sync, create=self.create, merge_value=self.merge_value)
+
+    async def compute(self, t: int, inputs: list[Any]) -> Parts:
+        """Merge the partial dicts (async functions: combine each partition first)."""
         if self.is_async:
-            parents = await parent_parts(node, t)
-            partials = [await _combine_async(it, self.create, self.merge_value) for it in parents]
+            partials = [await _combine_async(it, self.create, self.merge_value) for it in inputs[0]]
         else:
-            combine = functools.partial(
-                _combine_sync, create=self.create, merge_value=self.merge_value
-            )
-            partials = await combined(node, t, combine)
+            partials = inputs
         merged = partials[0] if partials else {}
         for other in partials[1:]:
             for k, v in other.items():
@@ -492,15 +470,10 @@ class GroupByKey(Operator):
     def __init__(self, num_partitions: int | None) -> None:
         self.num_partitions = num_partitions
 
-    async def parts(self, node: DStream[Any], t: int) -> Parts:
+    async def compute(self, t: int, inputs: list[Any]) -> Parts:
         """Group every parent partition's pairs by key."""
-        groups: defaultdict[Any, list[Any]] = defaultdict(list)
-        parents = await parent_parts(node, t)
-        for it in parents:
-            for k, v in it:
-                groups[k].append(v)
         n = self.num_partitions or 1
-        return hash_partition(groups.items(), n)  # type: ignore[return-value]
+        return hash_partition(_group(inputs[0]).items(), n)  # type: ignore[return-value]
 
 
 def _group(parts: Parts) -> dict[Any, list[Any]]:
@@ -521,11 +494,9 @@ class Join(Operator):
         self.how = how
         self.num_partitions = num_partitions
 
-    async def parts(self, node: DStream[Any], t: int) -> Parts:
+    async def compute(self, t: int, inputs: list[Any]) -> Parts:
         """Group both sides by key and pair them up."""
-        left_parts = await parent_parts(node, t, 0)
-        right_parts = await parent_parts(node, t, 1)
-        left, right = _group(left_parts), _group(right_parts)
+        left, right = _group(inputs[0]), _group(inputs[1])
         how = self.how
         out: list[tuple[Any, Any]] = []
         if how == "cogroup":
@@ -568,11 +539,9 @@ class Transform(Operator):
         self.user_fns = (fn,)
         self.with_time = wants_time(fn, n_streams)
 
-    async def parts(self, node: DStream[Any], t: int) -> Parts:
+    async def compute(self, t: int, inputs: list[Any]) -> Parts:
         """Call ``fn`` with the batch time (when it takes it) and each parent's records."""
-        lists = []
-        for i in range(len(node._parents)):
-            lists.append(list(itertools.chain.from_iterable(await parent_parts(node, t, i))))
+        lists = [list(itertools.chain.from_iterable(parts)) for parts in inputs]
         args: list[Any] = [ms_to_datetime(t), *lists] if self.with_time else lists
         result = await maybe_await(self.fn(*args))
         if result is None:
@@ -592,9 +561,9 @@ class Repartition(Operator):
         self.partition_func = partition_func
         self.user_fns = () if partition_func is None else (partition_func,)
 
-    async def parts(self, node: DStream[Any], t: int) -> Parts:
+    async def compute(self, t: int, inputs: list[Any]) -> Parts:
         """Redistribute the parent's records."""
-        items = list(itertools.chain.from_iterable(await parent_parts(node, t)))
+        items = list(itertools.chain.from_iterable(inputs[0]))
         func = self.partition_func
         if func is not None and is_async_callable(func):
             where = [await func(kv[0]) for kv in items]
