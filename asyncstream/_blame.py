@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._graph import batch_at
 
 if TYPE_CHECKING:
-    from .dstream import DStream
+    from ._graph import Node
 
 __all__: list[str] = []
 
@@ -26,7 +26,7 @@ def blame(exc: BaseException, code_names: dict[object, str]) -> str | None:
     return None
 
 
-async def find_fused_culprit(node: DStream[Any], t: int) -> DStream[Any] | None:
+async def find_fused_culprit(node: Node, t: int) -> Node | None:
     """Which of the narrow streams fused into ``node`` raises at ``t``, if one does.
 
     Fused streams run as lazy iterators inside their consumer, and a failing builtin
@@ -34,17 +34,17 @@ async def find_fused_culprit(node: DStream[Any], t: int) -> DStream[Any] | None:
     path only, the fused streams are run again one at a time, top first, to find it: their
     functions see this batch's records a second time.
     """
-    order: list[DStream[Any]] = []
+    order: list[Node] = []
 
-    def visit(n: DStream[Any]) -> None:
-        for parent in n._parents:
-            if parent._fuse and parent not in order:
+    def visit(n: Node) -> None:
+        for parent in n.parents:
+            if parent.fuse and parent not in order:
                 visit(parent)
                 order.append(parent)
 
     visit(node)
     for n in order:
-        n._fuse = False
+        n.fuse = False
     try:
         for n in order:
             try:
@@ -53,6 +53,6 @@ async def find_fused_culprit(node: DStream[Any], t: int) -> DStream[Any] | None:
                 return n
     finally:
         for n in order:
-            n._fuse = True
-            n._cache.pop(t, None)
+            n.fuse = True
+            n.cache.pop(t, None)
     return None

@@ -6,7 +6,7 @@ every method here only builds an input stream and registers it on the context.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._buffer import DEFAULT_MAX_BUFFER_BYTES
 from ._files import BinaryRecordsSource, TextFileSource
@@ -20,9 +20,8 @@ if TYPE_CHECKING:
     import os
     from collections.abc import AsyncIterable, Iterable, Sequence
 
+    from ._graph import Graph
     from .clock import Clock
-    from .context import StreamingContext
-    from .metrics import SourceErrorInfo
 
 __all__: list[str] = []
 
@@ -36,17 +35,14 @@ DEFAULT_MAXSIZE = 1_000_000
 class SourceStreams:
     """``queue_stream``, ``input_stream``, sockets and files: the context's sources."""
 
+    # What the context gives its sources: the batch interval, the clock sources wait on,
+    # and the graph their streams join.
     _batch_ms: int
     _clock: Clock
-    _inputs: list[DStream[Any]]
-
-    def _on_source_error(self, info: SourceErrorInfo) -> None:
-        raise NotImplementedError  # pragma: no cover - StreamingContext defines it
+    _graph: Graph
 
     def _add_input(self, op: Input, kind: str) -> DStream[Any]:
-        node = DStream._new(cast("StreamingContext", self), op, (), kind, slide_ms=self._batch_ms)
-        self._inputs.append(node)
-        return node
+        return DStream._new(self._graph, op, (), kind, slide_ms=self._batch_ms)
 
     def queue_stream(
         self,
@@ -279,5 +275,5 @@ class SourceStreams:
         return self._add_scanned(source, "binary_records_stream")
 
     def _add_scanned(self, source: TextFileSource | BinaryRecordsSource, kind: str) -> DStream[Any]:
-        events = SourceEvents(source.name, self._on_source_error)
+        events = SourceEvents(source.name, self._graph.source_error)
         return self._add_input(ScannedInput(source, events), kind)

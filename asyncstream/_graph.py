@@ -32,11 +32,11 @@ from __future__ import annotations
 import collections
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, final
 
 from . import operators as ops
 from ._stateful import Stateful, Window
-from ._util import code_of
+from ._util import call_site, code_of
 from .batch import Batch
 from .errors import ContextStateError
 from .operators import Reads, StageFn
@@ -45,12 +45,138 @@ from .sources import Input
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
-    from .dstream import DStream
+    from .executors import Executor
+    from .metrics import SourceErrorInfo
     from .sinks import Output
 
 Parts = list["Iterable[Any]"]
 # Partition types a batch can keep as they are (nobody mutates them afterwards).
 _OWNED: tuple[type, ...] = (list, ops.DICT_ITEMS)
+
+
+class Graph:
+    """What the nodes of one context share (internal).
+
+    Attributes:
+        nodes: Every node, in creation order.
+        inputs: The input nodes, in creation order.
+        outputs: The output operations with their nodes, in registration order.
+        executor: Where partition work runs.
+        zero_ms: The time grid's origin (set at start).
+        remember_ms: The least time every node keeps its batches (``ssc.remember``).
+        last_time_ms: The last batch time cut, ``None`` before the first.
+        owner: The context that built the graph (for ``DStream.context``).
+    """
+
+    __slots__ = (
+        "_check_can_add",
+        "_failed",
+        "_source_error",
+        "executor",
+        "inputs",
+        "last_time_ms",
+        "nodes",
+        "outputs",
+        "owner",
+        "remember_ms",
+        "zero_ms",
+    )
+
+    def __init__(
+        self,
+        owner: object,
+        executor: Executor,
+        check_can_add: Callable[[str], None],
+        source_error: Callable[[SourceErrorInfo], None],
+    ) -> None:
+        self.owner = owner
+        self.executor = executor
+        self._check_can_add = check_can_add
+        self._source_error = source_error
+        self.nodes: list[Node] = []
+        self.inputs: list[Node] = []
+        self.outputs: list[tuple[Node, Output]] = []
+        self.zero_ms = 0
+        self.remember_ms = 0
+        self.last_time_ms: int | None = None
+        self._failed: Node | None = None
+
+    def add(
+        self, op: ops.Operator, parents: tuple[Node, ...], kind: str, slide_ms: int | None
+    ) -> Node:
+        """A new node (the graph must still be open to changes).
+
+        Raises:
+            ContextStateError: The context has started or stopped.
+            ValueError: A parent belongs to another context.
+        """
+        self._check_can_add(kind)
+        for p in parents:
+            if p.graph is not self:
+                msg = f"{kind}: the streams belong to different StreamingContexts"
+                raise ValueError(msg)
+        node = Node(self, op, parents, kind, slide_ms)
+        self.nodes.append(node)
+        if isinstance(op, Input):
+            self.inputs.append(node)
+        return node
+
+    def add_output(self, node: Node, out: Output) -> None:
+        """Register an output operation over ``node``.
+
+        Raises:
+            ContextStateError: The context has started or stopped.
+            ValueError: The stream belongs to another context.
+        """
+        self._check_can_add(out.kind)
+        if node.graph is not self:
+            msg = f"{out.kind}: the stream belongs to another StreamingContext"
+            raise ValueError(msg)
+        self.outputs.append((node, out))
+
+    def source_error(self, info: SourceErrorInfo) -> None:
+        """A source skipped bad input: tell the listeners."""
+        self._source_error(info)
+
+    def note_failure(self, node: Node) -> None:
+        """``node`` raised while computing a batch (the first one is blamed)."""
+        if self._failed is None:
+            self._failed = node
+
+    def failed_node(self) -> Node | None:
+        """The first node that raised, if any."""
+        return self._failed
+
+
+@final
+class Node:
+    """One stream of the graph: its operator, parents, slide, cache and plan (internal).
+
+    A :class:`~asyncstream.DStream` is the typed public handle of a node.
+    """
+
+    __slots__ = ("cache", "fuse", "graph", "name", "op", "parents", "remember_ms", "slide_ms")
+
+    def __init__(
+        self,
+        graph: Graph,
+        op: ops.Operator,
+        parents: tuple[Node, ...],
+        kind: str,
+        slide_ms: int | None,
+    ) -> None:
+        self.graph = graph
+        self.op = op
+        self.parents = parents
+        self.slide_ms: int = slide_ms if slide_ms is not None else parents[0].slide_ms
+        self.name = f"{kind} at {call_site()}"
+        self.cache: dict[int, Batch[Any]] = {}
+        self.remember_ms = 0
+        self.fuse = False
+
+    def __repr__(self) -> str:
+        return f"<node {self.name} slide={self.slide_ms / 1000:g}s>"
+
 
 __all__: list[str] = []
 
@@ -63,22 +189,22 @@ class Plan:
         inputs: The input nodes, with their operators, in creation order.
         input_names: Their checkpoint names (``queue_stream#0``...), in the same order.
         stateful: The stateful nodes (windows, keyed state) with their operators.
-        outputs: The output operations, in registration order.
+        outputs: The output operations with their nodes, in registration order.
         caching: The nodes whose batches may be cached (not inside a fused chain).
         code_names: User function code object -> the name of its operator.
     """
 
-    inputs: list[tuple[DStream[Any], Input]]
+    inputs: list[tuple[Node, Input]]
     input_names: list[str]
-    stateful: list[tuple[DStream[Any], Stateful]]
-    outputs: list[Output]
-    caching: list[DStream[Any]]
+    stateful: list[tuple[Node, Stateful]]
+    outputs: list[tuple[Node, Output]]
+    caching: list[Node]
     code_names: dict[object, str]
 
 
 def name_graph(
-    streams: Sequence[DStream[Any]], inputs: Sequence[DStream[Any]]
-) -> tuple[list[tuple[DStream[Any], Input]], list[str], list[tuple[DStream[Any], Stateful]]]:
+    streams: Sequence[Node], inputs: Sequence[Node]
+) -> tuple[list[tuple[Node, Input]], list[str], list[tuple[Node, Stateful]]]:
     """Name every input and stateful operator (idempotent).
 
     Returns:
@@ -87,22 +213,22 @@ def name_graph(
     Raises:
         ContextStateError: Two stateful operators have the same ``name=``.
     """
-    stateful = [(node, op) for node in streams if isinstance(op := node._op, Stateful)]
+    stateful = [(node, op) for node in streams if isinstance(op := node.op, Stateful)]
     _name_operators([op for _, op in stateful])
     kinds: collections.Counter[str] = collections.Counter()
     names = []
     pairs = []
     for node in inputs:
-        op = node._op
+        op = node.op
         assert isinstance(op, Input)
-        kind = node._name.split(" at ", 1)[0]
+        kind = node.name.split(" at ", 1)[0]
         names.append(f"{kind}#{kinds[kind]}")
         kinds[kind] += 1
         pairs.append((node, op))
     return pairs, names, stateful
 
 
-def fingerprint(streams: Sequence[DStream[Any]], inputs: Sequence[DStream[Any]]) -> list[str]:
+def fingerprint(graph: Graph) -> list[str]:
     """The graph as a checkpoint records it: each node's kind (and name), in order.
 
     Inputs by their default names (``queue_stream#0``), stateful operators by kind
@@ -110,12 +236,12 @@ def fingerprint(streams: Sequence[DStream[Any]], inputs: Sequence[DStream[Any]])
     no call sites or function names, so editing the code around the graph, or a
     function's body, keeps the checkpoint.
     """
-    pairs, input_names, _ = name_graph(streams, inputs)
+    pairs, input_names, _ = name_graph(graph.nodes, graph.inputs)
     names = {id(node): name for (node, _), name in zip(pairs, input_names, strict=True)}
     out = []
-    for node in streams:
-        kind = node._name.split(" at ", 1)[0].split("(", 1)[0]
-        op = node._op
+    for node in graph.nodes:
+        kind = node.name.split(" at ", 1)[0].split("(", 1)[0]
+        op = node.op
         if id(node) in names:
             out.append(names[id(node)])
         elif isinstance(op, Stateful):
@@ -123,7 +249,7 @@ def fingerprint(streams: Sequence[DStream[Any]], inputs: Sequence[DStream[Any]])
             sizes = (
                 ""
                 if window is None
-                else f" (window {window / 1000:g}s, slide {node._slide_ms / 1000:g}s)"
+                else f" (window {window / 1000:g}s, slide {node.slide_ms / 1000:g}s)"
             )
             out.append(f"{kind} {op.name!r}{sizes}")
         else:
@@ -131,31 +257,28 @@ def fingerprint(streams: Sequence[DStream[Any]], inputs: Sequence[DStream[Any]])
     return out
 
 
-def plan(
-    streams: Sequence[DStream[Any]],
-    inputs: Sequence[DStream[Any]],
-    outputs: Sequence[Output],
-    remember_ms: int,
-) -> Plan:
+def plan(graph: Graph) -> Plan:
     """Plan the graph: names, fusion, remember, caching and code names (see module docs)."""
+    streams, inputs, outputs = graph.nodes, graph.inputs, graph.outputs
+    remember_ms = graph.remember_ms
     input_pairs, input_names, stateful = name_graph(streams, inputs)
     consumers: collections.Counter[int] = collections.Counter()
     for node in streams:
-        for parent in node._parents:
+        for parent in node.parents:
             consumers[id(parent)] += 1
-    output_fed = {id(out.stream) for out in outputs}
+    output_fed = {id(node) for node, _ in outputs}
     code_names: dict[object, str] = {}
     for node in streams:
-        node._remember_ms = max(node._remember_ms, remember_ms)
-        node._fuse = (
-            node._op.lazy
+        node.remember_ms = max(node.remember_ms, remember_ms)
+        node.fuse = (
+            node.op.lazy
             and consumers[id(node)] == 1
             and id(node) not in output_fed
-            and node._remember_ms == 0
+            and node.remember_ms == 0
         )
-        for fn in node._op.user_fns:
-            code_names.setdefault(code_of(fn), node._name)
-    for out in outputs:
+        for fn in node.op.user_fns:
+            code_names.setdefault(code_of(fn), node.name)
+    for _, out in outputs:
         for fn in out.user_fns:
             code_names.setdefault(code_of(fn), out.name)
     code_names.pop(None, None)
@@ -186,16 +309,16 @@ def _name_operators(ops: list[Stateful]) -> None:
 # --- evaluation -------------------------------------------------------------------------
 
 
-async def batch_at(node: DStream[Any], t: int) -> Batch[Any] | None:
+async def batch_at(node: Node, t: int) -> Batch[Any] | None:
     """``node``'s batch at ``t`` (computed once, memoised), or None when not due."""
-    ctx = node._ctx
-    if (t - ctx._zero_ms) % node._slide_ms:
+    graph = node.graph
+    if (t - graph.zero_ms) % node.slide_ms:
         return None
-    batch = node._cache.get(t)
+    batch = node.cache.get(t)
     if batch is None:
         try:
-            op = node._op
-            if op.reads is Reads.STEP and not ctx._executor.inline:
+            op = node.op
+            if op.reads is Reads.STEP and not graph.executor.inline:
                 parts = await _ship_step(node, op, t)
             else:
                 parts = await op.compute(t, await _read(node, op.reads, op, t))
@@ -207,18 +330,18 @@ async def batch_at(node: DStream[Any], t: int) -> Batch[Any] | None:
                     break
             batch = Batch._make(t, parts)  # type: ignore[arg-type]
         except Exception:
-            ctx._note_failure(node)
+            graph.note_failure(node)
             raise
-        node._cache[t] = batch
+        node.cache[t] = batch
     return batch
 
 
-async def partition_iters(node: DStream[Any], t: int) -> Parts:
+async def partition_iters(node: Node, t: int) -> Parts:
     """``node``'s partitions at ``t`` for a consumer: lazy and uncached when it is fused."""
-    if node._fuse:
+    if node.fuse:
         try:
-            op = node._op
-            if op.reads is Reads.STEP and node._ctx._executor.inline:
+            op = node.op
+            if op.reads is Reads.STEP and node.graph.executor.inline:
                 # A fused chain of sync steps: one await for its base, then the steps.
                 base, steps, _ = fused_chain(node)
                 parts = await partition_iters(base, t)
@@ -229,35 +352,35 @@ async def partition_iters(node: DStream[Any], t: int) -> Parts:
                 return await _ship_step(node, op, t)
             return await op.compute(t, await _read(node, op.reads, op, t))
         except Exception:
-            node._ctx._note_failure(node)
+            node.graph.note_failure(node)
             raise
     batch = await batch_at(node, t)
     return [] if batch is None else batch._parts  # type: ignore[return-value]
 
 
-async def feed(node: DStream[Any], op: Stateful, t: int) -> None:
+async def feed(node: Node, op: Stateful, t: int) -> None:
     """Take the parent batch at ``t`` into stateful ``op`` (keyed state: compute its batch)."""
     if not isinstance(op, Window):
         await batch_at(node, t)  # keyed state: every batch updates it, consumed or not
         return
-    parent = node._parents[0]
-    if (t - node._ctx._zero_ms) % parent._slide_ms:
+    parent = node.parents[0]
+    if (t - node.graph.zero_ms) % parent.slide_ms:
         return
     await op.take(t, await _read(node, op.feed_reads, op, t))
 
 
-async def _ship_step(node: DStream[Any], op: ops.Operator, t: int) -> Parts:
+async def _ship_step(node: Node, op: ops.Operator, t: int) -> Parts:
     """Run a sync narrow step with its parent's fused chain on the executor."""
     assert isinstance(op, ops.Narrow)
     assert op.step is not None
-    base, steps = await _stage(node._parents[0], t)
-    parts: Parts = await node._ctx._executor.run(
-        StageFn([*steps, op.step], list), base, label=node._name
+    base, steps = await _stage(node.parents[0], t)
+    parts: Parts = await node.graph.executor.run(
+        StageFn([*steps, op.step], list), base, label=node.name
     )
     return parts
 
 
-def fused_chain(node: DStream[Any]) -> tuple[DStream[Any], list[ops.Step], bool]:
+def fused_chain(node: Node) -> tuple[Node, list[ops.Step], bool]:
     """Split ``node`` into the fused chain of sync narrow steps that ends in it.
 
     Returns the first node up the chain that is not such a step (the base), the steps
@@ -266,25 +389,25 @@ def fused_chain(node: DStream[Any]) -> tuple[DStream[Any], list[ops.Step], bool]
     """
     steps: list[ops.Step] = []
     per_record = True
-    op = node._op
-    while node._fuse and type(op) is ops.Narrow and op.step is not None:
+    op = node.op
+    while node.fuse and type(op) is ops.Narrow and op.step is not None:
         steps.append(op.step)
         per_record = per_record and op.per_record
-        node = node._parents[0]
-        op = node._op
+        node = node.parents[0]
+        op = node.op
     steps.reverse()
     return node, steps, per_record
 
 
-async def _read(node: DStream[Any], reads: Reads, op: ops.Operator, t: int) -> list[Any]:
+async def _read(node: Node, reads: Reads, op: ops.Operator, t: int) -> list[Any]:
     """The parents' records at ``t`` as ``reads`` says: the one place parents are fetched.
 
     Inline (the default executor) or shipped is decided here once per read.
     """
     if reads is Reads.NOTHING:
         return []
-    parents = node._parents
-    executor = node._ctx._executor
+    parents = node.parents
+    executor = node.graph.executor
     if reads is Reads.ITERS:
         return [await partition_iters(p, t) for p in parents]
     if reads is Reads.BATCHES:
@@ -300,7 +423,7 @@ async def _read(node: DStream[Any], reads: Reads, op: ops.Operator, t: int) -> l
     # (one pass, nothing to merge).
     parent = parents[0]
     base, steps, per_record = fused_chain(parent)
-    if steps and per_record and not (base._fuse and base._op.lazy):
+    if steps and per_record and not (base.fuse and base.op.lazy):
         # Chain the few base partitions (lines), not the many records the steps make
         # (words): the chaining then costs per line, not per word.
         batch = await batch_at(base, t)
@@ -313,24 +436,22 @@ async def _read(node: DStream[Any], reads: Reads, op: ops.Operator, t: int) -> l
     return [fn(iters[0] if len(iters) == 1 else itertools.chain.from_iterable(iters))]
 
 
-async def _per_partition(
-    node: DStream[Any], parent: DStream[Any], t: int, fn: Callable[[Any], Any]
-) -> list[Any]:
+async def _per_partition(node: Node, parent: Node, t: int, fn: Callable[[Any], Any]) -> list[Any]:
     """``fn`` over each partition of ``parent`` at ``t`` (after its fused narrow steps).
 
     Inline, on the event loop over lazy iterators; with another executor, the fused steps
     and ``fn`` are shipped as one stage per partition and only the results come back.
     """
-    executor = node._ctx._executor
+    executor = node.graph.executor
     if executor.inline:
         return [fn(it) for it in await partition_iters(parent, t)]
     base, steps = await _stage(parent, t)
     if not steps and fn is list:
         return base  # nothing to run: shipping the records out and back would only cost
-    return await executor.run(StageFn(steps, fn), base, label=node._name)
+    return await executor.run(StageFn(steps, fn), base, label=node.name)
 
 
-async def _stage(node: DStream[Any], t: int) -> tuple[list[list[Any]], list[ops.Step]]:
+async def _stage(node: Node, t: int) -> tuple[list[list[Any]], list[ops.Step]]:
     """For an executor: the partitions to ship and the narrow steps still to run on them.
 
     The fused chain of sync narrow steps that ends in ``node`` runs where the partitions

@@ -59,7 +59,7 @@ import select
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -68,7 +68,6 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from ._util import Duration
-    from .context import StreamingContext
 
 __all__ = ["FLUSH_BOUND", "GRACE", "loop_factory", "run_context", "unwrap"]
 
@@ -78,6 +77,23 @@ logger = logging.getLogger("asyncstream")
 GRACE = 1.5
 #: Seconds the watchdog waits for ``sys.stdout``/``sys.stderr`` to flush before it exits.
 FLUSH_BOUND = 0.25
+
+
+class StreamingContext(Protocol):
+    """What the runner needs of a context (a protocol: the context imports this module)."""
+
+    async def start(self) -> None:
+        """Start the context."""
+        ...
+
+    async def stop(self, graceful: bool = False, timeout: Duration | None = None) -> None:  # noqa: ASYNC109 - SPEC: stop(timeout=)
+        """Stop the context."""
+        ...
+
+    async def await_termination(self, timeout: Duration | None = None) -> bool:  # noqa: ASYNC109 - Spark: awaitTerminationOrTimeout
+        """Wait until it stops; re-raise the error that stopped it."""
+        ...
+
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _FINISHED = 0  # the byte run() writes to the watchdog pipe when it returns (no signal is 0)

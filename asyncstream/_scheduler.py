@@ -35,10 +35,9 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from ._buffer import RecordBuffer
-    from ._graph import Plan
+    from ._graph import Graph, Node, Plan
     from .checkpoint import Checkpoint
     from .clock import Clock, Timer
-    from .dstream import DStream
     from .metrics import Listeners
     from .sinks import Output
     from .sources import Input
@@ -55,6 +54,7 @@ class Scheduler:
         next_ms: The first batch time to cut (after a restart: the one after the last
             committed batch, so the ticker catches up).
         zero_ms: The time grid's origin (``first batch time - batch_ms``).
+        graph: The graph of the context.
         plan: The graph as planned at start.
         checkpoint: Where each batch commits, if anywhere.
         listeners: Who hears about batches and outputs.
@@ -69,6 +69,7 @@ class Scheduler:
         batch_ms: int,
         next_ms: int,
         zero_ms: int,
+        graph: Graph,
         plan: Plan,
         checkpoint: Checkpoint | None,
         listeners: Listeners,
@@ -79,6 +80,7 @@ class Scheduler:
         self._batch_ms = batch_ms
         self.next_ms = next_ms
         self._zero_ms = zero_ms
+        self._graph = graph
         self._plan = plan
         self._inputs = plan.inputs
         self._outputs = plan.outputs
@@ -88,7 +90,6 @@ class Scheduler:
         self._listeners = listeners
         self._fail = fail
         self._stopping = stopping
-        self.last_time_ms: int | None = None
         self._positions: dict[int, dict[str, Any]] = {}
         # Per queued batch time: records it took from bounded buffers, released once it ran.
         self._held: dict[int, list[tuple[RecordBuffer[Any], int]]] = {}
@@ -108,12 +109,11 @@ class Scheduler:
         self._ticker_done = asyncio.Event()
         self._runner_done = asyncio.Event()
         self.runner_task: asyncio.Task[Any] | None = None
-        self._failed_node: DStream[Any] | None = None
 
     # --- what the context reads -----------------------------------------------------
 
     @property
-    def inputs(self) -> list[tuple[DStream[Any], Input]]:
+    def inputs(self) -> list[tuple[Node, Input]]:
         """The input nodes with their operators."""
         return self._inputs
 
@@ -126,11 +126,6 @@ class Scheduler:
     def last_batch(self) -> BatchInfo | None:
         """The last completed batch, with its delays."""
         return None if self._last_info is None else BatchInfo(*self._last_info)
-
-    def note_failure(self, node: DStream[Any]) -> None:
-        """``node`` raised while computing a batch (the first one is blamed)."""
-        if self._failed_node is None:
-            self._failed_node = node
 
     # --- the ticker -----------------------------------------------------------------
 
@@ -176,13 +171,13 @@ class Scheduler:
         held = []
         for node, op in self._inputs:
             records = op.cut()
-            node._cache[t] = Batch._make(t, op.partition(records))
+            node.cache[t] = Batch._make(t, op.partition(records))
             num += len(records)
             if records and isinstance(op, BufferedInput):
                 held.append((op.buffer, len(records)))
         if held:
             self._held[t] = held
-        self.last_time_ms = t
+        self._graph.last_time_ms = t
         if self._checkpoint is not None:
             self._positions[t] = {
                 name: op.position()
@@ -238,8 +233,8 @@ class Scheduler:
         try:
             for node, op in self._stateful:
                 await feed(node, op, t)
-            for i, out in enumerate(self._outputs):
-                batch = await batch_at(out.stream, t)
+            for i, (node, out) in enumerate(self._outputs):
+                batch = await batch_at(node, t)
                 if batch is None:
                     continue  # this output's stream has no batch at t (a window not due)
                 if listeners is not None:
@@ -287,9 +282,9 @@ class Scheduler:
 
     def _forget(self, t: int) -> None:
         for node in self._caching:
-            cache = node._cache
+            cache = node.cache
             if cache:
-                limit = t - node._remember_ms
+                limit = t - node.remember_ms
                 if len(cache) == 1:  # the common case: only this batch's
                     if next(iter(cache)) <= limit:
                         cache.clear()
@@ -299,9 +294,10 @@ class Scheduler:
 
     async def _batch_error(self, exc: Exception, t: int, out: Output | None) -> BatchError:
         name = blame(exc, self._plan.code_names)
-        if name is None and self._failed_node is not None:
-            culprit = await find_fused_culprit(self._failed_node, t)
-            name = (culprit or self._failed_node)._name
+        failed = self._graph.failed_node()
+        if name is None and failed is not None:
+            culprit = await find_fused_culprit(failed, t)
+            name = (culprit or failed).name
         if name is None:
             name = out.name if out is not None else "<unknown operator>"
         when = ms_to_datetime(t)

@@ -31,7 +31,6 @@ from .windows import reduce_pairs
 
 if TYPE_CHECKING:
     from .checkpoint import Checkpoint
-    from .dstream import DStream
 
 __all__: list[str] = []
 
@@ -81,8 +80,13 @@ class Stateful(ops.Operator):
             return await anyio.to_thread.run_sync(fn, *args)
         return fn(*args)
 
-    def prepare(self, node: DStream[Any], zero_ms: int, checkpoint: Checkpoint | None) -> None:
-        """Build the state (zero time now known), restored from ``checkpoint`` if it has it."""
+    def prepare(
+        self, zero_ms: int, checkpoint: Checkpoint | None, slide_ms: int, parent_slide_ms: int
+    ) -> None:
+        """Build the state (zero time now known), restored from ``checkpoint`` if it has it.
+
+        ``slide_ms`` is this operator's stream's slide, ``parent_slide_ms`` its parent's.
+        """
         raise NotImplementedError  # pragma: no cover - every stateful operator overrides it
 
     def checkpoint_blob(self) -> Any:
@@ -116,10 +120,11 @@ class Window(Stateful):
         self.threaded = has_async(*user_fns)
         self.window: Any = None
 
-    def prepare(self, node: DStream[Any], zero_ms: int, checkpoint: Checkpoint | None) -> None:
+    def prepare(
+        self, zero_ms: int, checkpoint: Checkpoint | None, slide_ms: int, parent_slide_ms: int
+    ) -> None:
         """Make the window object for this run, with the kept batches of a checkpoint."""
-        parent_slide = node._parents[0]._slide_ms
-        self.window = self.make(self.window_ms, node._slide_ms, parent_slide, zero_ms)
+        self.window = self.make(self.window_ms, slide_ms, parent_slide_ms, zero_ms)
         if checkpoint is not None:
             assert self.name is not None
             snapshot = checkpoint.blob(self.name)
@@ -191,7 +196,9 @@ class UpdateState(KeyedState):
         self.threaded = has_async(fn)
         self.state: UpdateStateByKey[Any, Any, Any] | None = None
 
-    def prepare(self, node: DStream[Any], zero_ms: int, checkpoint: Checkpoint | None) -> None:
+    def prepare(
+        self, zero_ms: int, checkpoint: Checkpoint | None, slide_ms: int, parent_slide_ms: int
+    ) -> None:
         """Start from the initial pairs, or from the checkpoint's state."""
         store = None if checkpoint is None else checkpoint.store(_name(self))
         self.state = UpdateStateByKey(self.fn, self.initial, store=store)
@@ -219,7 +226,9 @@ class MapState(KeyedState):
         self.spec = spec
         self.state: MapWithState[Any, Any, Any, Any] | None = None
 
-    def prepare(self, node: DStream[Any], zero_ms: int, checkpoint: Checkpoint | None) -> None:
+    def prepare(
+        self, zero_ms: int, checkpoint: Checkpoint | None, slide_ms: int, parent_slide_ms: int
+    ) -> None:
         """Start from the spec's initial pairs, or from the checkpoint's state."""
         store = None if checkpoint is None else checkpoint.store(_name(self))
         self.state = MapWithState(self.spec, store=store)

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from .dstream import DStream, MaybeAwaitable
-    from .sinks import Output
 
 __all__ = ["ContextState", "ContextStatistics", "StreamingContext"]
 
@@ -118,14 +117,10 @@ class StreamingContext(SourceStreams):
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._uvloop = uvloop
         self._state = ContextState.INITIALIZED
-        self._streams: list[DStream[Any]] = []
-        self._inputs: list[DStream[Any]] = []
-        self._outputs: list[Output] = []
         self._checkpoint_dir: str | None = None
         self._checkpoint: Checkpoint | None = None
         self._listeners = Listeners()
-        self._remember_ms = 0
-        self._zero_ms = 0
+        self._graph = _graph.Graph(self, executor, self._check_can_add, self._on_source_error)
         self._scheduler: Scheduler | None = None
         # lifecycle
         self._tg: anyio.abc.TaskGroup | None = None
@@ -157,9 +152,9 @@ class StreamingContext(SourceStreams):
     def statistics(self) -> ContextStatistics:
         """A frozen snapshot of progress: batches done and queued, delays, source counters."""
         sources = {
-            f"{i}:{node._op.name}": node._op.statistics()
-            for i, node in enumerate(self._inputs)
-            if isinstance(node._op, BufferedInput | ScannedInput)
+            f"{i}:{node.op.name}": node.op.statistics()
+            for i, node in enumerate(self._graph.inputs)
+            if isinstance(node.op, BufferedInput | ScannedInput)
         }
         sched = self._scheduler
         if sched is None:
@@ -167,15 +162,6 @@ class StreamingContext(SourceStreams):
         return ContextStatistics(
             self._state, sched.completed, sched.queued, sched.last_batch, sources
         )
-
-    @property
-    def _last_time_ms(self) -> int | None:
-        """The last batch time cut (for ``DStream.slice``), ``None`` before the first."""
-        return None if self._scheduler is None else self._scheduler.last_time_ms
-
-    def _note_failure(self, node: DStream[Any]) -> None:
-        if self._scheduler is not None:
-            self._scheduler.note_failure(node)
 
     # --- building the graph ---------------------------------------------------------------
 
@@ -186,13 +172,6 @@ class StreamingContext(SourceStreams):
                 "build the whole graph (sources, operators, outputs) before start()"
             )
             raise ContextStateError(msg)
-
-    def _add_output(self, out: Output) -> None:
-        self._check_can_add(out.kind)
-        if out.stream._ctx is not self:
-            msg = f"{out.kind}: the stream belongs to another StreamingContext"
-            raise ValueError(msg)
-        self._outputs.append(out)
 
     def union(self, *streams: DStream[T]) -> DStream[T]:
         """The records of every stream, batch by batch (their slides must match).
@@ -275,7 +254,8 @@ class StreamingContext(SourceStreams):
             >>> ssc.remember(60)
         """
         self._check_can_add("remember()")
-        self._remember_ms = max(self._remember_ms, to_ms(duration, "remember duration"))
+        graph = self._graph
+        graph.remember_ms = max(graph.remember_ms, to_ms(duration, "remember duration"))
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -291,7 +271,7 @@ class StreamingContext(SourceStreams):
                 "and cannot be restarted after stop(): create a new one"
             )
             raise ContextStateError(msg)
-        if not self._outputs:
+        if not self._graph.outputs:
             msg = (
                 "start(): no output operation is registered; add one (pprint, foreach_batch, "
                 "save_as_text_files or batches) before start()"
@@ -300,12 +280,13 @@ class StreamingContext(SourceStreams):
         loop = asyncio.get_running_loop()
         now_ms = math.floor(self._clock.now() * 1000 + 1e-6)
         first = (now_ms // self._batch_ms + 1) * self._batch_ms
-        self._zero_ms = first - self._batch_ms
+        self._graph.zero_ms = first - self._batch_ms
         checkpoint, first = self._open_checkpoint(first)
         try:
-            plan = _graph.plan(self._streams, self._inputs, self._outputs, self._remember_ms)
+            plan = _graph.plan(self._graph)
             for node, op in plan.stateful:
-                op.prepare(node, self._zero_ms, checkpoint)
+                slides = node.slide_ms, node.parents[0].slide_ms
+                op.prepare(self._graph.zero_ms, checkpoint, *slides)
             if checkpoint is not None:
                 for name, (_, input_op) in zip(plan.input_names, plan.inputs, strict=True):
                     position = checkpoint.blob(f"source:{name}")
@@ -320,7 +301,8 @@ class StreamingContext(SourceStreams):
             clock=self._clock,
             batch_ms=self._batch_ms,
             next_ms=first,
-            zero_ms=self._zero_ms,
+            zero_ms=self._graph.zero_ms,
+            graph=self._graph,
             plan=plan,
             checkpoint=checkpoint,
             listeners=self._listeners,
@@ -351,7 +333,7 @@ class StreamingContext(SourceStreams):
             return None, first
         checkpoint = Checkpoint(
             self._checkpoint_dir,
-            fingerprint=_graph.fingerprint(self._streams, self._inputs),
+            fingerprint=_graph.fingerprint(self._graph),
             batch_interval_ms=self._batch_ms,
         )
         self._checkpoint = checkpoint
@@ -359,7 +341,7 @@ class StreamingContext(SourceStreams):
         if "batch_time_ms" in meta:
             # Continue the checkpointed time grid: the batches after the last committed
             # one run again, at their original times (the ticker catches up).
-            self._zero_ms = meta["zero_ms"]
+            self._graph.zero_ms = meta["zero_ms"]
             first = meta["batch_time_ms"] + self._batch_ms
         return checkpoint, first
 
@@ -403,10 +385,10 @@ class StreamingContext(SourceStreams):
 
     def _finish(self) -> None:
         self._state = ContextState.STOPPED
-        for node in self._inputs:
-            if isinstance(node._op, BufferedInput):
-                node._op.buffer.close()
-        for out in self._outputs:
+        for node in self._graph.inputs:
+            if isinstance(node.op, BufferedInput):
+                node.op.buffer.close()
+        for _, out in self._graph.outputs:
             out.close()
         if self._checkpoint is not None:
             self._checkpoint.close()
@@ -420,8 +402,8 @@ class StreamingContext(SourceStreams):
         try:
             with anyio.CancelScope() as self._sources_scope:
                 async with anyio.create_task_group() as tg:
-                    for node in self._inputs:
-                        op = node._op
+                    for node in self._graph.inputs:
+                        op = node.op
                         if isinstance(op, BufferedInput) and op.source is not None:
                             events = SourceEvents(op.source.name, self._on_source_error)
                             tg.start_soon(op.run_source, events, name=op.source.name)
@@ -470,9 +452,9 @@ class StreamingContext(SourceStreams):
         self._sources_scope.cancel()
         await sched.stop_ticking()
         await self._sources_done.wait()
-        for node in self._inputs:
-            if isinstance(node._op, BufferedInput):
-                node._op.buffer.close("the StreamingContext is stopping")
+        for node in self._graph.inputs:
+            if isinstance(node.op, BufferedInput):
+                node.op.buffer.close("the StreamingContext is stopping")
         inputs = [op for _, op in sched.inputs]
         await sched.drain(lambda: any(op.pending() for op in inputs))
 

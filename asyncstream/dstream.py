@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast, overload
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeAlias, TypeVar, cast, overload
 
 from . import operators as ops
 from . import sinks
 from ._stateful import MapState, StateSnapshots, UpdateState, Window, bridged
-from ._util import Duration, call_site, check_partitions, fn_name, time_to_ms, to_ms
+from ._util import Duration, check_partitions, fn_name, time_to_ms, to_ms
 from .errors import ContextStateError, IncompatibleStreamsError
 from .state import StateSpec
 from .windows import (
@@ -24,11 +24,12 @@ from .windows import (
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from ._graph import Graph, Node
     from .batch import Batch
-    from .context import StreamingContext
 
 __all__ = ["DStream", "KeyedDStream", "MapWithStateDStream", "MaybeAwaitable"]
 
+T = TypeVar("T")  # element type of streams combined as they are
 T_co = TypeVar("T_co", covariant=True)  # element type of a stream
 U = TypeVar("U")  # element type an operator produces
 K = TypeVar("K")  # key of a pair stream
@@ -38,6 +39,41 @@ C = TypeVar("C")  # combiner type of combine_by_key
 S = TypeVar("S")  # state kept per key
 
 MaybeAwaitable: TypeAlias = U | Awaitable[U]
+
+
+class ContextLike(Protocol):
+    """What a stream knows of its :class:`~asyncstream.StreamingContext` (``.context``).
+
+    A protocol, so this module need not import the context (which imports it): the
+    context is the layer above the streams it makes.
+    """
+
+    @property
+    def batch_interval(self) -> float:
+        """Seconds between two ticks."""
+        ...
+
+    def union(self, *streams: DStream[T]) -> DStream[T]:
+        """The records of every stream, batch by batch."""
+        ...
+
+    def transform(
+        self, streams: Sequence[DStream[Any]], fn: Callable[..., MaybeAwaitable[Iterable[U]]]
+    ) -> DStream[U]:
+        """``fn(*batches)`` per batch time."""
+        ...
+
+    async def start(self) -> None:
+        """Start the context."""
+        ...
+
+    async def stop(self, graceful: bool = False, timeout: Duration | None = None) -> None:  # noqa: ASYNC109 - SPEC: stop(timeout=)
+        """Stop the context."""
+        ...
+
+    async def await_termination(self, timeout: Duration | None = None) -> bool:  # noqa: ASYNC109 - Spark: awaitTerminationOrTimeout
+        """Wait until the context stops."""
+        ...
 
 
 class DStream(Generic[T_co]):
@@ -53,24 +89,8 @@ class DStream(Generic[T_co]):
         >>> words.map(lambda w: (w, 1)).reduce_by_key(operator.add).pprint()
     """
 
-    __slots__ = (
-        "_cache",
-        "_ctx",
-        "_fuse",
-        "_name",
-        "_op",
-        "_parents",
-        "_remember_ms",
-        "_slide_ms",
-    )
-    _cache: dict[int, Batch[Any]]
-    _ctx: StreamingContext
-    _fuse: bool
-    _name: str
-    _op: ops.Operator
-    _parents: tuple[DStream[Any], ...]
-    _remember_ms: int
-    _slide_ms: int
+    __slots__ = ("_node",)
+    _node: Node
 
     def __init__(self) -> None:
         msg = (
@@ -82,39 +102,29 @@ class DStream(Generic[T_co]):
     @classmethod
     def _new(
         cls,
-        ctx: StreamingContext,
+        graph: Graph,
         op: ops.Operator,
         parents: tuple[DStream[Any], ...],
         kind: str,
         slide_ms: int | None = None,
     ) -> DStream[Any]:
-        ctx._check_can_add(kind)
-        for p in parents:
-            if p._ctx is not ctx:
-                msg = f"{kind}: the streams belong to different StreamingContexts"
-                raise ValueError(msg)
+        """A handle on a new node of ``graph``."""
+        node = graph.add(op, tuple(p._node for p in parents), kind, slide_ms)
         self = object.__new__(cls)
-        self._ctx = ctx
-        self._op = op
-        self._parents = parents
-        self._slide_ms = slide_ms if slide_ms is not None else parents[0]._slide_ms
-        self._name = f"{kind} at {call_site()}"
-        self._cache = {}
-        self._remember_ms = 0
-        self._fuse = False
-        ctx._streams.append(self)
+        self._node = node
         return self
 
     def _derive(self, op: ops.Operator, kind: str, *others: DStream[Any]) -> DStream[Any]:
+        slide = self._node.slide_ms
         for other in others:
-            if other._slide_ms != self._slide_ms:
+            if other._node.slide_ms != slide:
                 msg = (
-                    f"{kind}: slide durations differ ({self._slide_ms / 1000:g}s and "
-                    f"{other._slide_ms / 1000:g}s); streams combined per batch must share "
+                    f"{kind}: slide durations differ ({slide / 1000:g}s and "
+                    f"{other._node.slide_ms / 1000:g}s); streams combined per batch must share "
                     "their slide duration"
                 )
                 raise IncompatibleStreamsError(msg)
-        return DStream._new(self._ctx, op, (self, *others), kind)
+        return DStream._new(self._node.graph, op, (self, *others), kind)
 
     def _narrow(self, kind: str, fn: Callable[..., Any], concurrency: int) -> DStream[Any]:
         if concurrency < 1:
@@ -125,17 +135,17 @@ class DStream(Generic[T_co]):
     # --- public properties ------------------------------------------------------------
 
     @property
-    def context(self) -> StreamingContext:
+    def context(self) -> ContextLike:
         """The StreamingContext this stream belongs to."""
-        return self._ctx
+        return cast("ContextLike", self._node.graph.owner)
 
     @property
     def slide_duration(self) -> float:
         """Seconds between two batches of this stream."""
-        return self._slide_ms / 1000
+        return self._node.slide_ms / 1000
 
     def __repr__(self) -> str:
-        return f"<DStream {self._name} slide={self._slide_ms / 1000:g}s>"
+        return f"<DStream {self._node.name} slide={self._node.slide_ms / 1000:g}s>"
 
     # --- per element / per partition ----------------------------------------------------
 
@@ -452,14 +462,15 @@ class DStream(Generic[T_co]):
         Example:
             >>> recent = await s.slice(now - 10, now)
         """
-        ctx = self._ctx
-        if ctx._last_time_ms is None:
+        node = self._node
+        graph = node.graph
+        if graph.last_time_ms is None:
             msg = "slice() needs a started StreamingContext that has generated a batch"
             raise ContextStateError(msg)
-        lo, hi = time_to_ms(begin), min(time_to_ms(end), ctx._last_time_ms)
-        slide, zero = self._slide_ms, ctx._zero_ms
+        lo, hi = time_to_ms(begin), min(time_to_ms(end), graph.last_time_ms)
+        slide, zero, cache = node.slide_ms, graph.zero_ms, node.cache
         first = zero + max(1, -(-(lo - zero) // slide)) * slide
-        return [self._cache[t] for t in range(first, hi + 1, slide) if t in self._cache]
+        return [cache[t] for t in range(first, hi + 1, slide) if t in cache]
 
     # --- windows ----------------------------------------------------------------------------
 
@@ -467,8 +478,12 @@ class DStream(Generic[T_co]):
         self, window_duration: Duration, slide_duration: Duration | None
     ) -> tuple[int, int]:
         w = to_ms(window_duration, "window duration")
-        s = self._slide_ms if slide_duration is None else to_ms(slide_duration, "slide duration")
-        check_window(w, s, self._slide_ms)
+        s = (
+            self._node.slide_ms
+            if slide_duration is None
+            else to_ms(slide_duration, "slide duration")
+        )
+        check_window(w, s, self._node.slide_ms)
         return w, s
 
     def _windowed(
@@ -482,7 +497,7 @@ class DStream(Generic[T_co]):
         w, s = self._window_ms(window_duration, slide_duration)
         op = Window(w, **kw)
         op.name = name
-        return DStream._new(self._ctx, op, (self,), kind, slide_ms=s)
+        return DStream._new(self._node.graph, op, (self,), kind, slide_ms=s)
 
     def window(
         self,
@@ -634,7 +649,7 @@ class DStream(Generic[T_co]):
         """
         op = UpdateState(fn, initial)
         op.name = name
-        return DStream._new(self._ctx, op, (self,), f"update_state_by_key({fn_name(fn)})")
+        return DStream._new(self._node.graph, op, (self,), f"update_state_by_key({fn_name(fn)})")
 
     def map_with_state(
         self: DStream[tuple[K, V]], spec: StateSpec[K, V, S, U], *, name: str | None = None
@@ -658,7 +673,7 @@ class DStream(Generic[T_co]):
         kind = f"map_with_state({fn_name(spec.fn)})"
         op = MapState(spec)
         op.name = name
-        return MapWithStateDStream._new(self._ctx, op, (self,), kind)  # type: ignore[return-value]
+        return MapWithStateDStream._new(self._node.graph, op, (self,), kind)  # type: ignore[return-value]
 
     # --- outputs --------------------------------------------------------------------------
 
@@ -673,7 +688,7 @@ class DStream(Generic[T_co]):
             ('a', 2)
             <BLANKLINE>
         """
-        self._ctx._add_output(sinks.PPrint(self, num))
+        self._node.graph.add_output(self._node, sinks.PPrint(num))
 
     def foreach_batch(self, fn: Callable[[Batch[T_co]], MaybeAwaitable[None]]) -> None:
         """Call ``fn(batch)`` (sync or async) for every batch, empty ones included.
@@ -681,7 +696,7 @@ class DStream(Generic[T_co]):
         Example:
             >>> counts.foreach_batch(lambda b: print(b.time, list(b)))
         """
-        self._ctx._add_output(sinks.ForeachBatch(self, fn))
+        self._node.graph.add_output(self._node, sinks.ForeachBatch(fn))
 
     def save_as_text_files(self, prefix: str, suffix: str | None = None) -> None:
         """Write each batch to ``{prefix}-{time_ms}[.{suffix}]``, one record per line.
@@ -692,7 +707,7 @@ class DStream(Generic[T_co]):
         Example:
             >>> counts.save_as_text_files("/tmp/out/counts", "txt")
         """
-        self._ctx._add_output(sinks.SaveAsTextFiles(self, prefix, suffix))
+        self._node.graph.add_output(self._node, sinks.SaveAsTextFiles(prefix, suffix))
 
     def batches(self, max_buffered: int = 16) -> AsyncIterator[Batch[T_co]]:
         """An async iterator over this stream's batches, for code that embeds the engine.
@@ -704,8 +719,8 @@ class DStream(Generic[T_co]):
             >>> async for batch in counts.batches():
             ...     print(batch.time, list(batch))
         """
-        out = sinks.BatchIterator(self, max_buffered)
-        self._ctx._add_output(out)
+        out: sinks.BatchIterator[T_co] = sinks.BatchIterator(max_buffered)
+        self._node.graph.add_output(self._node, out)
         return out
 
 
@@ -720,9 +735,9 @@ class MapWithStateDStream(DStream[U], Generic[K, S, U]):
         Example:
             >>> counts.state_snapshots().pprint()
         """
-        op = self._op
+        op = self._node.op
         assert isinstance(op, MapState)
-        return DStream._new(self._ctx, StateSnapshots(op), (self,), "state_snapshots")
+        return DStream._new(self._node.graph, StateSnapshots(op), (self,), "state_snapshots")
 
 
 KeyedDStream: TypeAlias = DStream[tuple[K, V]]

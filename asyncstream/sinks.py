@@ -13,16 +13,13 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import anyio
 import anyio.to_thread
 
 from ._util import call_site, fn_name, is_async_callable
 from .batch import Batch
-
-if TYPE_CHECKING:
-    from .dstream import DStream
 
 __all__: list[str] = []
 
@@ -37,8 +34,7 @@ class Output:
     kind = "output"
     user_fns: tuple[object, ...] = ()
 
-    def __init__(self, stream: DStream[Any], label: str | None = None) -> None:
-        self.stream = stream
+    def __init__(self, label: str | None = None) -> None:
         self.name = f"{label or self.kind} at {call_site()}"
 
     def run(self, batch: Batch[Any]) -> Awaitable[Any] | None:
@@ -69,8 +65,8 @@ class PPrint(Output):
 
     kind = "pprint"
 
-    def __init__(self, stream: DStream[Any], num: int) -> None:
-        super().__init__(stream)
+    def __init__(self, num: int) -> None:
+        super().__init__()
         if isinstance(num, bool) or not isinstance(cast("object", num), int) or num < 0:
             msg = f"pprint: num must be an int >= 0, got {num!r}"
             raise ValueError(msg)
@@ -87,8 +83,8 @@ class ForeachBatch(Output):
 
     kind = "foreach_batch"
 
-    def __init__(self, stream: DStream[Any], fn: Callable[[Batch[Any]], Any]) -> None:
-        super().__init__(stream, f"foreach_batch({fn_name(fn)})")
+    def __init__(self, fn: Callable[[Batch[Any]], Any]) -> None:
+        super().__init__(f"foreach_batch({fn_name(fn)})")
         self.fn = fn
         self.user_fns = (fn,)
         self.is_async = is_async_callable(fn)
@@ -106,8 +102,8 @@ class SaveAsTextFiles(Output):
 
     kind = "save_as_text_files"
 
-    def __init__(self, stream: DStream[Any], prefix: str, suffix: str | None) -> None:
-        super().__init__(stream)
+    def __init__(self, prefix: str, suffix: str | None) -> None:
+        super().__init__()
         self.prefix = os.fspath(prefix)
         self.suffix = suffix
 
@@ -148,8 +144,8 @@ class BatchIterator(Output, AsyncIterator[Batch[T]], Generic[T]):
 
     kind = "batches"
 
-    def __init__(self, stream: DStream[T], max_buffered: int) -> None:
-        super().__init__(stream)
+    def __init__(self, max_buffered: int) -> None:
+        super().__init__()
         if max_buffered < 1:
             msg = f"batches: max_buffered must be at least 1, got {max_buffered!r}"
             raise ValueError(msg)

@@ -120,5 +120,5 @@ async def run_stream(
     finally:
         await ssc.stop()
     await ssc.await_termination()
-    first = ssc._zero_ms + interval
+    first = ssc._graph.zero_ms + interval
     return [sink.by_time.get(first + i * interval) for i in range(batches)]

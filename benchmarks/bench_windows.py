@@ -361,7 +361,7 @@ class Incremental:
 
     async def open(self) -> None:
         await self.side.open()
-        op = self.nodes[0]._op
+        op = self.nodes[0]._node.op
         assert isinstance(op, Window)
         state = op.window
         assert isinstance(state, KeyedWindowState)

@@ -277,7 +277,7 @@ async def test_memoised_batches_are_freed_after_their_batch(clock: ManualClock) 
     stream.count().foreach_batch(lambda b: None)
     await ssc.start()
     await clock.advance(3)
-    assert all(not node._cache for node in ssc._streams)
+    assert all(not node.cache for node in ssc._graph.nodes)
     await ssc.stop()
 
 

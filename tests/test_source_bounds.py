@@ -22,8 +22,9 @@ from helpers import eventually
 
 from asyncstream import SourceErrorInfo, StreamingContext, StreamingListener
 from asyncstream._buffer import RecordBuffer
-from asyncstream._socket import SocketServerSource
+from asyncstream._socket import SocketServerSource, SocketTextSource
 from asyncstream._source_api import SourceEvents
+from asyncstream.sources import BufferedInput
 from asyncstream.testing import ListSink, ManualClock
 
 if TYPE_CHECKING:
@@ -265,8 +266,11 @@ async def test_the_client_connection_has_tcp_keepalive(clock: ManualClock) -> No
         async with ssc:
             with anyio.fail_after(5):
                 await accepted.wait()
-            (node,) = ssc._inputs
-            source = node._op.source  # type: ignore[attr-defined]
+            (node,) = ssc._graph.inputs
+            assert isinstance(node.op, BufferedInput)
+            source = node.op.source
+            assert isinstance(source, SocketTextSource)
+            assert source._pump is not None
             (proto,) = source._pump.protos
             assert _socket_of(proto).getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
         tg.cancel_scope.cancel()
