@@ -32,6 +32,7 @@ from __future__ import annotations
 import collections
 import itertools
 from dataclasses import dataclass
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, final
 
 from . import operators as ops
@@ -50,6 +51,11 @@ if TYPE_CHECKING:
     from .sinks import Output
 
 Parts = list["Iterable[Any]"]
+# Enum members as module constants: a global read is cheaper than ``Reads.X`` on the
+# per-batch path.
+_NOTHING, _ITERS, _PARTS, _STEP = Reads.NOTHING, Reads.ITERS, Reads.PARTS, Reads.STEP
+_COMBINED, _PER_PARTITION, _BATCHES = Reads.COMBINED, Reads.PER_PARTITION, Reads.BATCHES
+
 # Partition types a batch can keep as they are (nobody mutates them afterwards).
 _OWNED: tuple[type, ...] = (list, ops.DICT_ITEMS)
 
@@ -71,6 +77,7 @@ class Graph:
     __slots__ = (
         "_check_can_add",
         "_failed",
+        "_nested",
         "_source_error",
         "executor",
         "inputs",
@@ -79,6 +86,7 @@ class Graph:
         "outputs",
         "owner",
         "remember_ms",
+        "times",
         "zero_ms",
     )
 
@@ -100,6 +108,15 @@ class Graph:
         self.remember_ms = 0
         self.last_time_ms: int | None = None
         self._failed: Node | None = None
+        #: Seconds per operator name in the batch being run (see :func:`timed`).
+        self.times: dict[str, float] = {}
+        self._nested = 0.0  # time of the computations nested in the one being timed
+
+    def start_batch(self) -> dict[str, float]:
+        """Start timing a new batch; return the dict its operators' times go into."""
+        self.times = {}
+        self._nested = 0.0
+        return self.times
 
     def add(
         self, op: ops.Operator, parents: tuple[Node, ...], kind: str, slide_ms: int | None
@@ -316,9 +333,12 @@ async def batch_at(node: Node, t: int) -> Batch[Any] | None:
         return None
     batch = node.cache.get(t)
     if batch is None:
+        start = perf_counter()
+        outer = graph._nested
+        graph._nested = 0.0
         try:
             op = node.op
-            if op.reads is Reads.STEP and not graph.executor.inline:
+            if op.reads is _STEP and not graph.executor.inline:
                 parts = await _ship_step(node, op, t)
             else:
                 parts = await op.compute(t, await _read(node, op.reads, op, t))
@@ -332,8 +352,23 @@ async def batch_at(node: Node, t: int) -> Batch[Any] | None:
         except Exception:
             graph.note_failure(node)
             raise
+        finally:
+            # This node's own time: the elapsed time less its parents' computations.
+            elapsed = perf_counter() - start
+            times = graph.times
+            name = node.name
+            times[name] = times.get(name, 0.0) + elapsed - graph._nested
+            graph._nested = outer + elapsed
         node.cache[t] = batch
     return batch
+
+
+def _charge(graph: Graph, name: str, start: float) -> float:
+    """Add to ``name`` the time since ``start`` less that of nested computations."""
+    elapsed = perf_counter() - start
+    times = graph.times
+    times[name] = times.get(name, 0.0) + elapsed - graph._nested
+    return elapsed
 
 
 async def partition_iters(node: Node, t: int) -> Parts:
@@ -341,14 +376,14 @@ async def partition_iters(node: Node, t: int) -> Parts:
     if node.fuse:
         try:
             op = node.op
-            if op.reads is Reads.STEP and node.graph.executor.inline:
+            if op.reads is _STEP and node.graph.executor.inline:
                 # A fused chain of sync steps: one await for its base, then the steps.
                 base, steps, _ = fused_chain(node)
                 parts = await partition_iters(base, t)
                 for step in steps:
                     parts = [step(i, it) for i, it in enumerate(parts)]
                 return parts
-            if op.reads is Reads.STEP:
+            if op.reads is _STEP:
                 return await _ship_step(node, op, t)
             return await op.compute(t, await _read(node, op.reads, op, t))
         except Exception:
@@ -364,9 +399,16 @@ async def feed(node: Node, op: Stateful, t: int) -> None:
         await batch_at(node, t)  # keyed state: every batch updates it, consumed or not
         return
     parent = node.parents[0]
-    if (t - node.graph.zero_ms) % parent.slide_ms:
+    graph = node.graph
+    if (t - graph.zero_ms) % parent.slide_ms:
         return
-    await op.take(t, await _read(node, op.feed_reads, op, t))
+    start = perf_counter()
+    outer = graph._nested
+    graph._nested = 0.0
+    try:
+        await op.take(t, await _read(node, op.feed_reads, op, t))
+    finally:
+        graph._nested = outer + _charge(graph, node.name, start)
 
 
 async def _ship_step(node: Node, op: ops.Operator, t: int) -> Parts:
@@ -404,20 +446,20 @@ async def _read(node: Node, reads: Reads, op: ops.Operator, t: int) -> list[Any]
 
     Inline (the default executor) or shipped is decided here once per read.
     """
-    if reads is Reads.NOTHING:
+    if reads is _NOTHING:
         return []
     parents = node.parents
     executor = node.graph.executor
-    if reads is Reads.ITERS:
+    if reads is _ITERS:
         return [await partition_iters(p, t) for p in parents]
-    if reads is Reads.BATCHES:
+    if reads is _BATCHES:
         return [await batch_at(p, t) for p in parents]
-    if reads in (Reads.PARTS, Reads.STEP):
+    if reads in (_PARTS, _STEP):
         if executor.inline:
             return [await partition_iters(p, t) for p in parents]
         return [await _per_partition(node, p, t, list) for p in parents]
     fn = op.map_side()
-    if reads is Reads.PER_PARTITION or not executor.inline:
+    if reads is _PER_PARTITION or not executor.inline:
         return await _per_partition(node, parents[0], t, fn)
     # COMBINED on the event loop: ``fn`` once over all of the parent's records chained
     # (one pass, nothing to merge).

@@ -18,6 +18,7 @@ import asyncio
 import collections
 import dataclasses
 import math
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -59,7 +60,6 @@ class Scheduler:
         checkpoint: Where each batch commits, if anywhere.
         listeners: Who hears about batches and outputs.
         fail: Called with the error that must stop the context.
-        stopping: True once the context is being stopped (not idle until stopped).
     """
 
     def __init__(
@@ -74,7 +74,6 @@ class Scheduler:
         checkpoint: Checkpoint | None,
         listeners: Listeners,
         fail: Callable[[BaseException], None],
-        stopping: Callable[[], bool],
     ) -> None:
         self._clock = clock
         self._batch_ms = batch_ms
@@ -89,7 +88,11 @@ class Scheduler:
         self._checkpoint = checkpoint
         self._listeners = listeners
         self._fail = fail
-        self._stopping = stopping
+        #: While True, the scheduler runs (the context sets it False when it stops).
+        self.active = True
+        #: The cancel scope of the context's task group, once it runs: a cancelled one
+        #: means the context is stopping (not idle until it has stopped).
+        self.cancel_scope: anyio.CancelScope | None = None
         self._positions: dict[int, dict[str, Any]] = {}
         # Per queued batch time: records it took from bounded buffers, released once it ran.
         self._held: dict[int, list[tuple[RecordBuffer[Any], int]]] = {}
@@ -104,7 +107,7 @@ class Scheduler:
         self._call_at = timers_of(clock)
         self._progress: asyncio.Event | None = None
         self.completed = 0
-        self._last_info: tuple[int, int, float, float, float] | None = None
+        self._last_info: tuple[int, int, float, float, float, dict[str, float]] | None = None
         self._ticker_scope: anyio.CancelScope | None = None
         self._ticker_done = asyncio.Event()
         self._runner_done = asyncio.Event()
@@ -187,7 +190,7 @@ class Scheduler:
         submitted = self._clock.now()
         self._jobs.append((t, num, submitted))
         self._wake_runner()
-        if self._listeners:
+        if self._listeners.active:
             self._listeners.emit("on_batch_submitted", BatchInfo(t, num, submitted))
 
     # --- the job runner -------------------------------------------------------------
@@ -226,10 +229,11 @@ class Scheduler:
     async def _run_batch(self, t: int, num: int, submitted: float) -> None:
         clock = self._clock
         started = clock.now()
-        listeners = self._listeners if self._listeners else None
+        listeners = self._listeners if self._listeners.active else None
         if listeners is not None:
             listeners.emit("on_batch_started", BatchInfo(t, num, submitted, started))
         out: Output | None = None
+        times = self._graph.start_batch()
         try:
             for node, op in self._stateful:
                 await feed(node, op, t)
@@ -237,6 +241,7 @@ class Scheduler:
                 batch = await batch_at(node, t)
                 if batch is None:
                     continue  # this output's stream has no batch at t (a window not due)
+                out_start = perf_counter()
                 if listeners is not None:
                     when = ms_to_datetime(t)
                     op_info = OutputOperationInfo(when, i, out.name, clock.now())
@@ -254,6 +259,7 @@ class Scheduler:
                     listeners.emit("on_output_operation_completed", end)
                 elif (pending := out.run(batch)) is not None:
                     await pending
+                times[out.name] = times.get(out.name, 0.0) + perf_counter() - out_start
         except Exception as exc:
             raise await self._batch_error(exc, t, out) from exc
         finally:
@@ -264,7 +270,7 @@ class Scheduler:
         if self._checkpoint is not None:
             self._commit(t)
         self.completed += 1
-        self._last_info = last = (t, num, submitted, started, clock.now())
+        self._last_info = last = (t, num, submitted, started, clock.now(), times)
         if listeners is not None:
             listeners.emit("on_batch_completed", BatchInfo(*last))
 
@@ -331,22 +337,24 @@ class Scheduler:
 
     def stopped(self) -> None:
         """The context stopped: wake whoever waits for it to be idle."""
+        self.active = False
         self._notify()
 
     def _idle(self) -> bool:
         if self._jobs or self._running or self._ticker_deadline <= self._clock.now():
             return False
         # Stopping: not idle until it has stopped.
-        return not self._stopping()
+        scope = self.cancel_scope
+        return scope is None or not scope.cancel_called
 
-    def settle(self, active: Callable[[], bool]) -> Awaitable[None] | None:
+    def settle(self) -> Awaitable[None] | None:
         """None when every due tick has fired and every queued batch has run, else a wait."""
-        if active() and not self._idle():
-            return self._wait_idle(active)
+        if self.active and not self._idle():
+            return self._wait_idle()
         return None
 
-    async def _wait_idle(self, active: Callable[[], bool]) -> None:
-        while active() and not self._idle():
+    async def _wait_idle(self) -> None:
+        while self.active and not self._idle():
             if self._progress is None:
                 self._progress = asyncio.Event()
             await self._progress.wait()

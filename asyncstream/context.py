@@ -307,12 +307,11 @@ class StreamingContext(SourceStreams):
             checkpoint=checkpoint,
             listeners=self._listeners,
             fail=self._fail,
-            stopping=self._cancel_called,
         )
         self._state = ContextState.ACTIVE
         add_settler = getattr(self._clock, "add_settler", None)
         if add_settler is not None:
-            self._remove_settler = add_settler(lambda: sched.settle(self._active))
+            self._remove_settler = add_settler(sched.settle)
         ready: asyncio.Future[None] = loop.create_future()
         # The one task not started in a task group: the host of the context's task group,
         # whose lifetime stop() and await_termination() bound.
@@ -352,21 +351,16 @@ class StreamingContext(SourceStreams):
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
 
-    def _cancel_called(self) -> bool:
-        return self._tg is not None and self._tg.cancel_scope.cancel_called
-
-    def _active(self) -> bool:
-        return self._state is ContextState.ACTIVE
-
     async def _main(self, ready: asyncio.Future[None]) -> None:
         try:
             sched = self._scheduler
             assert sched is not None
             async with anyio.create_task_group() as tg:
                 self._tg = tg
+                sched.cancel_scope = tg.cancel_scope
                 tg.start_soon(self._run_sources, name="asyncstream sources")
                 tg.start_soon(sched.run_jobs, name="asyncstream batches")
-                if self._listeners:
+                if self._listeners.active:
                     tg.start_soon(self._listeners.run, name="asyncstream listeners")
                 await tg.start(sched.ticker, name="asyncstream ticker")
                 ready.set_result(None)
@@ -412,7 +406,7 @@ class StreamingContext(SourceStreams):
             self._sources_done.set()
 
     def _on_source_error(self, info: SourceErrorInfo) -> None:
-        if self._listeners:
+        if self._listeners.active:
             self._listeners.emit("on_source_error", info)
 
     # --- stopping -----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import operator
 from typing import TYPE_CHECKING
 
 import anyio
@@ -92,3 +93,23 @@ def test_a_listener_without_listener_methods_is_refused() -> None:
     ssc = StreamingContext(1)
     with pytest.raises(TypeError, match=r"^add_listener: 42 has none of the listener methods"):
         ssc.add_listener(42)
+
+
+async def test_batch_info_carries_each_operators_time(clock: ManualClock) -> None:
+    ssc = StreamingContext(1, clock=clock)
+    lines = ssc.queue_stream([["a b", "b c"]])
+    words = lines.flat_map(str.split)  # fused into the reduce: its time counts there
+    counts = words.map(lambda w: (w, 1)).reduce_by_key(operator.add)
+    windowed = counts.reduce_by_key_and_window(operator.add, None, 2, 1)
+    windowed.foreach_batch(lambda b: None)
+    async with ssc:
+        await clock.advance(1)
+    last = ssc.statistics().last_batch
+    assert last is not None
+    names = {name.split(" at ")[0] for name in last.operator_seconds}
+    assert names == {
+        "reduce_by_key(add)",
+        "reduce_by_key_and_window(add)",
+        "foreach_batch(test_batch_info_carries_each_operators_time.<locals>.<lambda>)",
+    }
+    assert all(seconds >= 0 for seconds in last.operator_seconds.values())
