@@ -62,7 +62,21 @@ class SourceStreams:
         they would see in Spark).
 
         Example:
-            >>> ssc.queue_stream([[1, 2], [3]]).count().pprint()
+            With ``ssc`` a context on the manual clock ``clock``:
+
+            >>> queue = [[1, 2, 3], [4]]
+            >>> numbers = ssc.queue_stream(queue, default=[0])
+            >>> numbers.foreach_batch(lambda batch: print(list(batch)))
+            >>> async def main() -> None:
+            ...     async with ssc:
+            ...         await clock.advance(2)
+            ...         queue.append([5, 6])  # read live
+            ...         await clock.advance(2)
+            >>> asyncio.run(main())
+            [1, 2, 3]
+            [4]
+            [5, 6]
+            [0]
         """
         check_partitions(num_partitions, "queue_stream")
         op = QueueInput(queue, one_at_a_time, default, num_partitions)  # type: ignore[arg-type]
@@ -79,9 +93,19 @@ class SourceStreams:
         Annotate the pair to type it, e.g. ``sender: InputSender[str]``.
 
         Example:
+            With ``ssc`` a context on the manual clock ``clock`` (see
+            :class:`~asyncstream.sources.InputSender` for more):
+
             >>> sender, events = ssc.input_stream(maxsize=10_000)
-            >>> events.count().pprint()
-            >>> await sender.send("click")
+            >>> events.foreach_batch(lambda batch: print(list(batch)))
+            >>> async def main() -> None:
+            ...     async with ssc:
+            ...         await sender.send("click")
+            ...         await sender.send_many(["scroll", "click"])
+            ...         await clock.advance(2)
+            >>> asyncio.run(main())
+            ['click', 'scroll', 'click']
+            []
         """
         op: BufferedInput[Any] = BufferedInput("input_stream", maxsize, None, max_buffer_bytes)
         return InputSender(op.buffer), self._add_input(op, "input_stream")
@@ -99,7 +123,17 @@ class SourceStreams:
         :meth:`input_stream`.
 
         Example:
-            >>> ssc.iterable_stream(range(1000)).count().pprint()
+            With ``ssc`` a context on the manual clock ``clock``:
+
+            >>> ssc.iterable_stream(range(1000)).count().foreach_batch(
+            ...     lambda batch: print(list(batch))
+            ... )
+            >>> async def main() -> None:
+            ...     async with ssc:
+            ...         await clock.advance(2)
+            >>> asyncio.run(main())
+            [1000]
+            [0]
         """
         source: IterableSource[T] = IterableSource(iterable)
         return self._add_source(source, "iterable_stream", maxsize, max_buffer_bytes)
@@ -144,7 +178,10 @@ class SourceStreams:
         is reported and reconnected to.
 
         Example:
-            >>> ssc.socket_text_stream("localhost", 9000).count().pprint()
+            The stream connects once the context starts (here it is only built):
+
+            >>> ssc.socket_text_stream("localhost", 9000)
+            <DStream socket_text_stream at ... slide=1s>
         """
         delay = to_ms(reconnect_delay, "reconnect_delay") / 1000
         source = SocketTextSource(
@@ -186,7 +223,16 @@ class SourceStreams:
         Bind ``"127.0.0.1"`` unless other machines must connect.
 
         Example:
-            >>> server, lines = ssc.socket_server_stream("127.0.0.1", 9999)
+            With ``ssc`` a context on a manual clock, listening on a free port:
+
+            >>> server, received = ssc.socket_server_stream("127.0.0.1", 0)
+            >>> received.count().foreach_batch(lambda batch: None)
+            >>> async def main() -> None:
+            ...     async with ssc:
+            ...         port = await server.wait_listening()
+            ...         print(port > 0)
+            >>> asyncio.run(main())
+            True
         """
         idle = None if idle_timeout is None else to_ms(idle_timeout, "idle_timeout") / 1000
         source = SocketServerSource(
@@ -214,7 +260,8 @@ class SourceStreams:
     ) -> DStream[str]:
         """Lines of the files that appear in ``directory`` (Spark's ``textFileStream``).
 
-        Files already there are ignored; new files must be moved in atomically; hidden
+        Files there when the stream is created are ignored; new files must be moved in
+        atomically (written elsewhere, then renamed into ``directory``); hidden
         (``.``, ``_``) and partial (``.tmp``, ``._COPYING_``...) names are skipped. At
         each tick the directory is scanned and each new file read whole into the batch.
         Every problem below is reported as a source event (its kind in brackets) and
@@ -240,7 +287,23 @@ class SourceStreams:
             max_file_bytes: The largest file read, in bytes (default 64 MiB).
 
         Example:
-            >>> ssc.text_file_stream("/data/incoming", pattern="*.log").count().pprint()
+            With ``ssc`` a context on the manual clock ``clock`` and ``tmp`` a directory:
+
+            >>> incoming = tmp / "incoming"
+            >>> incoming.mkdir()
+            >>> _ = (incoming / "old.log").write_text("there before")
+            >>> logs = ssc.text_file_stream(incoming, pattern="*.log")
+            >>> logs.foreach_batch(lambda batch: print(list(batch)))
+            >>> async def main() -> None:
+            ...     async with ssc:
+            ...         await clock.advance(1)
+            ...         (tmp / "new.log").write_text("a new line")
+            ...         (tmp / "new.log").rename(incoming / "new.log")
+            ...         await clock.advance(2)
+            >>> asyncio.run(main())
+            []
+            ['a new line']
+            []
         """
         source = TextFileSource(
             directory,
@@ -269,7 +332,20 @@ class SourceStreams:
             max_file_bytes: The largest file read, in bytes (default 64 MiB).
 
         Example:
-            >>> ssc.binary_records_stream("/data/frames", record_length=16).count().pprint()
+            With ``ssc`` a context on the manual clock ``clock`` and ``tmp`` a directory;
+            the last 2 bytes of the file, a partial record, are reported and dropped:
+
+            >>> frames = tmp / "frames"
+            >>> frames.mkdir()
+            >>> records = ssc.binary_records_stream(frames, record_length=4)
+            >>> records.foreach_batch(lambda batch: print(list(batch)))
+            >>> async def main() -> None:
+            ...     async with ssc:
+            ...         (tmp / "f.bin").write_bytes(b"abcdefghij")
+            ...         (tmp / "f.bin").rename(frames / "f.bin")
+            ...         await clock.advance(1)
+            >>> asyncio.run(main())
+            [b'abcd', b'efgh']
         """
         source = BinaryRecordsSource(directory, record_length, max_file_bytes=max_file_bytes)
         return self._add_scanned(source, "binary_records_stream")

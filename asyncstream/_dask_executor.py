@@ -109,8 +109,21 @@ class DaskExecutor(ExecutorContext):
         ValueError: ``max_in_flight`` is not a positive int, or an upload path is no file.
 
     Example:
-        >>> ssc = StreamingContext(1.0, executor=DaskExecutor("tcp://scheduler:8786"))
-        >>> ssc = StreamingContext(1.0, executor=DaskExecutor.local(workers=2))
+        Nothing connects before the context starts:
+
+        >>> from asyncstream import StreamingContext
+        >>> executor = DaskExecutor("tcp://scheduler:8786")
+        >>> executor
+        DaskExecutor('tcp://scheduler:8786') [not started]
+        >>> ssc = StreamingContext(1.0, executor=executor)  # starts and closes it
+
+        A run on a local cluster (not run with the docs: starting one takes seconds):
+
+        >>> build = lambda s: s.flat_map(str.split).count_by_value()
+        >>> inputs = [[["a b", "b c"], ["c"]]]
+        >>> executor = DaskExecutor.local(workers=1)
+        >>> asyncio.run(run_stream(build, inputs, batches=2, executor=executor))  # doctest: +SKIP
+        [[('a', 1), ('b', 2), ('c', 1)], [('c', 1)]]
     """
 
     inline = False
@@ -168,9 +181,16 @@ class DaskExecutor(ExecutorContext):
             ValueError: ``workers`` or ``threads_per_worker`` is not a positive int.
 
         Example:
-            >>> async with DaskExecutor.local(workers=2) as executor:
-            ...     print(executor.dashboard_link)
-            http://127.0.0.1:...
+            >>> DaskExecutor.local(workers=2)
+            DaskExecutor(local(workers=2, threads_per_worker=1)) [not started]
+
+            Used on its own (not run with the docs: starting a cluster takes seconds):
+
+            >>> async def main() -> None:
+            ...     async with DaskExecutor.local(workers=2) as executor:
+            ...         print(executor.dashboard_link)
+            >>> asyncio.run(main())  # doctest: +SKIP
+            http://127.0.0.1:.../status
         """
         _import_distributed()
         for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):

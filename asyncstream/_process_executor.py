@@ -76,7 +76,20 @@ class ProcessExecutor(ExecutorContext):
         ValueError: ``workers`` is not a positive int, or ``mp_context`` is unknown.
 
     Example:
-        >>> ssc = StreamingContext(1.0, executor=ProcessExecutor(workers=4))
+        Nothing starts before the context does:
+
+        >>> from asyncstream import StreamingContext
+        >>> executor = ProcessExecutor(workers=4)
+        >>> executor
+        ProcessExecutor(workers=4, mp_context='spawn') [not started]
+        >>> ssc = StreamingContext(1.0, executor=executor)  # starts and closes it
+
+        A run (slower: it starts two worker processes, about a second):
+
+        >>> build = lambda s: s.flat_map(str.split).count_by_value()
+        >>> inputs = [[["a b", "b c"], ["c"]]]
+        >>> asyncio.run(run_stream(build, inputs, batches=2, executor=ProcessExecutor(2)))
+        [[('a', 1), ('b', 2), ('c', 1)], [('c', 1)]]
     """
 
     inline = False

@@ -89,11 +89,25 @@ class StreamingContext(SourceStreams):
         uvloop: For :meth:`run`: use uvloop when installed (``None``/``True``) or not (``False``).
 
     Example:
-        >>> async def main():
-        ...     ssc = StreamingContext(1.0)
-        ...     ssc.queue_stream([["a b", "b"]]).flat_map(str.split).count_by_value().pprint()
-        ...     async with ssc:
-        ...         await ssc.await_termination(timeout=1.5)
+        A context on a manual clock, which the example advances (the default
+        :class:`~asyncstream.clock.SystemClock` ticks in real time):
+
+        >>> from asyncstream.testing import ManualClock
+        >>> clock = ManualClock()
+        >>> ssc = StreamingContext(1.0, clock=clock)
+        >>> ssc.queue_stream([["a b", "b"]]).flat_map(str.split).count_by_value().pprint()
+        >>> async def main() -> None:
+        ...     async with ssc:  # start(), then a graceful stop() at the end of the block
+        ...         await clock.advance(1)
+        >>> asyncio.run(main())
+        -------------------------------------------
+        Time: 1970-01-01 00:00:01
+        -------------------------------------------
+        ('a', 1)
+        ('b', 2)
+        <BLANKLINE>
+        >>> ssc.state
+        <ContextState.STOPPED: 'stopped'>
     """
 
     def __init__(
@@ -150,7 +164,22 @@ class StreamingContext(SourceStreams):
         return self._clock
 
     def statistics(self) -> ContextStatistics:
-        """A frozen snapshot of progress: batches done and queued, delays, source counters."""
+        """A frozen snapshot of progress: batches done and queued, delays, source counters.
+
+        Example:
+            With ``ssc`` a context on the manual clock ``clock`` and ``lines`` its input:
+
+            >>> lines.foreach_batch(lambda batch: None)
+            >>> async def main() -> None:
+            ...     async with ssc:
+            ...         await clock.advance(2)
+            ...         stats = ssc.statistics()
+            ...     print(stats.state, stats.batches_completed, stats.batches_queued)
+            ...     print(stats.last_batch.batch_time_ms, stats.last_batch.num_records)
+            >>> asyncio.run(main())
+            ContextState.ACTIVE 2 0
+            2000 1
+        """
         sources = {
             f"{i}:{node.op.name}": node.op.statistics()
             for i, node in enumerate(self._graph.inputs)
@@ -177,7 +206,16 @@ class StreamingContext(SourceStreams):
         """The records of every stream, batch by batch (their slides must match).
 
         Example:
-            >>> everything = ssc.union(s1, s2, s3)
+            With ``ssc`` a context on the manual clock ``clock``:
+
+            >>> s1, s2, s3 = (ssc.queue_stream([[n], [n * 10]]) for n in (1, 2, 3))
+            >>> ssc.union(s1, s2, s3).foreach_batch(lambda batch: print(list(batch)))
+            >>> async def main() -> None:
+            ...     async with ssc:
+            ...         await clock.advance(2)
+            >>> asyncio.run(main())
+            [1, 2, 3]
+            [10, 20, 30]
         """
         if not streams:
             msg = "union() needs at least one DStream"
@@ -193,7 +231,19 @@ class StreamingContext(SourceStreams):
         """``fn(*batches)`` (batch time first when it takes one more parameter) per batch time.
 
         Example:
+            With ``ssc`` a context on the manual clock ``clock``:
+
+            >>> a, b = ssc.queue_stream([[1, 2]]), ssc.queue_stream([[3]])
             >>> merged = ssc.transform([a, b], lambda x, y: x + y)
+            >>> merged.foreach_batch(lambda batch: print(list(batch)))
+            >>> stamped = ssc.transform([a, b], lambda time, x, y: [(time.second, len(x + y))])
+            >>> stamped.foreach_batch(lambda batch: print(list(batch)))
+            >>> async def main() -> None:
+            ...     async with ssc:
+            ...         await clock.advance(1)
+            >>> asyncio.run(main())
+            [1, 2, 3]
+            [(1, 3)]
         """
         if not streams:
             msg = "transform() needs at least one DStream"
@@ -211,7 +261,23 @@ class StreamingContext(SourceStreams):
             TypeError: ``listener`` has none of the listener methods.
 
         Example:
-            >>> ssc.add_listener(MyListener())
+            With ``ssc`` a context on the manual clock ``clock`` and ``lines`` its input:
+
+            >>> class Progress:
+            ...     async def on_batch_completed(self, info: BatchInfo) -> None:
+            ...         print("batch", info.batch_time_ms, "done:", info.num_records, "records")
+            >>> ssc.add_listener(Progress())
+            >>> lines.foreach_batch(lambda batch: None)
+            >>> async def main() -> None:
+            ...     async with ssc:
+            ...         await clock.advance(2)
+            >>> asyncio.run(main())
+            batch 1000 done: 2 records
+            batch 2000 done: 1 records
+            >>> ssc.add_listener(object())
+            Traceback (most recent call last):
+            ...
+            TypeError: add_listener: <object object at ...> has none of the listener methods ...
         """
         self._listeners.add(listener)
 
@@ -223,7 +289,24 @@ class StreamingContext(SourceStreams):
         batches after the last committed one run again, at their original times.
 
         Example:
-            >>> ssc.checkpoint("/var/lib/myjob/checkpoint")
+            A job that keeps a running total, run twice on the checkpoint in ``tmp`` (on
+            the manual clock ``clock``): the second run goes on where the first stopped.
+
+            >>> def job() -> StreamingContext:
+            ...     ssc = StreamingContext(1, clock=clock)
+            ...     ssc.checkpoint(tmp)
+            ...     pairs = ssc.queue_stream([[("a", 1)], [("a", 2)], [("a", 3)]])
+            ...     totals = pairs.update_state_by_key(lambda vs, s: (s or 0) + sum(vs))
+            ...     totals.foreach_batch(lambda batch: print(batch.time_ms, list(batch)))
+            ...     return ssc
+            >>> async def run(seconds: float) -> None:
+            ...     async with job():
+            ...         await clock.advance(seconds)
+            >>> asyncio.run(run(2))
+            1000 [('a', 1)]
+            2000 [('a', 3)]
+            >>> asyncio.run(run(1))
+            3000 [('a', 6)]
         """
         self._check_can_add("checkpoint()")
         self._checkpoint_dir = os.fspath(directory)
@@ -238,7 +321,23 @@ class StreamingContext(SourceStreams):
         state it finds is restored when the context starts.
 
         Example:
-            >>> ssc = StreamingContext.get_or_create("/var/lib/myjob", build_job)
+            A job run twice on the checkpoint in ``tmp`` (on the manual clock ``clock``):
+            the queue goes on from its checkpointed position.
+
+            >>> def setup() -> StreamingContext:
+            ...     ssc = StreamingContext(1, clock=clock)
+            ...     ssc.queue_stream([[1], [2], [3]]).foreach_batch(
+            ...         lambda batch: print(batch.time_ms, list(batch))
+            ...     )
+            ...     return ssc
+            >>> async def run(seconds: float) -> None:
+            ...     async with StreamingContext.get_or_create(tmp, setup):
+            ...         await clock.advance(seconds)
+            >>> asyncio.run(run(2))
+            1000 [1]
+            2000 [2]
+            >>> asyncio.run(run(1))
+            3000 [3]
         """
         ssc = setup()
         if not isinstance(cast("object", ssc), StreamingContext):
@@ -251,7 +350,17 @@ class StreamingContext(SourceStreams):
         """Keep every stream's batches at least ``duration`` (for :meth:`DStream.slice`).
 
         Example:
+            With ``ssc`` a context on the manual clock ``clock`` and ``lines`` its input:
+
             >>> ssc.remember(60)
+            >>> counts = lines.count()
+            >>> counts.foreach_batch(lambda batch: None)
+            >>> async def main() -> None:
+            ...     async with ssc:
+            ...         await clock.advance(3)
+            ...         print([list(batch) for batch in await counts.slice(0, clock.now())])
+            >>> asyncio.run(main())
+            [[2], [1], [0]]
         """
         self._check_can_add("remember()")
         graph = self._graph
@@ -264,6 +373,22 @@ class StreamingContext(SourceStreams):
 
         Raises:
             ContextStateError: When already started or stopped, or with no output operation.
+
+        Example:
+            With ``ssc`` a context on the manual clock ``clock`` and ``lines`` its input:
+
+            >>> lines.count().foreach_batch(lambda batch: print(batch.time_ms, list(batch)))
+            >>> async def main() -> None:
+            ...     await ssc.start()
+            ...     await clock.advance(2)
+            ...     await ssc.stop()
+            >>> asyncio.run(main())
+            1000 [2]
+            2000 [1]
+            >>> asyncio.run(ssc.start())
+            Traceback (most recent call last):
+            ...
+            asyncstream.errors.ContextStateError: start(): the StreamingContext is stopped; ...
         """
         if self._state is not ContextState.INITIALIZED:
             msg = (
@@ -420,6 +545,19 @@ class StreamingContext(SourceStreams):
                 are dropped).
             timeout: Bound of a graceful stop in seconds (default 10 batch intervals);
                 past it the context stops at once.
+
+        Example:
+            A record sent before a graceful stop still gets a batch (with ``ssc`` a
+            context on a manual clock):
+
+            >>> sender, events = ssc.input_stream()
+            >>> events.foreach_batch(lambda batch: print(batch.time_ms, list(batch)))
+            >>> async def main() -> None:
+            ...     await ssc.start()
+            ...     await sender.send("last")
+            ...     await ssc.stop(graceful=True)
+            >>> asyncio.run(main())
+            1000 ['last']
         """
         if self._state is ContextState.INITIALIZED:
             self._finish()
@@ -461,7 +599,21 @@ class StreamingContext(SourceStreams):
         Raises:
             BatchError: A user function failed; the batch time and operator are named.
             ContextStateError: The context was never started.
-        """
+
+        Example:
+            With ``ssc`` a context on the manual clock ``clock`` and ``lines`` its input
+            (whose first line is ``"a b"``):
+
+            >>> lines.map(int).foreach_batch(lambda batch: None)
+            >>> async def main() -> None:
+            ...     await ssc.start()
+            ...     await clock.advance(1)
+            ...     await ssc.await_termination()
+            >>> asyncio.run(main())
+            Traceback (most recent call last):
+            ...
+            asyncstream.errors.BatchError: map(int) at ... failed in the batch of 1970-01-01T00:00:01+00:00: ValueError: invalid literal for int() with base 10: 'a b'
+        """  # noqa: E501
         if self._state is ContextState.INITIALIZED:
             msg = (
                 "await_termination(): the StreamingContext was never started; "

@@ -85,8 +85,35 @@ class DStream(Generic[T_co]):
     in flight inside one batch.
 
     Example:
+        A word count, with ``ssc`` a context on the manual clock ``clock`` and ``lines``
+        its input of ``["a b", "b c"]``, then ``["c"]``:
+
         >>> words = lines.flat_map(str.split)
         >>> words.map(lambda w: (w, 1)).reduce_by_key(operator.add).pprint()
+        >>> async def main() -> None:
+        ...     async with ssc:
+        ...         await clock.advance(2)
+        >>> asyncio.run(main())
+        -------------------------------------------
+        Time: 1970-01-01 00:00:01
+        -------------------------------------------
+        ('a', 1)
+        ('b', 2)
+        ('c', 1)
+        <BLANKLINE>
+        -------------------------------------------
+        Time: 1970-01-01 00:00:02
+        -------------------------------------------
+        ('c', 1)
+        <BLANKLINE>
+
+        The operators' examples run with :func:`~asyncstream.testing.run_stream`: it
+        takes the batches of each input stream (then empty ones) and returns the records
+        of every batch time (``None`` where the stream made no batch):
+
+        >>> build = lambda s: s.map(str.upper)
+        >>> asyncio.run(run_stream(build, [[["a b"], ["c"]]], batches=3))
+        [['A B'], ['C'], []]
     """
 
     __slots__ = ("_node",)
@@ -136,12 +163,22 @@ class DStream(Generic[T_co]):
 
     @property
     def context(self) -> ContextLike:
-        """The StreamingContext this stream belongs to."""
+        """The StreamingContext this stream belongs to.
+
+        Example:
+            >>> lines.map(len).context is ssc
+            True
+        """
         return cast("ContextLike", self._node.graph.owner)
 
     @property
     def slide_duration(self) -> float:
-        """Seconds between two batches of this stream."""
+        """Seconds between two batches of this stream.
+
+        Example:
+            >>> lines.slide_duration, lines.window(4, 2).slide_duration
+            (1.0, 2.0)
+        """
         return self._node.slide_ms / 1000
 
     def __repr__(self) -> str:
@@ -157,7 +194,18 @@ class DStream(Generic[T_co]):
         """Apply ``fn`` to every record.
 
         Example:
-            >>> lengths = lines.map(len)
+            >>> build = lambda s: s.map(len)
+            >>> asyncio.run(run_stream(build, [[["a b", "b c"], ["c"]]], batches=2))
+            [[3, 3], [1]]
+
+            An ``async def`` function works the same; up to ``concurrency`` calls are in
+            flight at once, and the records keep their order:
+
+            >>> async def upper(line: str) -> str:
+            ...     return line.upper()
+            >>> build = lambda s: s.map(upper, concurrency=8)
+            >>> asyncio.run(run_stream(build, [[["a b", "b c"], ["c"]]], batches=2))
+            [['A B', 'B C'], ['C']]
         """
         return self._narrow("map", fn, concurrency)
 
@@ -178,7 +226,9 @@ class DStream(Generic[T_co]):
         """Apply ``fn`` to every record and flatten the iterables it returns.
 
         Example:
-            >>> words = lines.flat_map(str.split)
+            >>> build = lambda s: s.flat_map(str.split)
+            >>> asyncio.run(run_stream(build, [[["a b", "b c"], ["c"]]], batches=2))
+            [['a', 'b', 'b', 'c'], ['c']]
         """
         return self._narrow("flat_map", fn, concurrency)
 
@@ -188,7 +238,9 @@ class DStream(Generic[T_co]):
         """Keep the records for which ``fn`` returns a truthy value.
 
         Example:
-            >>> evens = numbers.filter(lambda x: x % 2 == 0)
+            >>> build = lambda s: s.filter(lambda x: x % 2 == 0)
+            >>> asyncio.run(run_stream(build, [[[1, 2, 3, 4], [5, 6]]], batches=2))
+            [[2, 4], [6]]
         """
         return self._narrow("filter", fn, concurrency)
 
@@ -198,7 +250,11 @@ class DStream(Generic[T_co]):
         """Apply ``fn`` to each partition's iterator; it returns the new partition.
 
         Example:
-            >>> sums = numbers.map_partitions(lambda it: [sum(it)])
+            Input batches have two partitions (see :meth:`glom`):
+
+            >>> build = lambda s: s.map_partitions(lambda it: [sum(it)])
+            >>> asyncio.run(run_stream(build, [[[1, 2, 3, 4], [5, 6]]], batches=2))
+            [[3, 7], [5, 6]]
         """
         return self._narrow("map_partitions", fn, 1)
 
@@ -208,7 +264,9 @@ class DStream(Generic[T_co]):
         """Like :meth:`map_partitions`, with the partition index first.
 
         Example:
-            >>> tagged = s.map_partitions_with_index(lambda i, it: ((i, x) for x in it))
+            >>> build = lambda s: s.map_partitions_with_index(lambda i, it: ((i, x) for x in it))
+            >>> asyncio.run(run_stream(build, [[[1, 2, 3], [4]]], batches=2))
+            [[(0, 1), (1, 2), (1, 3)], [(1, 4)]]
         """
         return self._narrow("map_partitions_with_index", fn, 1)
 
@@ -229,7 +287,9 @@ class DStream(Generic[T_co]):
         """Apply ``fn`` to the value of every ``(key, value)`` pair.
 
         Example:
-            >>> doubled = pairs.map_values(lambda v: v * 2)
+            >>> build = lambda s: s.map_values(lambda v: v * 2)
+            >>> asyncio.run(run_stream(build, [[[("a", 1), ("b", 2)]]], batches=1))
+            [[('a', 2), ('b', 4)]]
         """
         return self._narrow("map_values", fn, concurrency)
 
@@ -253,7 +313,9 @@ class DStream(Generic[T_co]):
         """Pair the key with every element of ``fn(value)``.
 
         Example:
-            >>> letters = pairs.flat_map_values(list)  # ("k", "ab") -> ("k", "a"), ("k", "b")
+            >>> build = lambda s: s.flat_map_values(list)
+            >>> asyncio.run(run_stream(build, [[[("k", "ab"), ("j", "")]]], batches=1))
+            [[('k', 'a'), ('k', 'b')]]
         """
         return self._narrow("flat_map_values", fn, concurrency)
 
@@ -261,7 +323,11 @@ class DStream(Generic[T_co]):
         """Each partition becomes one record: the list of its records.
 
         Example:
-            >>> sizes = s.glom().map(len)
+            An input batch is sliced into two partitions, as ``sc.parallelize`` does:
+
+            >>> build = lambda s: s.glom()
+            >>> asyncio.run(run_stream(build, [[[1, 2, 3, 4, 5], [6]]], batches=2))
+            [[[1, 2], [3, 4, 5]], [[], [6]]]
         """
         return self._derive(ops.GLOM, "glom")
 
@@ -269,7 +335,9 @@ class DStream(Generic[T_co]):
         """Spread each batch evenly over ``num_partitions`` partitions, order kept.
 
         Example:
-            >>> s4 = s.repartition(4)
+            >>> build = lambda s: s.repartition(3).glom()
+            >>> asyncio.run(run_stream(build, [[[1, 2, 3, 4, 5]]], batches=1))
+            [[[1, 2], [3, 4], [5]]]
         """
         check_partitions(num_partitions, "repartition")
         return self._derive(ops.Repartition(num_partitions), f"repartition({num_partitions})")
@@ -282,7 +350,11 @@ class DStream(Generic[T_co]):
         """Put each pair in partition ``partition_func(key) % num_partitions``.
 
         Example:
-            >>> by_key = pairs.partition_by(2)
+            Keys of even length to partition 0, odd ones to partition 1:
+
+            >>> build = lambda s: s.partition_by(2, len).glom()
+            >>> asyncio.run(run_stream(build, [[[("a", 1), ("bb", 2), ("c", 3)]]], batches=1))
+            [[[('bb', 2)], [('a', 1), ('c', 3)]]]
         """
         check_partitions(num_partitions, "partition_by")
         op = ops.Repartition(num_partitions, partition_func)
@@ -294,7 +366,9 @@ class DStream(Generic[T_co]):
         """One record per batch: how many records it has (``0`` for an empty batch).
 
         Example:
-            >>> s.count().pprint()
+            >>> build = lambda s: s.count()
+            >>> asyncio.run(run_stream(build, [[[1, 2, 3], [4]]], batches=3))
+            [[3], [1], [0]]
         """
         return self._derive(ops.Count(), "count")
 
@@ -302,7 +376,9 @@ class DStream(Generic[T_co]):
         """``(value, count)`` for every distinct value in the batch.
 
         Example:
-            >>> words.count_by_value()  # ["a", "b", "a"] -> ("a", 2), ("b", 1)
+            >>> build = lambda s: s.count_by_value()
+            >>> asyncio.run(run_stream(build, [[["a", "b", "a"], ["c"]]], batches=2))
+            [[('a', 2), ('b', 1)], [('c', 1)]]
         """
         return self._derive(ops.CountByValue(), "count_by_value")
 
@@ -310,7 +386,9 @@ class DStream(Generic[T_co]):
         """One record per batch: all records combined with ``fn`` (nothing when empty).
 
         Example:
-            >>> total = numbers.reduce(operator.add)
+            >>> build = lambda s: s.reduce(operator.add)
+            >>> asyncio.run(run_stream(build, [[[1, 2, 3], [4]]], batches=3))
+            [[6], [4], []]
         """
         return self._derive(ops.Reduce(fn), f"reduce({fn_name(fn)})")
 
@@ -322,7 +400,9 @@ class DStream(Generic[T_co]):
         """Per key, its values combined with ``fn`` (combined inside partitions first).
 
         Example:
-            >>> counts = words.map(lambda w: (w, 1)).reduce_by_key(operator.add)
+            >>> build = lambda s: s.map(lambda w: (w, 1)).reduce_by_key(operator.add)
+            >>> asyncio.run(run_stream(build, [[["a", "b", "b"], ["c"]]], batches=2))
+            [[('a', 1), ('b', 2)], [('c', 1)]]
         """
         check_partitions(num_partitions, "reduce_by_key")
         op = ops.CombineByKey(None, fn, fn, num_partitions)
@@ -338,11 +418,15 @@ class DStream(Generic[T_co]):
         """Per key, build a combiner from the first value, fold in the rest, merge partitions.
 
         Example:
-            >>> sums_counts = pairs.combine_by_key(
+            Per key, the sum and the number of its values:
+
+            >>> build = lambda s: s.combine_by_key(
             ...     lambda v: (v, 1),
             ...     lambda c, v: (c[0] + v, c[1] + 1),
             ...     lambda a, b: (a[0] + b[0], a[1] + b[1]),
             ... )
+            >>> asyncio.run(run_stream(build, [[[("a", 1), ("b", 5), ("a", 3)]]], batches=1))
+            [[('a', (4, 2)), ('b', (5, 1))]]
         """
         check_partitions(num_partitions, "combine_by_key")
         op = ops.CombineByKey(create_combiner, merge_value, merge_combiners, num_partitions)
@@ -354,7 +438,9 @@ class DStream(Generic[T_co]):
         """Per key, the list of its values in arrival order.
 
         Example:
-            >>> groups = pairs.group_by_key()  # ("a", 1), ("a", 2) -> ("a", [1, 2])
+            >>> build = lambda s: s.group_by_key()
+            >>> asyncio.run(run_stream(build, [[[("a", 1), ("b", 5), ("a", 3)]]], batches=1))
+            [[('a', [1, 3]), ('b', [5])]]
         """
         check_partitions(num_partitions, "group_by_key")
         return self._derive(ops.GroupByKey(num_partitions), "group_by_key")
@@ -363,7 +449,9 @@ class DStream(Generic[T_co]):
         """The records of both streams, batch by batch (slides must match).
 
         Example:
-            >>> both = clicks.union(views)
+            >>> build = lambda a, b: a.union(b)
+            >>> asyncio.run(run_stream(build, [[[1], [2]], [[10]]], batches=2))
+            [[1, 10], [2]]
         """
         return self._derive(ops.Union(), "union", other)
 
@@ -380,7 +468,13 @@ class DStream(Generic[T_co]):
         """``(k, (v, w))`` for every pair of values with the same key in the same batch time.
 
         Example:
-            >>> joined = orders.join(users)
+            Orders ``(user, amount)`` joined with users ``(user, name)``:
+
+            >>> orders = [[("u1", 1), ("u2", 2), ("u1", 3)]]
+            >>> users = [[("u1", "ann"), ("u3", "bob")]]
+            >>> build = lambda a, b: a.join(b)
+            >>> asyncio.run(run_stream(build, [orders, users], batches=1))
+            [[('u1', (1, 'ann')), ('u1', (3, 'ann'))]]
         """
         return self._join("inner", other, num_partitions)
 
@@ -392,7 +486,11 @@ class DStream(Generic[T_co]):
         """Like :meth:`join`, keeping left keys with no match as ``(k, (v, None))``.
 
         Example:
-            >>> joined = orders.left_outer_join(users)
+            >>> orders = [[("u1", 1), ("u2", 2), ("u1", 3)]]
+            >>> users = [[("u1", "ann"), ("u3", "bob")]]
+            >>> build = lambda a, b: a.left_outer_join(b)
+            >>> asyncio.run(run_stream(build, [orders, users], batches=1))
+            [[('u1', (1, 'ann')), ('u1', (3, 'ann')), ('u2', (2, None))]]
         """
         return self._join("left", other, num_partitions)
 
@@ -404,7 +502,11 @@ class DStream(Generic[T_co]):
         """Like :meth:`join`, keeping right keys with no match as ``(k, (None, w))``.
 
         Example:
-            >>> joined = orders.right_outer_join(users)
+            >>> orders = [[("u1", 1), ("u2", 2), ("u1", 3)]]
+            >>> users = [[("u1", "ann"), ("u3", "bob")]]
+            >>> build = lambda a, b: a.right_outer_join(b)
+            >>> asyncio.run(run_stream(build, [orders, users], batches=1))
+            [[('u1', (1, 'ann')), ('u1', (3, 'ann')), ('u3', (None, 'bob'))]]
         """
         return self._join("right", other, num_partitions)
 
@@ -416,7 +518,11 @@ class DStream(Generic[T_co]):
         """Like :meth:`join`, keeping unmatched keys of either side with ``None`` opposite.
 
         Example:
-            >>> joined = orders.full_outer_join(users)
+            >>> orders = [[("u1", 1), ("u2", 2), ("u1", 3)]]
+            >>> users = [[("u1", "ann"), ("u3", "bob")]]
+            >>> build = lambda a, b: a.full_outer_join(b)
+            >>> asyncio.run(run_stream(build, [orders, users], batches=1))
+            [[('u1', (1, 'ann')), ('u1', (3, 'ann')), ('u2', (2, None)), ('u3', (None, 'bob'))]]
         """
         return self._join("full", other, num_partitions)
 
@@ -428,7 +534,11 @@ class DStream(Generic[T_co]):
         """``(k, (left_values, right_values))`` for every key on either side (``[]`` if absent).
 
         Example:
-            >>> grouped = orders.cogroup(users)
+            >>> orders = [[("u1", 1), ("u2", 2), ("u1", 3)]]
+            >>> users = [[("u1", "ann"), ("u3", "bob")]]
+            >>> build = lambda a, b: a.cogroup(b)
+            >>> asyncio.run(run_stream(build, [orders, users], batches=1))
+            [[('u1', ([1, 3], ['ann'])), ('u2', ([2], [])), ('u3', ([], ['bob']))]]
         """
         return self._join("cogroup", other, num_partitions)
 
@@ -439,7 +549,11 @@ class DStream(Generic[T_co]):
         positional parameters. What it returns becomes the batch.
 
         Example:
-            >>> ordered = numbers.transform(sorted)
+            >>> asyncio.run(run_stream(lambda s: s.transform(sorted), [[[3, 1, 2]]], batches=1))
+            [[1, 2, 3]]
+            >>> build = lambda s: s.transform(lambda time, xs: [(time.isoformat(), len(xs))])
+            >>> asyncio.run(run_stream(build, [[[3, 1, 2]]], batches=1))
+            [[('1970-01-01T00:00:01+00:00', 3)]]
         """
         return self._derive(ops.Transform(fn, 1), f"transform({fn_name(fn)})")
 
@@ -449,7 +563,9 @@ class DStream(Generic[T_co]):
         """``fn(records, other_records)`` (or with the batch time first) per batch time.
 
         Example:
-            >>> diff = a.transform_with(lambda x, y: set(x) - set(y), b)
+            >>> build = lambda a, b: a.transform_with(lambda x, y: sorted(set(x) - set(y)), b)
+            >>> asyncio.run(run_stream(build, [[[1, 2, 3]], [[2]]], batches=1))
+            [[1, 3]]
         """
         return self._derive(ops.Transform(fn, 2), f"transform_with({fn_name(fn)})", other)
 
@@ -460,7 +576,20 @@ class DStream(Generic[T_co]):
         longer with :meth:`StreamingContext.remember`.
 
         Example:
-            >>> recent = await s.slice(now - 10, now)
+            With ``ssc`` a context on the manual clock ``clock`` and ``lines`` its input:
+
+            >>> counts = lines.count()
+            >>> counts.foreach_batch(lambda batch: None)
+            >>> ssc.remember(10)
+            >>> async def main() -> None:
+            ...     async with ssc:
+            ...         await clock.advance(3)
+            ...         for batch in await counts.slice(clock.now() - 2, clock.now()):
+            ...             print(batch.time_ms, list(batch))
+            >>> asyncio.run(main())
+            1000 [2]
+            2000 [1]
+            3000 [0]
         """
         node = self._node
         graph = node.graph
@@ -512,7 +641,14 @@ class DStream(Generic[T_co]):
         (``slide_duration=None`` is this stream's slide). Early windows are partial.
 
         Example:
-            >>> last_minute = events.window(60, 10)
+            A window of 2 s every second, then every 2 s (``None``: no batch then):
+
+            >>> build = lambda s: s.window(2)
+            >>> asyncio.run(run_stream(build, [[[1], [2], [3]]], batches=4))
+            [[1], [1, 2], [2, 3], [3]]
+            >>> build = lambda s: s.window(2, 2)
+            >>> asyncio.run(run_stream(build, [[[1], [2], [3]]], batches=4))
+            [None, [1, 2], None, [3]]
         """
         return self._windowed(
             "window", window_duration, slide_duration, name, make=WindowBuffer, materialise=True
@@ -523,8 +659,16 @@ class DStream(Generic[T_co]):
     ) -> DStream[int]:
         """The number of records in each window (``reduce_by_window(add, sub)`` over 1s).
 
+        An empty window gives no record, except when the window spans at least 5 slides:
+        the count is then updated incrementally, and an emptied window counts ``0``.
+
         Example:
-            >>> events.count_by_window(30, 10).pprint()
+            >>> build = lambda s: s.count_by_window(2, 1)
+            >>> asyncio.run(run_stream(build, [[[1], [2, 3], [4]]], batches=5))
+            [[1], [3], [3], [1], []]
+            >>> build = lambda s: s.count_by_window(5, 1)
+            >>> asyncio.run(run_stream(build, [[[1], [2, 3]]], batches=7))[-3:]
+            [[3], [2], [0]]
         """
         return self._windowed(
             "count_by_window", window_duration, slide_duration, name, make=CountByWindow
@@ -539,10 +683,20 @@ class DStream(Generic[T_co]):
         *,
         name: str | None = None,
     ) -> DStream[T_co]:
-        """The window's records reduced with ``fn``; with ``inv_fn``, updated incrementally.
+        """The window's records reduced with ``fn`` (no record for an empty window).
+
+        With ``inv_fn`` and a window of at least 5 slides, the result is updated
+        incrementally, as in :meth:`reduce_by_key_and_window`: ``inv_fn`` takes out the
+        batches that left the window. An emptied window then gives what ``inv_fn`` left
+        (``0`` for a sum) instead of no record.
 
         Example:
-            >>> total = amounts.reduce_by_window(operator.add, operator.sub, 60, 10)
+            >>> build = lambda s: s.reduce_by_window(operator.add, None, 2, 1)
+            >>> asyncio.run(run_stream(build, [[[1], [2, 3], [4]]], batches=5))
+            [[1], [6], [9], [4], []]
+            >>> build = lambda s: s.reduce_by_window(operator.add, operator.sub, 5, 1)
+            >>> asyncio.run(run_stream(build, [[[1], [2, 3]]], batches=7))[-3:]
+            [[6], [5], [0]]
         """
         plain_fn, plain_inv = bridged(fn), bridged(inv_fn)
 
@@ -573,9 +727,24 @@ class DStream(Generic[T_co]):
         (given one ``(key, value)`` pair) drops them.
 
         Example:
-            >>> counts = pairs.reduce_by_key_and_window(
-            ...     operator.add, operator.sub, 30, 10, filter_func=lambda kv: kv[1] > 0
+            Word counts over the last 2 s:
+
+            >>> build = lambda s: s.reduce_by_key_and_window(operator.add, None, 2)
+            >>> words = [[("a", 1), ("b", 1)], [("b", 1)], [("c", 1)]]
+            >>> asyncio.run(run_stream(build, [words], batches=4))
+            [[('a', 1), ('b', 1)], [('a', 1), ('b', 2)], [('b', 1), ('c', 1)], [('c', 1)]]
+
+            Over the last 5 s, updated incrementally: a key that left the window stays
+            as ``(k, 0)`` unless ``filter_func`` drops it:
+
+            >>> build = lambda s: s.reduce_by_key_and_window(operator.add, operator.sub, 5)
+            >>> asyncio.run(run_stream(build, [[[("a", 1)], [("b", 1)]]], batches=7))[-2:]
+            [[('a', 0), ('b', 1)], [('a', 0), ('b', 0)]]
+            >>> build = lambda s: s.reduce_by_key_and_window(
+            ...     operator.add, operator.sub, 5, filter_func=lambda kv: kv[1] > 0
             ... )
+            >>> asyncio.run(run_stream(build, [[[("a", 1)], [("b", 1)]]], batches=7))[-2:]
+            [[('b', 1)], []]
         """
         plain_fn, plain_inv, plain_filter = bridged(fn), bridged(inv_fn), bridged(filter_func)
 
@@ -599,7 +768,9 @@ class DStream(Generic[T_co]):
         """``(value, count)`` of the values in each window; counts of 0 are dropped.
 
         Example:
-            >>> trending = hashtags.count_by_value_and_window(60, 10)
+            >>> build = lambda s: s.count_by_value_and_window(2, 1)
+            >>> asyncio.run(run_stream(build, [[["a", "b", "b"], ["b"], ["c"]]], batches=4))
+            [[('a', 1), ('b', 2)], [('a', 1), ('b', 3)], [('b', 1), ('c', 1)], [('c', 1)]]
         """
         return self._windowed(
             "count_by_value_and_window",
@@ -619,7 +790,14 @@ class DStream(Generic[T_co]):
         """Per key, its values in the window as a list, in arrival order.
 
         Example:
-            >>> recent = pairs.group_by_key_and_window(30, 10)
+            >>> build = lambda s: s.group_by_key_and_window(2, 1)
+            >>> words = [[("a", 1), ("b", 2)], [("b", 3)], [("c", 4)]]
+            >>> for batch in asyncio.run(run_stream(build, [words], batches=4)):
+            ...     print(batch)
+            [('a', [1]), ('b', [2])]
+            [('a', [1]), ('b', [2, 3])]
+            [('b', [3]), ('c', [4])]
+            [('c', [4])]
         """
         return self._windowed(
             "group_by_key_and_window",
@@ -645,7 +823,13 @@ class DStream(Generic[T_co]):
         batch. ``initial`` pairs are the state before the first batch.
 
         Example:
-            >>> totals = pairs.update_state_by_key(lambda vs, s: (s or 0) + sum(vs))
+            A running total per key, from 10 for ``"a"``:
+
+            >>> build = lambda s: s.update_state_by_key(
+            ...     lambda vs, s: (s or 0) + sum(vs), initial=[("a", 10)]
+            ... )
+            >>> asyncio.run(run_stream(build, [[[("a", 1), ("b", 2)], [("a", 3)]]], batches=3))
+            [[('a', 11), ('b', 2)], [('a', 14), ('b', 2)], [('a', 14), ('b', 2)]]
         """
         op = UpdateState(fn, initial)
         op.name = name
@@ -661,11 +845,24 @@ class DStream(Generic[T_co]):
         gives the full state each batch.
 
         Example:
-            >>> def count(key, value, state):
-            ...     n = (state.get() if state.exists() else 0) + 1
+            A running total per key; a key idle for 2 s times out (and is removed):
+
+            >>> from asyncstream import StateSpec
+            >>> def total(key, value, state):
+            ...     if state.is_timing_out():
+            ...         return key, "timed out"
+            ...     n = (state.get() if state.exists() else 0) + value
             ...     state.update(n)
             ...     return key, n
-            >>> counts = clicks.map_with_state(StateSpec(count, timeout=600))
+            >>> build = lambda s: s.map_with_state(StateSpec(total, timeout=2))
+            >>> clicks = [[("a", 1), ("b", 1), ("a", 1)], [("a", 1)]]
+            >>> for batch in asyncio.run(run_stream(build, [clicks], batches=5)):
+            ...     print(batch)
+            [('a', 1), ('b', 1), ('a', 2)]
+            [('a', 3)]
+            [('b', 'timed out')]
+            [('a', 'timed out')]
+            []
         """
         if not isinstance(cast("object", spec), StateSpec):
             msg = f"map_with_state takes a StateSpec(fn, timeout=None, initial=None), got {spec!r}"
@@ -681,11 +878,26 @@ class DStream(Generic[T_co]):
         """Print each batch's first ``num`` records, exactly as PySpark's ``pprint``.
 
         Example:
-            >>> counts.pprint()
+            With ``ssc`` a context on the manual clock ``clock`` and ``lines`` its input of
+            ``["a b", "b c"]``, then ``["c"]`` (times are printed in local time):
+
+            >>> lines.flat_map(str.split).pprint(3)
+            >>> async def main() -> None:
+            ...     async with ssc:
+            ...         await clock.advance(2)
+            >>> asyncio.run(main())
             -------------------------------------------
-            Time: 2026-11-26 10:00:01
+            Time: 1970-01-01 00:00:01
             -------------------------------------------
-            ('a', 2)
+            a
+            b
+            b
+            ...
+            <BLANKLINE>
+            -------------------------------------------
+            Time: 1970-01-01 00:00:02
+            -------------------------------------------
+            c
             <BLANKLINE>
         """
         self._node.graph.add_output(self._node, sinks.PPrint(num))
@@ -694,7 +906,22 @@ class DStream(Generic[T_co]):
         """Call ``fn(batch)`` (sync or async) for every batch, empty ones included.
 
         Example:
-            >>> counts.foreach_batch(lambda b: print(b.time, list(b)))
+            With ``ssc`` a context on the manual clock ``clock`` and ``lines`` its input:
+
+            >>> async def show(batch) -> None:
+            ...     print(batch.time_ms, list(batch))
+            >>> lines.map(len).foreach_batch(lambda b: print(b.time, list(b)))
+            >>> lines.count().foreach_batch(show)
+            >>> async def main() -> None:
+            ...     async with ssc:
+            ...         await clock.advance(3)
+            >>> asyncio.run(main())
+            1970-01-01 00:00:01+00:00 [3, 3]
+            1000 [2]
+            1970-01-01 00:00:02+00:00 [1]
+            2000 [1]
+            1970-01-01 00:00:03+00:00 []
+            3000 [0]
         """
         self._node.graph.add_output(self._node, sinks.ForeachBatch(fn))
 
@@ -705,7 +932,18 @@ class DStream(Generic[T_co]):
         a torn file and a re-run batch replaces its file whole.
 
         Example:
-            >>> counts.save_as_text_files("/tmp/out/counts", "txt")
+            With ``ssc`` a context on the manual clock ``clock``, ``lines`` its input, and
+            ``tmp`` a directory:
+
+            >>> lines.save_as_text_files(str(tmp / "out" / "lines"), "txt")
+            >>> async def main() -> None:
+            ...     async with ssc:
+            ...         await clock.advance(3)
+            >>> asyncio.run(main())
+            >>> sorted(path.name for path in (tmp / "out").iterdir())
+            ['lines-1000.txt', 'lines-2000.txt', 'lines-3000.txt']
+            >>> (tmp / "out" / "lines-1000.txt").read_text().splitlines()
+            ['a b', 'b c']
         """
         self._node.graph.add_output(self._node, sinks.SaveAsTextFiles(prefix, suffix))
 
@@ -716,8 +954,17 @@ class DStream(Generic[T_co]):
         past that, the engine waits too (backpressure). It ends when the context stops.
 
         Example:
-            >>> async for batch in counts.batches():
-            ...     print(batch.time, list(batch))
+            With ``ssc`` a context on the manual clock ``clock`` and ``lines`` its input:
+
+            >>> counts = lines.count().batches()
+            >>> async def main() -> None:
+            ...     async with ssc:
+            ...         await clock.advance(2)
+            ...     async for batch in counts:  # the two batches, then the end
+            ...         print(batch.time_ms, list(batch))
+            >>> asyncio.run(main())
+            1000 [2]
+            2000 [1]
         """
         out: sinks.BatchIterator[T_co] = sinks.BatchIterator(max_buffered)
         self._node.graph.add_output(self._node, out)
@@ -733,7 +980,15 @@ class MapWithStateDStream(DStream[U], Generic[K, S, U]):
         """The full ``(key, state)`` after each batch.
 
         Example:
-            >>> counts.state_snapshots().pprint()
+            >>> from asyncstream import StateSpec
+            >>> def total(key, value, state):
+            ...     n = (state.get() if state.exists() else 0) + value
+            ...     state.update(n)
+            ...     return key, n
+            >>> build = lambda s: s.map_with_state(StateSpec(total)).state_snapshots()
+            >>> clicks = [[("a", 1), ("b", 1), ("a", 1)], [("a", 1)]]
+            >>> asyncio.run(run_stream(build, [clicks], batches=3))
+            [[('a', 2), ('b', 1)], [('a', 3), ('b', 1)], [('a', 3), ('b', 1)]]
         """
         op = self._node.op
         assert isinstance(op, MapState)

@@ -170,7 +170,12 @@ class InlineExecutor:
     """Run partition work on the event loop, fused and lazy (the default).
 
     Example:
-        >>> ssc = StreamingContext(1.0, executor=InlineExecutor())
+        ``StreamingContext(1.0, executor=InlineExecutor())`` is the same as no executor:
+
+        >>> build = lambda s: s.flat_map(str.split).count_by_value()
+        >>> inputs = [[["a b", "b c"], ["c"]]]
+        >>> asyncio.run(run_stream(build, inputs, batches=2, executor=InlineExecutor()))
+        [[('a', 1), ('b', 2), ('c', 1)], [('c', 1)]]
     """
 
     inline = True

@@ -50,7 +50,19 @@ class Output:
 
 
 def pprint_text(batch: Batch[Any], num: int) -> str:
-    """The text PySpark's ``pprint`` prints for a batch (local time, ``str()`` records)."""
+    """The text PySpark's ``pprint`` prints for a batch (local time, ``str()`` records).
+
+    Example:
+        >>> from asyncstream.batch import Batch
+        >>> print(pprint_text(Batch._make(1_000, [["a", "b"], ["c"]]), 2), end="")
+        -------------------------------------------
+        Time: 1970-01-01 00:00:01
+        -------------------------------------------
+        a
+        b
+        ...
+        <BLANKLINE>
+    """
     taken = list(itertools.islice(batch, num + 1))
     local = datetime.fromtimestamp(batch.time_ms / 1000)
     lines = [_RULE, f"Time: {local}", _RULE, *map(str, taken[:num])]
@@ -108,7 +120,14 @@ class SaveAsTextFiles(Output):
         self.suffix = suffix
 
     def path_for(self, time_ms: int) -> str:
-        """The file name of the batch at ``time_ms`` (Spark's ``prefix-TIME_IN_MS[.suffix]``)."""
+        """The file name of the batch at ``time_ms`` (Spark's ``prefix-TIME_IN_MS[.suffix]``).
+
+        Example:
+            >>> SaveAsTextFiles("out/counts", "txt").path_for(2000)
+            'out/counts-2000.txt'
+            >>> SaveAsTextFiles("out/counts", None).path_for(2000)
+            'out/counts-2000'
+        """
         name = f"{self.prefix}-{time_ms}"
         return f"{name}.{self.suffix}" if self.suffix else name
 
