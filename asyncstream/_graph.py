@@ -1,7 +1,8 @@
 """The operator graph: planning it at start, and evaluating a node's batch at a time.
 
-The nodes are the :class:`~asyncstream.dstream.DStream` objects a context built, in
-creation order. At ``start()`` the context plans them once (:func:`plan`):
+The nodes (:class:`Node`, whose typed public handle is :class:`~asyncstream.DStream`)
+are kept by the context's :class:`Graph` in creation order. At ``start()`` the context
+plans them once (:func:`plan`):
 
 - **names**: every input gets ``kind#i`` (the i-th input of that kind) and every stateful
   operator without ``name=`` gets ``kind#i``; a checkpoint matches state by these names;
@@ -18,8 +19,9 @@ Evaluation is here too, and only here: :func:`batch_at` computes a node's batch 
 per time (memoised); :func:`partition_iters` gives a consumer a node's partitions (lazy
 and uncached for a fused node); :func:`feed` takes a parent batch into a stateful
 operator. Each fetches a node's parents once, in the form its operator declares
-(:class:`~asyncstream.operators.Reads`), decides there whether work runs inline on the
-event loop or is shipped to the executor, and hands the result to the operator's pure
+(:class:`~asyncstream.operators.Reads`), decides in this module (nowhere else) whether
+work runs inline on the event loop or is shipped to the executor, and hands the result
+to the operator's pure
 ``compute(t, inputs)``. The route of one batch from a source through a window to an
 output: the scheduler cuts the input (:mod:`asyncstream._scheduler`), calls
 :func:`feed` for the window, which reads the parent through its fused narrow chain
@@ -108,7 +110,7 @@ class Graph:
         self.remember_ms = 0
         self.last_time_ms: int | None = None
         self._failed: Node | None = None
-        #: Seconds per operator name in the batch being run (see :func:`timed`).
+        #: Seconds per operator name in the batch being run (see :func:`batch_at`).
         self.times: dict[str, float] = {}
         self._nested = 0.0  # time of the computations nested in the one being timed
 

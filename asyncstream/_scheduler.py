@@ -241,11 +241,11 @@ class Scheduler:
                 batch = await batch_at(node, t)
                 if batch is None:
                     continue  # this output's stream has no batch at t (a window not due)
-                out_start = perf_counter()
                 if listeners is not None:
                     when = ms_to_datetime(t)
                     op_info = OutputOperationInfo(when, i, out.name, clock.now())
                     listeners.emit("on_output_operation_started", op_info)
+                    out_start = perf_counter()
                     try:
                         if (pending := out.run(batch)) is not None:
                             await pending
@@ -255,11 +255,15 @@ class Scheduler:
                         )
                         listeners.emit("on_output_operation_completed", end)
                         raise
+                    elapsed = perf_counter() - out_start  # the output alone, not listeners
                     end = dataclasses.replace(op_info, end_time=clock.now())
                     listeners.emit("on_output_operation_completed", end)
-                elif (pending := out.run(batch)) is not None:
-                    await pending
-                times[out.name] = times.get(out.name, 0.0) + perf_counter() - out_start
+                else:
+                    out_start = perf_counter()
+                    if (pending := out.run(batch)) is not None:
+                        await pending
+                    elapsed = perf_counter() - out_start
+                times[out.name] = times.get(out.name, 0.0) + elapsed
         except Exception as exc:
             raise await self._batch_error(exc, t, out) from exc
         finally:
