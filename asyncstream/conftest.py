@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import os
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -35,6 +37,7 @@ from asyncstream import StreamingContext
 from asyncstream.testing import ManualClock, run_stream
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 __all__: list[str] = []
@@ -52,10 +55,17 @@ def _doctest_names(
     tmp_path: Path,
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Put fresh example objects into ``doctest_namespace`` before each doctest."""
+) -> Iterator[None]:
+    """Put fresh example objects into ``doctest_namespace`` before each doctest.
+
+    Examples print ``pprint`` headers, which show local time: they run in UTC, so the
+    times they show hold on every machine.
+    """
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
     monkeypatch.delenv("ASYNCSTREAM_CHECKPOINT_KEY", raising=False)
+    old_tz = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
     clock = ManualClock()
     ssc = StreamingContext(1, clock=clock)
     doctest_namespace.update(
@@ -67,3 +77,9 @@ def _doctest_names(
         tmp=tmp_path,
         run_stream=run_stream,
     )
+    yield
+    if old_tz is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = old_tz
+    time.tzset()
