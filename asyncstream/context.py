@@ -485,8 +485,8 @@ class StreamingContext(SourceStreams):
                 sched.cancel_scope = tg.cancel_scope
                 tg.start_soon(self._run_sources, name="asyncstream sources")
                 tg.start_soon(sched.run_jobs, name="asyncstream batches")
-                if self._listeners.active:
-                    tg.start_soon(self._listeners.run, name="asyncstream listeners")
+                # Always: a listener added after start() may be async too.
+                tg.start_soon(self._listeners.run, name="asyncstream listeners")
                 await tg.start(sched.ticker, name="asyncstream ticker")
                 ready.set_result(None)
         except Exception as exc:

@@ -113,3 +113,15 @@ async def test_batch_info_carries_each_operators_time(clock: ManualClock) -> Non
         "foreach_batch(test_batch_info_carries_each_operators_time.<locals>.<lambda>)",
     }
     assert all(seconds >= 0 for seconds in last.operator_seconds.values())
+
+
+async def test_an_async_listener_added_after_start_is_awaited(clock: ManualClock) -> None:
+    ssc = StreamingContext(1, clock=clock)
+    ssc.queue_stream([[1], [2]]).foreach_batch(lambda b: None)
+    recorder = AsyncRecorder()
+    async with ssc:
+        ssc.add_listener(recorder)
+        await clock.advance(1)
+        for _ in range(10):  # the listener task runs the queued calls
+            await anyio.lowlevel.checkpoint()
+        assert recorder.events[-1] == ("completed", 1000)
