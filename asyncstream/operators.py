@@ -16,14 +16,21 @@ import enum
 import functools
 import inspect
 import itertools
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import anyio
 
+from ._keyed import DICT_ITEMS as DICT_ITEMS  # the graph (_graph.py) reads ops.DICT_ITEMS
+from ._keyed import (
+    combine_pairs,
+    combine_pairs_async,
+    group_values,
+    hash_partition,
+    merge_into_async,
+)
 from ._util import is_async_callable, maybe_await, ms_to_datetime
-from .windows import reduce_pairs
 
 __all__: list[str] = []
 
@@ -39,7 +46,6 @@ class _Missing:
 
 
 _MISSING: Any = _Missing()
-DICT_ITEMS: type = type({}.items())
 
 
 class Reads(enum.Enum):
@@ -380,47 +386,6 @@ def _reduce_partition(fn: Fn, part: Iterable[Any]) -> Any:
     return first if first is _MISSING else functools.reduce(fn, items, first)
 
 
-def _combine_sync(
-    it: Iterable[tuple[Any, Any]], create: Fn | None, merge_value: Fn
-) -> dict[Any, Any]:
-    if create is None:
-        return reduce_pairs(it, merge_value)
-    d: dict[Any, Any] = {}
-    get = d.get
-    missing = _MISSING
-    for k, v in it:
-        old = get(k, missing)
-        d[k] = create(v) if old is missing else merge_value(old, v)
-    return d
-
-
-async def _combine_async(
-    it: Iterable[tuple[Any, Any]], create: Fn | None, merge_value: Fn
-) -> dict[Any, Any]:
-    d: dict[Any, Any] = {}
-    for k, v in it:
-        old = d.get(k, _MISSING)
-        if old is _MISSING:
-            d[k] = v if create is None else await maybe_await(create(v))
-        else:
-            d[k] = await maybe_await(merge_value(old, v))
-    return d
-
-
-def hash_partition(
-    items: Iterable[tuple[Any, Any]], n: int, partition_func: Fn = hash
-) -> list[list[Any]]:
-    """Split pairs into ``n`` partitions by ``partition_func(key) % n``."""
-    if n == 1:
-        # A dict's items view is handed over as it is: the dict was made for this batch
-        # and nothing changes it afterwards (no copy of every pair into a new list).
-        return [items if type(items) is DICT_ITEMS else list(items)]  # type: ignore[list-item]
-    parts: list[list[Any]] = [[] for _ in range(n)]
-    for kv in items:
-        parts[partition_func(kv[0]) % n].append(kv)
-    return parts
-
-
 class CombineByKey(Operator):
     """Per key: ``create`` the first value, ``merge_value`` the next ones, merge partitions.
 
@@ -445,21 +410,18 @@ class CombineByKey(Operator):
 
     def map_side(self) -> Callable[[Iterable[Any]], Any]:
         """Combine the pairs of one partition into a dict."""
-        return functools.partial(_combine_sync, create=self.create, merge_value=self.merge_value)
+        return functools.partial(combine_pairs, create=self.create, merge_value=self.merge_value)
 
     async def compute(self, t: int, inputs: list[Any]) -> Parts:
         """Merge the partial dicts (async functions: combine each partition first)."""
         if self.is_async:
-            partials = [await _combine_async(it, self.create, self.merge_value) for it in inputs[0]]
+            create, merge_value = self.create, self.merge_value
+            partials = [await combine_pairs_async(it, create, merge_value) for it in inputs[0]]
         else:
             partials = inputs
         merged = partials[0] if partials else {}
         for other in partials[1:]:
-            for k, v in other.items():
-                old = merged.get(k, _MISSING)
-                merged[k] = (
-                    v if old is _MISSING else await maybe_await(self.merge_combiners(old, v))
-                )
+            await merge_into_async(merged, other, self.merge_combiners)
         n = self.num_partitions or 1
         return hash_partition(merged.items(), n)  # type: ignore[return-value]
 
@@ -473,15 +435,8 @@ class GroupByKey(Operator):
     async def compute(self, t: int, inputs: list[Any]) -> Parts:
         """Group every parent partition's pairs by key."""
         n = self.num_partitions or 1
-        return hash_partition(_group(inputs[0]).items(), n)  # type: ignore[return-value]
-
-
-def _group(parts: Parts) -> dict[Any, list[Any]]:
-    groups: defaultdict[Any, list[Any]] = defaultdict(list)
-    for it in parts:
-        for k, v in it:
-            groups[k].append(v)
-    return groups
+        grouped = group_values(itertools.chain.from_iterable(inputs[0]))
+        return hash_partition(grouped.items(), n)  # type: ignore[return-value]
 
 
 class Join(Operator):
@@ -496,7 +451,8 @@ class Join(Operator):
 
     async def compute(self, t: int, inputs: list[Any]) -> Parts:
         """Group both sides by key and pair them up."""
-        left, right = _group(inputs[0]), _group(inputs[1])
+        chain = itertools.chain.from_iterable
+        left, right = group_values(chain(inputs[0])), group_values(chain(inputs[1]))
         how = self.how
         out: list[tuple[Any, Any]] = []
         if how == "cogroup":
