@@ -60,11 +60,11 @@ from .metrics import OutputOperationInfo as OutputOperationInfo
 from .metrics import SourceErrorInfo as SourceErrorInfo
 from .metrics import StreamingListener as StreamingListener
 from .sources import InputSender as InputSender
-from .state import MemoryStateStore as MemoryStateStore
-from .state import SqliteStateStore as SqliteStateStore
 from .state import State as State
 from .state import StateSpec as StateSpec
-from .state import StateStore as StateStore
+from .stores import MemoryStateStore as MemoryStateStore
+from .stores import SqliteStateStore as SqliteStateStore
+from .stores import StateStore as StateStore
 
 __version__ = "0.1.0"
 

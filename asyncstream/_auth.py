@@ -1,6 +1,6 @@
 """Authenticated SQLite files: the checkpoint key, row MACs, the file header (internal).
 
-A checkpoint (and a stand-alone :class:`~asyncstream.state.SqliteStateStore` file) is
+A checkpoint (and a stand-alone :class:`~asyncstream.stores.SqliteStateStore` file) is
 data an attacker may have rewritten. Nothing read from it is unpickled before its row
 is verified with HMAC-SHA256 under a key that is *not* in the file's directory:
 
@@ -281,22 +281,22 @@ def make_private_directory(path: str, what: str, elsewhere: str) -> None:
 
 # --- the file ------------------------------------------------------------------------------
 
+# The header table every file has. Its schema, like every other, is in
+# asyncstream.checkpoint, which hands it here in each Layout.
 META_TABLE: Final = "asyncstream_meta"
-_META_SCHEMA: Final = (
-    "CREATE TABLE asyncstream_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL, mac BLOB NOT NULL)"
-)
-_META_COLUMNS: Final = ("key", "value", "mac")
 
 
 @dataclass(frozen=True)
 class Layout:
-    """What an authenticated file holds besides its header.
+    """What an authenticated file holds (the layouts are in :mod:`asyncstream.checkpoint`).
 
     Attributes:
         format: The ``format`` header value, e.g. ``"asyncstream-checkpoint/2"``.
         label: How messages call the file, e.g. ``"checkpoint file"``.
-        schema: ``CREATE TABLE`` statements of the other tables, one per item.
-        columns: Each table's columns, in order, to recognise an altered layout.
+        schema: ``CREATE TABLE`` statements of every table, the header table
+            (:data:`META_TABLE`) included, one per item.
+        columns: Each table's columns, in order, to recognise an altered layout; the
+            header table's included.
     """
 
     format: str
@@ -432,7 +432,7 @@ def _create(path: str, layout: Layout, key: Key, header: Mapping[str, Any]) -> N
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("BEGIN IMMEDIATE")
-            for statement in (_META_SCHEMA, *layout.schema):
+            for statement in layout.schema:
                 conn.execute(statement)
             file_id = secrets.token_hex(16)
             conn.execute(
@@ -467,7 +467,7 @@ def _verify(
         found = " ".join(" ".join(check).split())
         problem = f"is corrupt (SQLite quick_check: {found}): it is truncated or damaged"
         raise refuse(path, label, problem, fix)
-    tables = {META_TABLE: _META_COLUMNS, **layout.columns}
+    tables = layout.columns
     objects = conn.execute("SELECT type, name, tbl_name FROM sqlite_master").fetchall()
     names = {name for kind, name, _ in objects if kind == "table"}
     raw = _header(conn, path, layout, fix, names)
@@ -527,8 +527,8 @@ def _header(
     conn: sqlite3.Connection, path: str, layout: Layout, fix: str, names: set[str]
 ) -> dict[object, tuple[object, object]]:
     """The meta rows as stored (unverified), once the file is known to be of ``layout``."""
-    if META_TABLE not in names or _columns(conn, META_TABLE) != _META_COLUMNS:
-        if names & {*layout.columns, META_TABLE}:
+    if META_TABLE not in names or _columns(conn, META_TABLE) != layout.columns[META_TABLE]:
+        if names & set(layout.columns):
             problem = (
                 "was written by an older asyncstream, whose checkpoints are not "
                 "authenticated: it cannot be verified, so it is not loaded"

@@ -22,6 +22,17 @@ once verified. The header records the batch interval and a fingerprint of the gr
 (operator kinds and names, in order), so a checkpoint of another program is refused.
 While a job runs it holds an exclusive ``flock`` on ``lock`` (which names its pid): a
 second job on the same directory fails at ``start()``.
+
+This module owns the file format: every SQLite schema asyncstream writes (the header
+table, the blobs, the keyed-state tables) and the layout of both kinds of file, a
+checkpoint and a stand-alone state store file. It sits below :mod:`asyncstream.stores`:
+the stores import the schemas and layouts from here, and this module never imports
+them, not even for type checking (the transitional :meth:`Checkpoint.store` aside; it
+goes once the engine calls ``checkpoint_store``). A checkpoint commits every store
+attached to it (:meth:`Checkpoint.attach`) through the small :class:`CommittingStore`
+protocol; ``asyncstream.stores.checkpoint_store`` opens a
+:class:`~asyncstream.stores.SqliteStateStore` on the checkpoint's connection and
+attaches it.
 """
 
 from __future__ import annotations
@@ -36,35 +47,108 @@ import pickle
 import sqlite3
 import stat
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from . import _auth
 from .errors import CheckpointError
-from .state import STATE_COLUMNS, STATE_SCHEMA, SqliteStateStore
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 __all__ = ["CheckpointInfo", "inspect_checkpoint"]
 
 DB_NAME: Final = "checkpoint.db"
 LOCK_NAME: Final = "lock"
 
+# --- the file format: every table of every file asyncstream writes --------------------
+
+# The header of every authenticated file (asyncstream._auth reads and writes it): its
+# format, key id and file id, and for a checkpoint its program and last commit. One JSON
+# value and one MAC per row.
+META_SCHEMA: Final = (
+    "CREATE TABLE asyncstream_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL, mac BLOB NOT NULL)",
+)
+META_COLUMNS: Final = {_auth.META_TABLE: ("key", "value", "mac")}
+
+# The tables of keyed state (asyncstream.stores.SqliteStateStore), in a checkpoint and in
+# a stand-alone store file. Every row carries its MAC (see asyncstream._auth): nothing is
+# unpickled before it is verified. A state row's value is its 32-byte MAC followed by
+# the pickled state (one column, not two: at one row per changed key, a fourth column
+# costs a fifth more SQLite time).
+STATE_SCHEMA: Final = (
+    "CREATE TABLE asyncstream_state (operator TEXT NOT NULL, key BLOB NOT NULL, "
+    "value BLOB NOT NULL, PRIMARY KEY (operator, key)) WITHOUT ROWID",
+    "CREATE TABLE asyncstream_commits (operator TEXT PRIMARY KEY, "
+    "batch_time_ms INTEGER NOT NULL, mac BLOB NOT NULL)",
+)
+STATE_COLUMNS: Final = {
+    "asyncstream_state": ("operator", "key", "value"),
+    "asyncstream_commits": ("operator", "batch_time_ms", "mac"),
+}
+
+# A checkpoint's other data: each window's kept batches and each source's position.
+BLOBS_SCHEMA: Final = (
+    "CREATE TABLE asyncstream_blobs (operator TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+    "encoding TEXT NOT NULL, value BLOB NOT NULL, mac BLOB NOT NULL)",
+)
+BLOBS_COLUMNS: Final = {"asyncstream_blobs": ("operator", "kind", "encoding", "value", "mac")}
+
 _LAYOUT: Final = _auth.Layout(
     "asyncstream-checkpoint/2",
     "checkpoint file",
-    (
-        "CREATE TABLE asyncstream_blobs (operator TEXT PRIMARY KEY, kind TEXT NOT NULL, "
-        "encoding TEXT NOT NULL, value BLOB NOT NULL, mac BLOB NOT NULL)",
-        *STATE_SCHEMA,
-    ),
-    {"asyncstream_blobs": ("operator", "kind", "encoding", "value", "mac"), **STATE_COLUMNS},
+    (*META_SCHEMA, *BLOBS_SCHEMA, *STATE_SCHEMA),
+    {**META_COLUMNS, **BLOBS_COLUMNS, **STATE_COLUMNS},
 )
+#: A stand-alone state store file (``SqliteStateStore(path, ...)``): the state tables only.
+STORE_LAYOUT: Final = _auth.Layout(
+    "asyncstream-state/2",
+    "state store file",
+    (*META_SCHEMA, *STATE_SCHEMA),
+    {**META_COLUMNS, **STATE_COLUMNS},
+)
+#: What every error about a stand-alone state store file tells the user to do.
+STORE_FIX: Final = "delete the file (the state restarts empty) or use another path"
 _FIX: Final = (
     "restore the checkpoint directory from a backup, delete it to start afresh (its state "
     "is lost), or point checkpoint() at another directory"
 )
 _ELSEWHERE: Final = "point checkpoint() at another directory"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """What a store needs to keep its rows in a checkpoint and commit with it.
+
+    Attributes:
+        conn: The checkpoint's connection (the checkpoint begins and ends transactions).
+        signer: The checkpoint file's MAC sub-keys.
+        label: How error messages call the file.
+        fix: What every error about the file tells the user to do.
+    """
+
+    conn: sqlite3.Connection
+    signer: _auth.Signer
+    label: str
+    fix: str
+
+
+class CommittingStore(Protocol):
+    """What a checkpoint needs of a store attached to it, to commit it with each batch."""
+
+    def last_committed(self) -> int | None:
+        """The batch time of the store's last commit in the file, ``None`` if none."""
+        ...
+
+    def prepare_write(self) -> Callable[[int], None]:
+        """Prepare the buffered changes; the result writes them in the open transaction."""
+        ...
+
+    def committed(self, batch_time_ms: int) -> None:
+        """The transaction holding the changes committed: forget them."""
+        ...
+
+
+_Store = TypeVar("_Store", bound=CommittingStore)  # a store type, e.g. SqliteStateStore
 
 
 class _DirectoryLock:
@@ -140,7 +224,7 @@ class Checkpoint:
     ) -> None:
         self.directory = os.fspath(directory)
         self.path = os.path.join(self.directory, DB_NAME)
-        self.stores: dict[str, SqliteStateStore[Any, Any]] = {}
+        self.stores: dict[str, CommittingStore] = {}
         parent = os.path.dirname(os.path.abspath(self.directory))
         os.makedirs(parent, exist_ok=True)
         _auth.make_private_directory(self.directory, "checkpoint directory", _ELSEWHERE)
@@ -246,11 +330,22 @@ class Checkpoint:
             fix = f"bring it back, or {_FIX}"
             raise _auth.refuse(self.path, _LAYOUT.label, problem, fix) from exc
 
-    def store(self, operator: str) -> SqliteStateStore[Any, Any]:
-        """The keyed-state store of ``operator``, sharing this checkpoint's transaction."""
-        attach = (self.conn, self._signer, _LAYOUT.label, _FIX)
-        store: SqliteStateStore[Any, Any] = SqliteStateStore(self.path, operator, _attach=attach)
-        self.stores[operator] = store
+    def attach(self, operator: str, open_store: Callable[[Attachment], _Store]) -> _Store:
+        """Open the keyed-state store of ``operator`` on this checkpoint, to commit with it.
+
+        Args:
+            operator: The operator whose state the store holds.
+            open_store: Opens the store on the checkpoint's connection (see
+                ``asyncstream.stores.checkpoint_store``).
+
+        Returns:
+            The store ``open_store`` returned, now committed with every batch.
+
+        Raises:
+            CheckpointError: The store's last commit is not the checkpoint's (rows of
+                different commits were mixed, or removed).
+        """
+        store = open_store(Attachment(self.conn, self._signer, _LAYOUT.label, _FIX))
         # Every commit writes every store's commit row with the batch time: another time
         # (or none) means rows of different commits were mixed, or removed.
         when = self._meta.get("batch_time_ms")
@@ -260,7 +355,19 @@ class Checkpoint:
                 f"while the checkpoint's last batch is {when})"
             )
             raise _auth.tampered(self.path, _LAYOUT.label, what, _FIX)
+        self.stores[operator] = store
         return store
+
+    def store(self, operator: str) -> Any:
+        """Transitional: ``asyncstream.stores.checkpoint_store(self, operator)``.
+
+        Kept only until the engine (``_stateful.py``) calls ``checkpoint_store`` itself;
+        the import below is the one place this module reaches up to the stores, and goes
+        with this method.
+        """
+        from .stores import checkpoint_store  # transitional, see above
+
+        return checkpoint_store(self, operator)
 
     def commit(
         self, batch_time_ms: int, meta: Mapping[str, Any], blobs: Mapping[str, tuple[str, Any]]

@@ -1,32 +1,29 @@
-"""Keyed state: state stores, ``update_state_by_key`` and ``map_with_state`` (SPEC §3, §5).
+"""Keyed state maths: ``update_state_by_key`` and ``map_with_state`` (SPEC §3, §5).
 
 The state maths (:class:`UpdateStateByKey`, :class:`MapWithState`) is pure: plain dicts
 in memory, no clock, no I/O; the batch time is an argument. Durability is a separate,
-optional :class:`StateStore` that the state classes write their changes into (a
-write-behind journal); the engine commits it with the batch time once the batch is done::
+optional :class:`~asyncstream.stores.StateStore` that the state classes write their
+changes into (a write-behind journal); the engine commits it with the batch time once
+the batch is done::
 
     batch t:   step(...)  ──puts/deletes──▶  store (buffered)  ──commit(t)──▶  SQLite
 
-Only :class:`SqliteStateStore` does I/O (stdlib ``sqlite3``, WAL mode).
+The stores live in :mod:`asyncstream.stores`; ``StateStore``, ``MemoryStateStore`` and
+``SqliteStateStore`` are re-exported here, so their old import path keeps working.
 """
 
 from __future__ import annotations
 
-import hmac
-import os
-import pickle
-import sqlite3
-import struct
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Final, Generic, NoReturn, Protocol, Self, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, Generic, NoReturn, TypeVar, final
 
-from . import _auth
+from ._keyed import group_values
 from ._util import to_ms
 from .errors import StateNotSetError, StateOperationError
+from .stores import MemoryStateStore, SqliteStateStore, StateStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, ItemsView, Iterable, Iterator
-    from types import TracebackType
+    from collections.abc import Callable, ItemsView, Iterable
 
     from ._util import Duration
 
@@ -48,354 +45,6 @@ S = TypeVar("S")  # the state kept per key
 U = TypeVar("U")  # what a map_with_state function returns
 
 _REMOVED: Final[Any] = object()  # State._key once remove() was called
-_DELETED: Final[Any] = object()
-_PICKLE_PROTOCOL: Final = pickle.HIGHEST_PROTOCOL
-
-
-# --- stores ---------------------------------------------------------------------------
-
-
-class StateStore(Protocol[K, S]):
-    """Where keyed state lives between batches.
-
-    ``K`` and ``S`` are invariant: a store both accepts (``put``) and returns (``get``,
-    ``items``) them. ``put``/``delete`` take effect for ``get``/``items`` at once; ``commit``
-    makes everything so far durable, together with the batch time it reflects.
-    """
-
-    def get(self, key: K) -> S | None:
-        """The state of ``key``, or ``None`` when it has none."""
-        ...
-
-    def put(self, key: K, state: S) -> None:
-        """Set the state of ``key``."""
-        ...
-
-    def delete(self, key: K) -> None:
-        """Remove the state of ``key``; no error when it has none."""
-        ...
-
-    def items(self) -> Iterator[tuple[K, S]]:
-        """Every ``(key, state)`` pair."""
-        ...
-
-    def __len__(self) -> int:
-        """How many keys have state."""
-        ...
-
-    def commit(self, batch_time_ms: int) -> None:
-        """Make the changes so far durable, as the state after batch ``batch_time_ms``."""
-        ...
-
-
-@final
-class MemoryStateStore(Generic[K, S]):
-    """The default :class:`StateStore`: a dict; ``commit`` only records the batch time.
-
-    Example:
-        >>> store = MemoryStateStore[str, int]()
-        >>> store.put("a", 1)
-        >>> store.get("a"), store.get("b"), len(store)
-        (1, None, 1)
-        >>> store.commit(2000)
-        >>> store.last_committed()
-        2000
-    """
-
-    __slots__ = ("_data", "_last_committed")
-
-    def __init__(self) -> None:
-        self._data: dict[K, S] = {}
-        self._last_committed: int | None = None
-
-    def get(self, key: K) -> S | None:
-        """The state of ``key``, or ``None``."""
-        return self._data.get(key)
-
-    def put(self, key: K, state: S) -> None:
-        """Set the state of ``key``."""
-        self._data[key] = state
-
-    def delete(self, key: K) -> None:
-        """Remove the state of ``key``, if any."""
-        self._data.pop(key, None)
-
-    def items(self) -> Iterator[tuple[K, S]]:
-        """Every ``(key, state)`` pair (a copy: safe to change the store meanwhile)."""
-        return iter(list(self._data.items()))
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def commit(self, batch_time_ms: int) -> None:
-        """Record ``batch_time_ms`` as the last committed batch."""
-        self._last_committed = batch_time_ms
-
-    def last_committed(self) -> int | None:
-        """The batch time of the last commit, ``None`` before the first."""
-        return self._last_committed
-
-
-# The tables of keyed state, in a checkpoint and in a stand-alone store file. Every row
-# carries its MAC (see asyncstream._auth): nothing is unpickled before it is verified.
-# A state row's value is its 32-byte MAC followed by the pickled state (one column, not
-# two: at one row per changed key, a fourth column costs a fifth more SQLite time).
-STATE_SCHEMA: Final = (
-    "CREATE TABLE asyncstream_state (operator TEXT NOT NULL, key BLOB NOT NULL, "
-    "value BLOB NOT NULL, PRIMARY KEY (operator, key)) WITHOUT ROWID",
-    "CREATE TABLE asyncstream_commits (operator TEXT PRIMARY KEY, "
-    "batch_time_ms INTEGER NOT NULL, mac BLOB NOT NULL)",
-)
-STATE_COLUMNS: Final = {
-    "asyncstream_state": ("operator", "key", "value"),
-    "asyncstream_commits": ("operator", "batch_time_ms", "mac"),
-}
-_STORE_LAYOUT: Final = _auth.Layout(
-    "asyncstream-state/2", "state store file", STATE_SCHEMA, STATE_COLUMNS
-)
-_STORE_FIX: Final = "delete the file (the state restarts empty) or use another path"
-_LEN: Final = struct.Struct(">I").pack
-_MAC_BYTES: Final = 32
-
-
-@final
-class SqliteStateStore(Generic[K, S]):
-    """A durable :class:`StateStore` in one SQLite file (WAL mode), values pickled.
-
-    Reads are served from an in-memory copy loaded when the store opens. ``put`` and
-    ``delete`` are buffered; :meth:`commit` writes them, and the batch time, in one
-    transaction, so the file always holds the state after some whole batch. Several
-    operators can share a file: rows are kept per ``operator_name``.
-
-    Every row is authenticated (HMAC-SHA256, bound to its file, operator and key) with
-    the user's checkpoint key, which lives outside the file: ``$ASYNCSTREAM_CHECKPOINT_KEY``,
-    else ``~/.config/asyncstream/checkpoint.key`` (made on first use). A row is unpickled
-    only once verified; a file that is empty, corrupt, foreign, written with another key
-    or altered raises :class:`~asyncstream.errors.CheckpointError`. A new file is made
-    with mode 0600.
-
-    Keys are stored as their pickle; a key loaded from the file is written back with the
-    bytes it was read with, so equal keys never become two rows.
-
-    Args:
-        path: The database file (created if missing).
-        operator_name: Whose state this is, e.g. ``"update_state_by_key@app.py:12"``.
-
-    Raises:
-        CheckpointError: The file cannot be trusted or read (the message says why).
-
-    Example:
-        With ``tmp`` an empty directory:
-
-        >>> path = tmp / "state.db"
-        >>> with SqliteStateStore[str, int](path, "counts") as store:
-        ...     store.put("a", 1)
-        ...     store.commit(1000)
-        >>> with SqliteStateStore[str, int](path, "counts") as store:
-        ...     store.get("a"), store.last_committed()
-        (1, 1000)
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        operator_name: str,
-        *,
-        _attach: tuple[sqlite3.Connection, _auth.Signer, str, str] | None = None,
-    ) -> None:
-        self.path: Final = os.fspath(path)
-        self.operator_name: Final = operator_name
-        # A checkpoint attaches its own connection and signer (plus the label and advice
-        # of its messages) and commits every store in one transaction.
-        self._owns_connection = _attach is None
-        if _attach is None:
-            key = _auth.load_key()
-            assert key is not None  # load_key() makes a key unless told not to
-            conn, signer, _ = _auth.open_db(self.path, _STORE_LAYOUT, key, {}, _STORE_FIX)
-            label, fix = _STORE_LAYOUT.label, _STORE_FIX
-        else:
-            conn, signer, label, fix = _attach
-        self._conn = conn
-        # MAC of a state row: HMAC-SHA256 over len(key) | key | value (see _auth).
-        self._state_mac = _auth.hmac_sha256(signer.subkey("state", operator_name))
-        self._commit_key = signer.subkey("commit", operator_name)
-        self._data: dict[K, S] = {}
-        self._key_bytes: dict[K, bytes] = {}  # keys that have a row, as stored
-        try:
-            self._last_committed = self._load(label, fix)
-        except sqlite3.DatabaseError as exc:
-            if self._owns_connection:
-                conn.close()
-            problem = f"cannot be read ({exc}): it is truncated or corrupt"
-            raise _auth.refuse(self.path, label, problem, fix) from exc
-        except BaseException:
-            if self._owns_connection:
-                conn.close()
-            raise
-        self._pending: dict[K, Any] = {}  # key -> state, or _DELETED
-        self._new_keys: dict[K, bytes] = {}
-
-    def _load(self, label: str, fix: str) -> int | None:
-        """Verify every row of this operator, then unpickle it; the last commit time."""
-        name = self.operator_name
-        row = self._conn.execute(
-            "SELECT batch_time_ms, mac FROM asyncstream_commits WHERE operator = ?", (name,)
-        ).fetchone()
-        last: int | None = None
-        if row is not None:
-            when, tag = row
-            if not (
-                type(when) is int
-                and type(tag) is bytes
-                and hmac.compare_digest(
-                    tag, _auth.pair_mac(self._commit_key, str(when).encode(), b"")
-                )
-            ):
-                what = f"the commit row of operator {name!r}"
-                raise _auth.tampered(self.path, label, what, fix)
-            last = when
-        rows = self._conn.execute(
-            "SELECT key, value FROM asyncstream_state WHERE operator = ?", (name,)
-        )
-        compare, mac = hmac.compare_digest, self._state_mac
-        for kb, sealed in rows:
-            if not (type(kb) is bytes and type(sealed) is bytes):
-                what = f"a state row of operator {name!r}"
-                raise _auth.tampered(self.path, label, what, fix)
-            tag, vb = sealed[:_MAC_BYTES], sealed[_MAC_BYTES:]
-            if not compare(tag, mac(_LEN(len(kb)) + kb + vb)):
-                what = f"a state row of operator {name!r}"
-                raise _auth.tampered(self.path, label, what, fix)
-            try:
-                key = pickle.loads(kb)
-                self._data[key] = pickle.loads(vb)
-            except Exception as exc:
-                problem = (
-                    f"holds authentic state of operator {name!r} that cannot be unpickled "
-                    f"({exc!r}): the program no longer has a class or function the state uses"
-                )
-                raise _auth.refuse(self.path, label, problem, f"bring it back, or {fix}") from exc
-            self._key_bytes[key] = kb
-        if self._data and last is None:
-            what = f"the state of operator {name!r} (rows without a commit)"
-            raise _auth.tampered(self.path, label, what, fix)
-        return last
-
-    def get(self, key: K) -> S | None:
-        """The state of ``key`` (committed or not), or ``None``."""
-        return self._data.get(key)
-
-    def put(self, key: K, state: S) -> None:
-        """Set the state of ``key``; written at the next :meth:`commit`."""
-        self._data[key] = state
-        self._pending[key] = state
-
-    def delete(self, key: K) -> None:
-        """Remove the state of ``key``, if any; written at the next :meth:`commit`."""
-        self._data.pop(key, None)
-        self._pending[key] = _DELETED
-
-    def items(self) -> Iterator[tuple[K, S]]:
-        """Every ``(key, state)`` pair, uncommitted changes included (a copy)."""
-        return iter(list(self._data.items()))
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def commit(self, batch_time_ms: int) -> None:
-        """Write the buffered changes and ``batch_time_ms`` in one transaction.
-
-        Values are pickled first, so an unpicklable value fails the commit before anything
-        is written; on any error the file keeps the previous commit and the changes stay
-        buffered.
-
-        Raises:
-            sqlite3.Error: The database could not be written.
-            pickle.PicklingError: A key or state cannot be pickled.
-        """
-        write = self.prepare_write()
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            write(batch_time_ms)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        self.committed(batch_time_ms)
-
-    def prepare_write(self) -> Callable[[int], None]:
-        """Pickle (and authenticate) the buffered changes now; return what writes them.
-
-        A checkpoint calls this for every store, then runs the writers in one transaction
-        and calls :meth:`committed` on each once it is committed.
-        """
-        deletes: list[tuple[str, bytes]] = []
-        puts: list[tuple[str, bytes, bytes]] = []
-        new_keys: dict[K, bytes] = {}
-        name = self.operator_name
-        mac, dumps = self._state_mac, pickle.dumps
-        for key, state in self._pending.items():
-            kb = self._key_bytes.get(key)
-            if state is _DELETED:
-                if kb is not None:
-                    deletes.append((name, kb))
-                continue
-            if kb is None:
-                kb = new_keys[key] = dumps(key, _PICKLE_PROTOCOL)
-            vb = dumps(state, _PICKLE_PROTOCOL)
-            puts.append((name, kb, mac(_LEN(len(kb)) + kb + vb) + vb))
-        conn = self._conn
-        commit_key = self._commit_key
-
-        def write(batch_time_ms: int) -> None:
-            conn.executemany(
-                "DELETE FROM asyncstream_state WHERE operator = ? AND key = ?", deletes
-            )
-            conn.executemany(
-                "INSERT OR REPLACE INTO asyncstream_state (operator, key, value) VALUES (?, ?, ?)",
-                puts,
-            )
-            tag = _auth.pair_mac(commit_key, str(batch_time_ms).encode(), b"")
-            conn.execute(
-                "INSERT OR REPLACE INTO asyncstream_commits (operator, batch_time_ms, mac) "
-                "VALUES (?, ?, ?)",
-                (name, batch_time_ms, tag),
-            )
-            self._new_keys = new_keys
-
-        return write
-
-    def committed(self, batch_time_ms: int) -> None:
-        """The transaction holding this store's changes committed: forget them."""
-        for key, state in self._pending.items():
-            if state is _DELETED:
-                self._key_bytes.pop(key, None)
-        self._key_bytes.update(self._new_keys)
-        self._new_keys = {}
-        self._pending.clear()
-        self._last_committed = batch_time_ms
-
-    def last_committed(self) -> int | None:
-        """The batch time of the last commit in the file, ``None`` if there was none."""
-        return self._last_committed
-
-    def close(self) -> None:
-        """Close the database (unless a checkpoint owns it); uncommitted changes are dropped."""
-        if self._owns_connection:
-            self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # --- update_state_by_key --------------------------------------------------------------
@@ -443,14 +92,7 @@ class UpdateStateByKey(Generic[K, V, S]):
         The view is of a dict no later step changes (each step builds a new one), so it
         can be kept: the engine makes it the batch without copying the pairs.
         """
-        groups: dict[K, list[V]] = {}
-        get = groups.get
-        for k, v in new_pairs:
-            vs = get(k)
-            if vs is None:
-                groups[k] = [v]
-            else:
-                vs.append(v)
+        groups = group_values(new_pairs)
         fn = self._fn
         pop = groups.pop
         new: dict[K, S] = {}

@@ -1,0 +1,204 @@
+"""State stores, tested without a context (STYLE §1, §8)."""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import asyncstream
+from asyncstream import state, stores
+from asyncstream.errors import CheckpointError
+from asyncstream.stores import MemoryStateStore, SqliteStateStore, StateStore
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def test_old_import_paths_are_the_same_objects() -> None:
+    for name in ("MemoryStateStore", "SqliteStateStore", "StateStore"):
+        assert getattr(state, name) is getattr(stores, name)
+        assert getattr(asyncstream, name) is getattr(stores, name)
+
+
+# --- stores ---------------------------------------------------------------------------
+
+
+def test_memory_store_is_a_state_store() -> None:
+    store: StateStore[str, int] = MemoryStateStore()
+    store.put("a", 1)
+    store.put("b", 2)
+    store.put("a", 3)
+    store.delete("b")
+    store.delete("missing")  # no error
+    assert store.get("a") == 3
+    assert store.get("b") is None
+    assert list(store.items()) == [("a", 3)]
+    assert len(store) == 1
+
+
+def test_memory_store_items_is_a_copy_and_commit_records_the_time() -> None:
+    store = MemoryStateStore[str, int]()
+    store.put("a", 1)
+    store.put("b", 2)
+    for k, _ in store.items():
+        store.delete(k)  # safe while iterating
+    assert len(store) == 0
+    assert store.last_committed() is None
+    store.commit(3000)
+    assert store.last_committed() == 3000
+
+
+def test_sqlite_store_round_trip_and_wal(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with SqliteStateStore[str, Any](path, "op") as store:
+        assert store.last_committed() is None
+        store.put("a", {"n": 1})
+        store.put("b", [1, 2])
+        store.put("gone", 0)
+        store.delete("gone")
+        assert store.get("a") == {"n": 1}  # visible before the commit
+        store.commit(1000)
+        store.put("c", 3)  # never committed
+    with SqliteStateStore[str, Any](path, "op") as store:
+        assert dict(store.items()) == {"a": {"n": 1}, "b": [1, 2]}
+        assert len(store) == 2
+        assert store.last_committed() == 1000
+        store.delete("a")
+        store.commit(2000)
+    with SqliteStateStore[str, Any](str(path), "op") as store:
+        assert dict(store.items()) == {"b": [1, 2]}
+        assert store.last_committed() == 2000
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        conn.close()
+
+
+def test_sqlite_store_buffers_until_commit(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with SqliteStateStore[str, int](path, "op") as writer:
+        writer.put("a", 1)
+        with SqliteStateStore[str, int](path, "op") as reader:
+            assert len(reader) == 0  # not written yet
+        writer.commit(1000)
+        with SqliteStateStore[str, int](path, "op") as reader:
+            assert reader.get("a") == 1
+
+
+def test_sqlite_store_keeps_operators_apart(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with (
+        SqliteStateStore[str, int](path, "one") as one,
+        SqliteStateStore[str, int](path, "two") as two,
+    ):
+        one.put("k", 1)
+        one.commit(1000)
+        two.put("k", 2)
+        two.commit(5000)
+    with (
+        SqliteStateStore[str, int](path, "one") as one,
+        SqliteStateStore[str, int](path, "two") as two,
+    ):
+        assert (one.get("k"), one.last_committed()) == (1, 1000)
+        assert (two.get("k"), two.last_committed()) == (2, 5000)
+
+
+def test_sqlite_store_unpicklable_state_fails_before_writing(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with SqliteStateStore[str, Any](path, "op") as store:
+        store.put("a", 1)
+        store.commit(1000)
+        store.put("a", 2)
+        store.put("bad", lambda: None)
+        with pytest.raises((pickle.PicklingError, AttributeError)):
+            store.commit(2000)
+        assert store.last_committed() == 1000
+        store.delete("bad")
+        store.commit(3000)  # the buffered change to "a" is still there
+    with SqliteStateStore[str, Any](path, "op") as store:
+        assert dict(store.items()) == {"a": 2}
+        assert store.last_committed() == 3000
+
+
+def test_sqlite_store_commit_is_one_transaction(tmp_path: Path) -> None:
+    # A trigger makes the last statement of the commit (the batch time) fail: the state
+    # rows written before it in the same transaction must be rolled back too.
+    path = tmp_path / "state.db"
+    with SqliteStateStore[str, int](path, "op") as store:
+        store.put("a", 1)
+        store.commit(1000)
+        conn = sqlite3.connect(path)
+        conn.execute(
+            "CREATE TRIGGER no_commit BEFORE INSERT ON asyncstream_commits "
+            "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+        )
+        conn.commit()
+        store.put("a", 2)
+        store.put("b", 3)
+        with pytest.raises(sqlite3.IntegrityError, match="disk says no"):
+            store.commit(2000)
+        conn.execute("DROP TRIGGER no_commit")
+        conn.commit()
+        conn.close()
+    with SqliteStateStore[str, int](path, "op") as store:
+        assert dict(store.items()) == {"a": 1}
+        assert store.last_committed() == 1000
+
+
+def test_sqlite_store_equal_keys_stay_one_row(tmp_path: Path) -> None:
+    # ("ab", "ab") pickles differently when both items are one object (memo) or two equal
+    # ones; a key read back from the file must still update its own row.
+    path = tmp_path / "state.db"
+    word = "".join(["a", "b"])
+    other = "".join(["a", "b"])
+    assert word is not other
+    with SqliteStateStore[tuple[str, str], int](path, "op") as store:
+        store.put((word, other), 1)
+        store.commit(1000)
+    for n in (2, 3):
+        with SqliteStateStore[tuple[str, str], int](path, "op") as store:
+            store.put((word, word), n)
+            store.commit(n * 1000)
+    with SqliteStateStore[tuple[str, str], int](path, "op") as store:
+        assert list(store.items()) == [(("ab", "ab"), 3)]
+        store.delete(("ab", "ab"))
+        store.commit(4000)
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM asyncstream_state").fetchone() == (0,)
+    finally:
+        conn.close()
+
+
+def test_sqlite_store_not_a_database_closes_and_raises(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not an sqlite file" * 100)
+    with pytest.raises(
+        CheckpointError,
+        match=r"^state store file '.*garbage\.db' is not a readable SQLite database \(file is "
+        r"not a database\): it is truncated or corrupt; delete the file \(the state restarts "
+        r"empty\) or use another path$",
+    ):
+        SqliteStateStore[str, int](path, "op")
+
+
+def test_sqlite_store_close_is_idempotent(tmp_path: Path) -> None:
+    store = SqliteStateStore[str, int](tmp_path / "s.db", "op")
+    store.close()
+    store.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        store.commit(1000)
+
+
+def test_sqlite_store_bad_path_closes_and_raises(tmp_path: Path) -> None:
+    with pytest.raises(
+        CheckpointError,
+        match=r"^state store file '.*/no/such/dir\.db' cannot be created \(No such file or "
+        r"directory\); check that its directory exists and this user can write it, or use "
+        r"another path$",
+    ):
+        SqliteStateStore[str, int](tmp_path / "no" / "such" / "dir.db", "op")
