@@ -1,8 +1,11 @@
 """Window maths: which parent batches a window covers, and how they are reduced (SPEC §3).
 
 Everything here is pure: integer milliseconds in, plain Python data out, no clock, no I/O
-and no engine. The engine feeds each parent batch with ``add(t_ms, ...)`` and asks for the
-window at the emission times (``emit(t_ms)``, or both at once with ``step``).
+and no engine. Every window is a :class:`WindowMaths`: the engine feeds each parent batch
+with ``add(t_ms, ...)`` and asks for the window at the emission times (``emit(t_ms)``, or
+both at once with ``step``). When a window emits and which parent batches each emission
+reads (the window, the batches leaving and entering it, how long a batch is kept, and
+whether it slides incrementally) is decided in one place, :class:`WindowSchedule`.
 
 Time rules (Spark's, exactly). Parent batch times are ``zero + k * P``; a stream with
 slide ``S`` emits at ``t`` when ``t > zero`` and ``(t - zero) % S == 0``; the window at
@@ -32,10 +35,12 @@ from __future__ import annotations
 
 import functools
 import operator
+from abc import ABC, abstractmethod
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, Generic, TypeVar, final
 
+from ._keyed import group_values, merge_dicts, merge_into, reduce_pairs
 from ._util import check_multiple, fmt_s
 from .errors import DurationError, WindowTimeError
 
@@ -47,6 +52,8 @@ __all__ = [
     "KeyedWindowState",
     "ReduceByWindow",
     "WindowBuffer",
+    "WindowMaths",
+    "WindowSchedule",
     "WindowTimeError",
     "check_window",
     "is_emission_time",
@@ -57,14 +64,17 @@ __all__ = [
 K = TypeVar("K")  # key of a (key, value) pair
 V = TypeVar("V")  # value of a (key, value) pair
 T = TypeVar("T")  # element of a stream
-B = TypeVar("B")  # what a window buffer keeps per parent batch
+B = TypeVar("B")  # what a window keeps per parent batch (what its add() takes)
+In = TypeVar("In")  # what a window's add() takes: one parent batch
+Out = TypeVar("Out")  # what a window's emit() returns: the window's batch
 
 #: PySpark takes the incremental path only when ``W >= 5 * S`` ("for small window, reduce
 #: once will be better than twice", PythonReducedWindowedDStream).
 INCREMENTAL_MIN_WINDOW_SLIDES: Final = 5
 
 _SNAPSHOT_VERSION: Final = 1
-_MISSING: Final[Any] = object()
+# What a snapshot must match to be restored, in order (the messages list them so).
+_SNAPSHOT_HEADER: Final = ("kind", "version", "window_ms", "slide_ms", "parent_slide_ms", "zero_ms")
 
 
 # --- time rules -----------------------------------------------------------------------
@@ -150,57 +160,12 @@ def check_window(window_ms: int, slide_ms: int, parent_slide_ms: int) -> None:
 # --- reduce steps ---------------------------------------------------------------------
 
 
-def reduce_pairs(pairs: Iterable[tuple[K, V]], fn: Callable[[V, V], V]) -> dict[K, V]:
-    """Reduce one batch of pairs per key, in arrival order: ``fn(earlier, later)``.
-
-    Args:
-        pairs: The batch's ``(key, value)`` pairs.
-        fn: The associative reduce function.
-
-    Returns:
-        A new dict of key to reduced value, keys in first-arrival order.
-
-    Example:
-        >>> reduce_pairs([("a", 1), ("b", 2), ("a", 3)], operator.add)
-        {'a': 4, 'b': 2}
-    """
-    out: dict[K, V] = {}
-    get = out.get
-    missing: Any = _MISSING
-    for k, v in pairs:
-        old = get(k, missing)
-        out[k] = v if old is missing else fn(old, v)
-    return out
-
-
-def _merge_into(acc: dict[K, V], new: Mapping[K, V], fn: Callable[[V, V], V]) -> None:
-    # fn(old, new) for keys in both; keys only in ``new`` come in with their value.
-    if not acc:
-        acc.update(new)
-        return
-    for k, v in new.items():
-        if k in acc:
-            acc[k] = fn(acc[k], v)
-        else:
-            acc[k] = v
-
-
 def _inverse_into(acc: dict[K, V], old: Mapping[K, V], inv_fn: Callable[[V, V], V]) -> None:
     # PySpark: prev.leftOuterJoin(old).mapValues(inv(a, b) if b is not None else a): only
     # keys of the previous result change; old keys it does not hold are ignored.
     for k, v in old.items():
         if v is not None and k in acc:
             acc[k] = inv_fn(acc[k], v)
-
-
-def _reduce_dicts(dicts: Sequence[Mapping[K, V]], fn: Callable[[V, V], V]) -> Mapping[K, V]:
-    # The result may be ``dicts[0]`` itself: callers only read it.
-    if len(dicts) == 1:
-        return dicts[0]
-    acc: dict[K, V] = {}
-    for d in dicts:
-        _merge_into(acc, d, fn)
-    return acc
 
 
 def _concat(a: list[T], b: list[T]) -> list[T]:
@@ -216,35 +181,172 @@ def _positive(kv: tuple[Any, int]) -> bool:
     return kv[1] > 0
 
 
-# --- the time bookkeeping shared by every window --------------------------------------
+# --- the schedule: when a window emits and what each emission reads --------------------
 
 
-class _WindowClock(Generic[B]):
-    """Keeps what each parent batch contributed, for as long as a window may need it."""
+@final
+class WindowSchedule:
+    """When a window emits and which parent batches each emission reads (Spark's rules).
+
+    Every window asks its schedule, so the rules of the module docstring are written once
+    here. A time range ``(lo, hi)`` stands for the parent batches with ``lo < time <= hi``::
+
+        W = 5 s, S = 1 s, P = 1 s, zero = 0 (incremental)   1   2   3   4   5   6
+        window at 5                                        [1   2   3   4   5]
+        window at 6: covered (1, 6], slides from 5          1  [2   3   4   5   6]
+                     leaving (0, 1], entering (5, 6], horizon(6) = 0: 1 is still read
+
+    Args:
+        window_ms: Window duration ``W``.
+        slide_ms: Slide ``S`` of the windowed stream.
+        parent_slide_ms: Slide ``P`` of the parent stream.
+        zero_ms: The context's zero time.
+        invertible: Whether an inverse reduce function is given: then windows slide
+            incrementally when ``W >= 5 * S`` (:data:`INCREMENTAL_MIN_WINDOW_SLIDES`).
+
+    Raises:
+        DurationError: The durations do not fit (see :func:`check_window`).
+
+    Example:
+        >>> sched = WindowSchedule(5000, 1000, 1000, 0, invertible=True)
+        >>> sched.incremental, sched.is_due(6000), sched.covered(6000)
+        (True, True, (1000, 6000))
+        >>> sched.slides_from(6000, 5000), sched.leaving(6000), sched.entering(6000)
+        (True, (0, 1000), (5000, 6000))
+        >>> sched.horizon(6000), WindowSchedule(5000, 1000, 1000, 0).horizon(6000)
+        (0, 1000)
+    """
+
+    __slots__ = ("incremental", "parent_slide_ms", "slide_ms", "window_ms", "zero_ms")
 
     def __init__(
-        self, window_ms: int, slide_ms: int, parent_slide_ms: int, zero_ms: int, keep_ms: int
+        self,
+        window_ms: int,
+        slide_ms: int,
+        parent_slide_ms: int,
+        zero_ms: int,
+        *,
+        invertible: bool = False,
     ) -> None:
         check_window(window_ms, slide_ms, parent_slide_ms)
         self.window_ms: Final = window_ms
         self.slide_ms: Final = slide_ms
         self.parent_slide_ms: Final = parent_slide_ms
         self.zero_ms: Final = zero_ms
-        # Batches older than ``t - keep_ms`` are never needed at or after ``t``.
-        self._keep_ms = keep_ms
-        self._batches: deque[tuple[int, B]] = deque()
-        self._last_added: int | None = None
-        self._last_emitted: int | None = None
+        #: Whether windows after the first slide incrementally (PySpark's rule).
+        self.incremental: Final = (
+            invertible and window_ms >= INCREMENTAL_MIN_WINDOW_SLIDES * slide_ms
+        )
 
     def is_due(self, t_ms: int) -> bool:
         """Whether the window emits at ``t_ms`` (see :func:`is_emission_time`)."""
         return is_emission_time(t_ms, self.zero_ms, self.slide_ms)
 
+    def is_parent_time(self, t_ms: int) -> bool:
+        """Whether the parent has a batch at ``t_ms``."""
+        return is_emission_time(t_ms, self.zero_ms, self.parent_slide_ms)
+
+    def covered(self, t_ms: int) -> tuple[int, int]:
+        """``(lo, hi)``: the window at ``t_ms`` is the parent batches with ``lo < time <= hi``."""
+        return t_ms - self.window_ms, t_ms
+
+    def leaving(self, t_ms: int) -> tuple[int, int]:
+        """``(lo, hi)`` of the batches in the window at ``t - S`` but not in the one at ``t``."""
+        return t_ms - self.slide_ms - self.window_ms, t_ms - self.window_ms
+
+    def entering(self, t_ms: int) -> tuple[int, int]:
+        """``(lo, hi)`` of the batches in the window at ``t`` but not in the one at ``t - S``."""
+        return t_ms - self.slide_ms, t_ms
+
+    def slides_from(self, t_ms: int, previous_ms: int | None) -> bool:
+        """Whether the window at ``t_ms`` is the window at ``previous_ms``, slid.
+
+        True when the schedule is incremental, ``previous_ms`` (the time of the last window
+        computed, ``None`` if none) is ``t - S``, and ``t - S`` is after zero (the first
+        window is always computed whole).
+        """
+        before = t_ms - self.slide_ms
+        return self.incremental and previous_ms == before and before > self.zero_ms
+
+    def horizon(self, t_ms: int) -> int:
+        """Batches at or before this time are read by no emission at or after ``t_ms``.
+
+        An incremental window reads back to the batches leaving it, ``(t - S - W, ...``;
+        a recomputed one back to ``(t - W, ...``.
+        """
+        back = self.window_ms + self.slide_ms if self.incremental else self.window_ms
+        return t_ms - back
+
+
+# --- the one step(): every window adds parent batches and emits at its times -------------
+
+
+class WindowMaths(ABC, Generic[In, Out]):
+    """A window's maths: :meth:`add` each parent batch, :meth:`emit` at emission times.
+
+    ``In`` is what :meth:`add` takes (one parent batch), ``Out`` what :meth:`emit` returns
+    (the window's batch). Times come from its :attr:`schedule`; :meth:`step` is the one
+    ``add`` then ``emit`` of every window.
+    """
+
+    schedule: WindowSchedule
+
+    @property
+    def window_ms(self) -> int:
+        """The window duration."""
+        return self.schedule.window_ms
+
+    @property
+    def slide_ms(self) -> int:
+        """The slide duration."""
+        return self.schedule.slide_ms
+
+    @property
+    def incremental(self) -> bool:
+        """Whether windows after the first are updated incrementally (``inv_fn``, W >= 5 S)."""
+        return self.schedule.incremental
+
+    def is_due(self, t_ms: int) -> bool:
+        """Whether the window emits at ``t_ms``."""
+        return self.schedule.is_due(t_ms)
+
+    @abstractmethod
+    def add(self, t_ms: int, batch: In) -> None:
+        """Record the parent batch at ``t_ms`` (:class:`WindowTimeError` if out of order)."""
+
+    @abstractmethod
+    def emit(self, t_ms: int) -> Out:
+        """The window at emission time ``t_ms`` (:class:`WindowTimeError` if out of order)."""
+
+    def step(self, t_ms: int, batch: In) -> Out | None:
+        """:meth:`add`, then :meth:`emit` when ``t_ms`` is an emission time, else ``None``."""
+        self.add(t_ms, batch)
+        return self.emit(t_ms) if self.schedule.is_due(t_ms) else None
+
+    @abstractmethod
+    def snapshot(self) -> dict[str, Any]:
+        """The state as plain, picklable data (if the records are picklable)."""
+
+    @abstractmethod
+    def restore(self, snap: Mapping[str, Any]) -> None:
+        """Replace the state with a :meth:`snapshot` of the same kind and durations."""
+
+
+class _BatchKeeper(WindowMaths[B, Out]):
+    """Keeps what each parent batch contributed, for as long as an emission may read it."""
+
+    def __init__(self, schedule: WindowSchedule) -> None:
+        self.schedule = schedule
+        self._batches: deque[tuple[int, B]] = deque()
+        self._last_added: int | None = None
+        self._last_emitted: int | None = None
+
     def _check_add(self, t_ms: int) -> None:
-        if not is_emission_time(t_ms, self.zero_ms, self.parent_slide_ms):
+        sched = self.schedule
+        if not sched.is_parent_time(t_ms):
             msg = (
-                f"{t_ms} ms is not a parent batch time: those are zero time {self.zero_ms} ms "
-                f"plus a positive multiple of {self.parent_slide_ms} ms"
+                f"{t_ms} ms is not a parent batch time: those are zero time {sched.zero_ms} ms "
+                f"plus a positive multiple of {sched.parent_slide_ms} ms"
             )
             raise WindowTimeError(msg)
         latest = self._latest()
@@ -252,17 +354,18 @@ class _WindowClock(Generic[B]):
             msg = f"parent batch {t_ms} ms came after time {latest} ms; add batches in time order"
             raise WindowTimeError(msg)
         self._last_added = t_ms
-        self._prune(t_ms - self._keep_ms)
+        self._prune(sched.horizon(t_ms))
 
     def _latest(self) -> int:
         times = [t for t in (self._last_added, self._last_emitted) if t is not None]
-        return max(times, default=self.zero_ms)
+        return max(times, default=self.schedule.zero_ms)
 
     def _check_emit(self, t_ms: int) -> None:
-        if not self.is_due(t_ms):
+        sched = self.schedule
+        if not sched.is_due(t_ms):
             msg = (
                 f"{t_ms} ms is not an emission time of this window: those are zero time "
-                f"{self.zero_ms} ms plus a positive multiple of the slide {self.slide_ms} ms"
+                f"{sched.zero_ms} ms plus a positive multiple of the slide {sched.slide_ms} ms"
             )
             raise WindowTimeError(msg)
         if (self._last_emitted is not None and t_ms <= self._last_emitted) or (
@@ -272,6 +375,10 @@ class _WindowClock(Generic[B]):
             msg = f"window at {t_ms} ms asked for after time {latest} ms; emit in time order"
             raise WindowTimeError(msg)
         self._last_emitted = t_ms
+
+    def _emitted(self, t_ms: int) -> None:
+        # The next emission is at t + S at the earliest.
+        self._prune(self.schedule.horizon(t_ms + self.schedule.slide_ms))
 
     def _prune(self, cutoff_ms: int) -> None:
         batches = self._batches
@@ -298,34 +405,12 @@ class _WindowClock(Generic[B]):
         return out
 
     def _clock_snapshot(self, kind: str) -> dict[str, Any]:
-        return {
-            "kind": kind,
-            "version": _SNAPSHOT_VERSION,
-            "window_ms": self.window_ms,
-            "slide_ms": self.slide_ms,
-            "parent_slide_ms": self.parent_slide_ms,
-            "zero_ms": self.zero_ms,
-            "last_added": self._last_added,
-            "last_emitted": self._last_emitted,
-        }
+        snap = dict(zip(_SNAPSHOT_HEADER, self._header(kind), strict=True))
+        snap.update(last_added=self._last_added, last_emitted=self._last_emitted)
+        return snap
 
     def _clock_restore(self, snap: Mapping[str, Any], kind: str) -> None:
-        theirs = (
-            snap.get("kind"),
-            snap.get("version"),
-            snap.get("window_ms"),
-            snap.get("slide_ms"),
-            snap.get("parent_slide_ms"),
-            snap.get("zero_ms"),
-        )
-        ours = (
-            kind,
-            _SNAPSHOT_VERSION,
-            self.window_ms,
-            self.slide_ms,
-            self.parent_slide_ms,
-            self.zero_ms,
-        )
+        theirs, ours = tuple(snap.get(name) for name in _SNAPSHOT_HEADER), self._header(kind)
         if theirs != ours:
             msg = (
                 f"snapshot {theirs!r} does not fit this {kind} {ours!r} "
@@ -335,12 +420,17 @@ class _WindowClock(Generic[B]):
         self._last_added = snap["last_added"]
         self._last_emitted = snap["last_emitted"]
 
+    def _header(self, kind: str) -> tuple[object, ...]:
+        sched = self.schedule
+        times = (sched.window_ms, sched.slide_ms, sched.parent_slide_ms, sched.zero_ms)
+        return (kind, _SNAPSHOT_VERSION, *times)
+
 
 # --- reduce_by_key_and_window ---------------------------------------------------------
 
 
 @final
-class KeyedWindowState(_WindowClock[Mapping[K, V]], Generic[K, V]):
+class KeyedWindowState(_BatchKeeper[Mapping[K, V], list[tuple[K, V]]], Generic[K, V]):
     """``reduce_by_key_and_window`` over per-batch reduced dicts, PySpark's rules exactly.
 
     Feed every parent batch's per-key reduced values with :meth:`add` (or raw pairs with
@@ -361,7 +451,7 @@ class KeyedWindowState(_WindowClock[Mapping[K, V]], Generic[K, V]):
 
     ``fn`` and ``inv_fn`` must not mutate their arguments: kept batches share values.
     Per-batch dicts are kept only while a window can still need them: back to ``t - W - S``
-    on the incremental path, to ``t - W`` otherwise.
+    on the incremental path, to ``t - W`` otherwise (:meth:`WindowSchedule.horizon`).
 
     Args:
         fn: Associative, commutative reduce function.
@@ -392,21 +482,15 @@ class KeyedWindowState(_WindowClock[Mapping[K, V]], Generic[K, V]):
         *,
         filter_func: Callable[[tuple[K, V]], object] | None = None,
     ) -> None:
-        incremental = inv_fn is not None and window_ms >= INCREMENTAL_MIN_WINDOW_SLIDES * slide_ms
-        # The incremental path reads back to t - S - W; a recomputation only to t - W.
-        keep_ms = window_ms + slide_ms if incremental else window_ms
-        super().__init__(window_ms, slide_ms, parent_slide_ms, zero_ms, keep_ms)
+        schedule = WindowSchedule(
+            window_ms, slide_ms, parent_slide_ms, zero_ms, invertible=inv_fn is not None
+        )
+        super().__init__(schedule)
         self.fn: Final = fn
         self.inv_fn: Final = inv_fn
         self.filter_func: Final = filter_func
-        self._incremental = incremental
         self._prev: dict[K, V] | None = None
         self._prev_time: int | None = None
-
-    @property
-    def incremental(self) -> bool:
-        """Whether windows after the first are updated incrementally (``inv_fn``, W >= 5 S)."""
-        return self._incremental
 
     def add(self, t_ms: int, reduced: Mapping[K, V]) -> None:
         """Record the parent batch at ``t_ms``, already reduced per key.
@@ -436,15 +520,9 @@ class KeyedWindowState(_WindowClock[Mapping[K, V]], Generic[K, V]):
             WindowTimeError: ``t_ms`` is not an emission time, or is not after the last one.
         """
         self._check_emit(t_ms)
-        s = self.slide_ms
-        prev = self._prev if self._prev_time == t_ms - s else None
-        inv_fn = self.inv_fn
-        if (
-            self._incremental
-            and inv_fn is not None
-            and prev is not None
-            and t_ms - s > self.zero_ms
-        ):
+        sched = self.schedule
+        prev, inv_fn = self._prev, self.inv_fn
+        if prev is not None and inv_fn is not None and sched.slides_from(t_ms, self._prev_time):
             result = self._slide(t_ms, prev, inv_fn)
         else:
             result = self._recompute(t_ms)
@@ -452,33 +530,26 @@ class KeyedWindowState(_WindowClock[Mapping[K, V]], Generic[K, V]):
             keep = self.filter_func
             result = {k: v for k, v in result.items() if keep((k, v))}
         out = list(result.items())
-        if self._incremental:
+        if sched.incremental:
             self._prev, self._prev_time = result, t_ms
-            self._prune(t_ms - self.window_ms)
-        else:
-            self._prune(t_ms + s - self.window_ms)
+        self._emitted(t_ms)
         return out
-
-    def step(self, t_ms: int, reduced: Mapping[K, V]) -> list[tuple[K, V]] | None:
-        """:meth:`add`, then :meth:`emit` when ``t_ms`` is an emission time, else ``None``."""
-        self.add(t_ms, reduced)
-        return self.emit(t_ms) if self.is_due(t_ms) else None
 
     def _slide(self, t_ms: int, prev: dict[K, V], inv_fn: Callable[[V, V], V]) -> dict[K, V]:
         # ``prev`` is updated in place: it is ours and is not needed any more.
-        w, s = self.window_ms, self.slide_ms
-        old = self._between(t_ms - s - w, t_ms - w, from_right=False)
+        sched = self.schedule
+        old = self._between(*sched.leaving(t_ms), from_right=False)
         if old:
-            _inverse_into(prev, _reduce_dicts(old, self.fn), inv_fn)
-        new = self._between(t_ms - s, t_ms, from_right=True)
+            _inverse_into(prev, merge_dicts(old, self.fn), inv_fn)
+        new = self._between(*sched.entering(t_ms), from_right=True)
         if new:
-            _merge_into(prev, _reduce_dicts(new, self.fn), self.fn)
+            merge_into(prev, merge_dicts(new, self.fn), self.fn)
         return prev
 
     def _recompute(self, t_ms: int) -> dict[K, V]:
         acc: dict[K, V] = {}
-        for d in self._between(t_ms - self.window_ms, t_ms, from_right=True):
-            _merge_into(acc, d, self.fn)
+        for d in self._between(*self.schedule.covered(t_ms), from_right=True):
+            merge_into(acc, d, self.fn)
         return acc
 
     def snapshot(self) -> dict[str, Any]:
@@ -504,30 +575,14 @@ class KeyedWindowState(_WindowClock[Mapping[K, V]], Generic[K, V]):
 # --- derived windows ------------------------------------------------------------------
 
 
-class _DelegatingWindow:
-    """Shared plumbing of the windows built on one :class:`KeyedWindowState`."""
+class _DelegatingWindow(WindowMaths[In, Out]):
+    """A window built on one :class:`KeyedWindowState`: it converts batches in and out."""
 
     _kind: str
-    _state: KeyedWindowState[Any, Any]
 
-    @property
-    def window_ms(self) -> int:
-        """The window duration."""
-        return self._state.window_ms
-
-    @property
-    def slide_ms(self) -> int:
-        """The slide duration."""
-        return self._state.slide_ms
-
-    @property
-    def incremental(self) -> bool:
-        """Whether windows after the first are updated incrementally."""
-        return self._state.incremental
-
-    def is_due(self, t_ms: int) -> bool:
-        """Whether the window emits at ``t_ms``."""
-        return self._state.is_due(t_ms)
+    def __init__(self, state: KeyedWindowState[Any, Any]) -> None:
+        self._state = state
+        self.schedule = state.schedule
 
     def snapshot(self) -> dict[str, Any]:
         """The state as plain, picklable data."""
@@ -551,7 +606,7 @@ _KEY: Final = None  # the one key of reduce_by_window (PySpark uses 1)
 
 
 @final
-class ReduceByWindow(_DelegatingWindow, Generic[T]):
+class ReduceByWindow(_DelegatingWindow[Iterable[T], list[T]], Generic[T]):
     """``reduce_by_window(fn, inv_fn, W, S)``: ``reduce_by_key_and_window`` on one key.
 
     A recomputed empty window yields ``[]``; an incremental one yields the inverse-reduced
@@ -582,9 +637,10 @@ class ReduceByWindow(_DelegatingWindow, Generic[T]):
         parent_slide_ms: int,
         zero_ms: int,
     ) -> None:
-        self._state: KeyedWindowState[None, T] = KeyedWindowState(
+        state: KeyedWindowState[None, T] = KeyedWindowState(
             fn, inv_fn, window_ms, slide_ms, parent_slide_ms, zero_ms
         )
+        super().__init__(state)
         self._fn = fn
 
     def add(self, t_ms: int, items: Iterable[T]) -> None:
@@ -599,14 +655,9 @@ class ReduceByWindow(_DelegatingWindow, Generic[T]):
         """The window's value at ``t_ms`` as a one-element list, or ``[]``."""
         return [v for _, v in self._state.emit(t_ms)]
 
-    def step(self, t_ms: int, items: Iterable[T]) -> list[T] | None:
-        """:meth:`add`, then :meth:`emit` when due, else ``None``."""
-        self.add(t_ms, items)
-        return self.emit(t_ms) if self.is_due(t_ms) else None
-
 
 @final
-class CountByWindow(_DelegatingWindow):
+class CountByWindow(_DelegatingWindow[Iterable[object], list[int]]):
     """``count_by_window(W, S)``: ``reduce_by_window(add, sub)`` over ones.
 
     So a recomputed empty window gives ``[]`` and an incremental one (``W >= 5 S``) ``[0]``.
@@ -623,9 +674,10 @@ class CountByWindow(_DelegatingWindow):
     _kind = "CountByWindow"
 
     def __init__(self, window_ms: int, slide_ms: int, parent_slide_ms: int, zero_ms: int) -> None:
-        self._state: KeyedWindowState[None, int] = KeyedWindowState(
+        state: KeyedWindowState[None, int] = KeyedWindowState(
             operator.add, operator.sub, window_ms, slide_ms, parent_slide_ms, zero_ms
         )
+        super().__init__(state)
 
     def add(self, t_ms: int, items: Iterable[object]) -> None:
         """Count the parent batch at ``t_ms`` (an empty batch adds no key)."""
@@ -636,14 +688,9 @@ class CountByWindow(_DelegatingWindow):
         """The window's count at ``t_ms`` as a one-element list, or ``[]``."""
         return [v for _, v in self._state.emit(t_ms)]
 
-    def step(self, t_ms: int, items: Iterable[object]) -> list[int] | None:
-        """:meth:`add`, then :meth:`emit` when due, else ``None``."""
-        self.add(t_ms, items)
-        return self.emit(t_ms) if self.is_due(t_ms) else None
-
 
 @final
-class CountByValueAndWindow(_DelegatingWindow, Generic[T]):
+class CountByValueAndWindow(_DelegatingWindow[Iterable[T], list[tuple[T, int]]], Generic[T]):
     """``count_by_value_and_window(W, S)``: ``(value, count)`` pairs, counts of 0 dropped.
 
     PySpark filters ``count > 0`` after the window; we drop zero counts with the window's
@@ -658,7 +705,7 @@ class CountByValueAndWindow(_DelegatingWindow, Generic[T]):
     _kind = "CountByValueAndWindow"
 
     def __init__(self, window_ms: int, slide_ms: int, parent_slide_ms: int, zero_ms: int) -> None:
-        self._state: KeyedWindowState[T, int] = KeyedWindowState(
+        state: KeyedWindowState[T, int] = KeyedWindowState(
             operator.add,
             operator.sub,
             window_ms,
@@ -667,6 +714,7 @@ class CountByValueAndWindow(_DelegatingWindow, Generic[T]):
             zero_ms,
             filter_func=_positive,
         )
+        super().__init__(state)
 
     def add(self, t_ms: int, items: Iterable[T]) -> None:
         """Count each value of the parent batch at ``t_ms``."""
@@ -676,14 +724,11 @@ class CountByValueAndWindow(_DelegatingWindow, Generic[T]):
         """The window's ``(value, count)`` pairs at ``t_ms``."""
         return self._state.emit(t_ms)
 
-    def step(self, t_ms: int, items: Iterable[T]) -> list[tuple[T, int]] | None:
-        """:meth:`add`, then :meth:`emit` when due, else ``None``."""
-        self.add(t_ms, items)
-        return self.emit(t_ms) if self.is_due(t_ms) else None
-
 
 @final
-class GroupByKeyAndWindow(_DelegatingWindow, Generic[K, V]):
+class GroupByKeyAndWindow(
+    _DelegatingWindow[Iterable[tuple[K, V]], list[tuple[K, list[V]]]], Generic[K, V]
+):
     """``group_by_key_and_window(W, S)``: each key's values in the window, arrival order.
 
     It is ``reduce_by_key_and_window`` with list concatenation and "drop the oldest
@@ -701,36 +746,25 @@ class GroupByKeyAndWindow(_DelegatingWindow, Generic[K, V]):
     _kind = "GroupByKeyAndWindow"
 
     def __init__(self, window_ms: int, slide_ms: int, parent_slide_ms: int, zero_ms: int) -> None:
-        self._state: KeyedWindowState[K, list[V]] = KeyedWindowState(
+        state: KeyedWindowState[K, list[V]] = KeyedWindowState(
             _concat, _drop_oldest, window_ms, slide_ms, parent_slide_ms, zero_ms
         )
+        super().__init__(state)
 
     def add(self, t_ms: int, pairs: Iterable[tuple[K, V]]) -> None:
         """Group the parent batch's values per key, in arrival order."""
-        groups: dict[K, list[V]] = {}
-        for k, v in pairs:
-            vs = groups.get(k)
-            if vs is None:
-                groups[k] = [v]
-            else:
-                vs.append(v)
-        self._state.add(t_ms, groups)
+        self._state.add(t_ms, group_values(pairs))
 
     def emit(self, t_ms: int) -> list[tuple[K, list[V]]]:
         """The window's ``(key, values)`` pairs at ``t_ms``."""
         return [(k, list(vs)) for k, vs in self._state.emit(t_ms)]
-
-    def step(self, t_ms: int, pairs: Iterable[tuple[K, V]]) -> list[tuple[K, list[V]]] | None:
-        """:meth:`add`, then :meth:`emit` when due, else ``None``."""
-        self.add(t_ms, pairs)
-        return self.emit(t_ms) if self.is_due(t_ms) else None
 
 
 # --- window ---------------------------------------------------------------------------
 
 
 @final
-class WindowBuffer(_WindowClock[Sequence[T]], Generic[T]):
+class WindowBuffer(_BatchKeeper[Sequence[T], list[T]], Generic[T]):
     """``window(W, S)``: the parent batches in ``(t - W, t]``, concatenated in time order.
 
     Batches are kept as given (a ``Batch`` or a list) and only while a window needs them.
@@ -748,7 +782,7 @@ class WindowBuffer(_WindowClock[Sequence[T]], Generic[T]):
     """
 
     def __init__(self, window_ms: int, slide_ms: int, parent_slide_ms: int, zero_ms: int) -> None:
-        super().__init__(window_ms, slide_ms, parent_slide_ms, zero_ms, window_ms)
+        super().__init__(WindowSchedule(window_ms, slide_ms, parent_slide_ms, zero_ms))
 
     def add(self, t_ms: int, batch: Sequence[T]) -> None:
         """Keep the parent batch at ``t_ms`` (not copied: it must not change).
@@ -767,8 +801,8 @@ class WindowBuffer(_WindowClock[Sequence[T]], Generic[T]):
             WindowTimeError: ``t_ms`` is not an emission time, or is not after the last one.
         """
         self._check_emit(t_ms)
-        out = self._between(t_ms - self.window_ms, t_ms, from_right=True)
-        self._prune(t_ms + self.slide_ms - self.window_ms)
+        out = self._between(*self.schedule.covered(t_ms), from_right=True)
+        self._emitted(t_ms)
         return out
 
     def emit(self, t_ms: int) -> list[T]:
@@ -777,11 +811,6 @@ class WindowBuffer(_WindowClock[Sequence[T]], Generic[T]):
         for b in self.emit_batches(t_ms):
             out.extend(b)
         return out
-
-    def step(self, t_ms: int, batch: Sequence[T]) -> list[T] | None:
-        """:meth:`add`, then :meth:`emit` when due, else ``None``."""
-        self.add(t_ms, batch)
-        return self.emit(t_ms) if self.is_due(t_ms) else None
 
     def snapshot(self) -> dict[str, Any]:
         """The state as plain, picklable data (batches become lists)."""

@@ -26,6 +26,8 @@ from asyncstream.windows import (
     KeyedWindowState,
     ReduceByWindow,
     WindowBuffer,
+    WindowMaths,
+    WindowSchedule,
     WindowTimeError,
     check_window,
     is_emission_time,
@@ -108,6 +110,83 @@ def test_each_batch_is_in_the_windows_that_end_within_w_after_it(
             assert expected >= 1  # a slide no longer than the window covers every batch
         if s == w:
             assert expected == 1  # tumbling windows: exactly once
+
+
+@st.composite
+def schedules(draw: st.DrawFn) -> WindowSchedule:
+    p = draw(st.sampled_from([500, 1000, 2000]))
+    s = p * draw(st.integers(1, 4))
+    w = p * draw(st.integers(1, 30))
+    zero = draw(st.integers(-10_000, 10_000))
+    return WindowSchedule(w, s, p, zero, invertible=draw(st.booleans()))
+
+
+def _times(sched: WindowSchedule, lo_hi: tuple[int, int], horizon: int = 80) -> set[int]:
+    # The parent batch times in the range (lo, hi].
+    lo, hi = lo_hi
+    times = (sched.zero_ms + k * sched.parent_slide_ms for k in range(1, horizon))
+    return {t for t in times if lo < t <= hi}
+
+
+@given(sched=schedules(), k=st.integers(1, 40))
+def test_schedule_covered_is_window_times(sched: WindowSchedule, k: int) -> None:
+    t = sched.zero_ms + k * sched.parent_slide_ms
+    w, p, zero = sched.window_ms, sched.parent_slide_ms, sched.zero_ms
+    assert _times(sched, sched.covered(t)) == set(window_times(t, w, p, zero))
+    assert sched.is_parent_time(t)
+    assert sched.is_due(t) == is_emission_time(t, zero, sched.slide_ms)
+    # An incremental window slides from the one a slide earlier, never from zero time.
+    assert sched.slides_from(t + sched.slide_ms, t) == (sched.incremental and t > zero)
+    again = WindowSchedule(sched.window_ms, sched.slide_ms, p, zero, invertible=True)
+    assert again.incremental == (sched.window_ms >= INCREMENTAL_MIN_WINDOW_SLIDES * sched.slide_ms)
+    assert not WindowSchedule(sched.window_ms, sched.slide_ms, p, zero).incremental
+
+
+@given(sched=schedules(), k=st.integers(1, 40))
+def test_schedule_slid_window_is_previous_minus_leaving_plus_entering(
+    sched: WindowSchedule, k: int
+) -> None:
+    #  window(t - S)       (t-S-W ............... t-S]
+    #  window(t)                  (t-W ............... t]
+    #  leaving (t-S-W, t-W]           entering (t-S, t]
+    t = sched.zero_ms + k * sched.slide_ms
+    previous = t - sched.slide_ms
+    if not sched.slides_from(t, previous):
+        assert not sched.incremental or previous <= sched.zero_ms
+        return
+    slid = _times(sched, sched.covered(previous)) - _times(sched, sched.leaving(t))
+    slid |= _times(sched, sched.entering(t))
+    assert slid == _times(sched, sched.covered(t))
+    assert not sched.slides_from(t, previous - sched.slide_ms)  # only from the last window
+    assert not sched.slides_from(t, None)
+
+
+@given(sched=schedules(), k=st.integers(1, 40))
+def test_schedule_horizon_keeps_every_batch_a_later_emission_reads(
+    sched: WindowSchedule, k: int
+) -> None:
+    t = sched.zero_ms + k * sched.parent_slide_ms
+    cutoff = sched.horizon(t)
+    for later in range(t, t + 3 * sched.window_ms + sched.slide_ms, sched.parent_slide_ms):
+        if not sched.is_due(later):
+            continue
+        assert sched.covered(later)[0] >= cutoff
+        if sched.incremental:
+            assert sched.leaving(later)[0] >= cutoff
+
+
+def test_every_window_is_window_maths_with_one_step() -> None:
+    windows: list[WindowMaths[Any, Any]] = [
+        KeyedWindowState[str, int](operator.add, None, 2000, 1000, 1000, 0),
+        ReduceByWindow[int](operator.add, None, 2000, 1000, 1000, 0),
+        CountByWindow(2000, 1000, 1000, 0),
+        CountByValueAndWindow[str](2000, 1000, 1000, 0),
+        GroupByKeyAndWindow[str, int](2000, 1000, 1000, 0),
+        WindowBuffer[int](2000, 1000, 1000, 0),
+    ]
+    for w in windows:
+        assert type(w).step is WindowMaths.step
+        assert (w.window_ms, w.slide_ms, w.schedule.parent_slide_ms) == (2000, 1000, 1000)
 
 
 def test_check_window_accepts_multiples() -> None:
