@@ -38,6 +38,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, final
 
 from . import operators as ops
+from ._keyed import DICT_ITEMS
 from ._stateful import Stateful, Window
 from ._util import call_site, code_of
 from .batch import Batch
@@ -59,7 +60,7 @@ _NOTHING, _ITERS, _PARTS, _STEP = Reads.NOTHING, Reads.ITERS, Reads.PARTS, Reads
 _COMBINED, _PER_PARTITION, _BATCHES = Reads.COMBINED, Reads.PER_PARTITION, Reads.BATCHES
 
 # Partition types a batch can keep as they are (nobody mutates them afterwards).
-_OWNED: tuple[type, ...] = (list, ops.DICT_ITEMS)
+_OWNED: tuple[type, ...] = (list, DICT_ITEMS)
 
 
 class Graph:

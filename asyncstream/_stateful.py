@@ -27,6 +27,7 @@ import anyio.to_thread
 from . import operators as ops
 from ._util import is_async_callable
 from .state import MapWithState, StateSpec, UpdateStateByKey
+from .stores import checkpoint_store
 from .windows import reduce_pairs
 
 if TYPE_CHECKING:
@@ -200,7 +201,7 @@ class UpdateState(KeyedState):
         self, zero_ms: int, checkpoint: Checkpoint | None, slide_ms: int, parent_slide_ms: int
     ) -> None:
         """Start from the initial pairs, or from the checkpoint's state."""
-        store = None if checkpoint is None else checkpoint.store(_name(self))
+        store = None if checkpoint is None else checkpoint_store(checkpoint, _name(self))
         self.state = UpdateStateByKey(self.fn, self.initial, store=store)
         self.initial = None  # the state has them now
         if store is not None and store.last_committed() is not None:
@@ -230,7 +231,7 @@ class MapState(KeyedState):
         self, zero_ms: int, checkpoint: Checkpoint | None, slide_ms: int, parent_slide_ms: int
     ) -> None:
         """Start from the spec's initial pairs, or from the checkpoint's state."""
-        store = None if checkpoint is None else checkpoint.store(_name(self))
+        store = None if checkpoint is None else checkpoint_store(checkpoint, _name(self))
         self.state = MapWithState(self.spec, store=store)
         if store is not None and store.last_committed() is not None:
             self.state.restore(store.items())

@@ -27,8 +27,7 @@ This module owns the file format: every SQLite schema asyncstream writes (the he
 table, the blobs, the keyed-state tables) and the layout of both kinds of file, a
 checkpoint and a stand-alone state store file. It sits below :mod:`asyncstream.stores`:
 the stores import the schemas and layouts from here, and this module never imports
-them, not even for type checking (the transitional :meth:`Checkpoint.store` aside; it
-goes once the engine calls ``checkpoint_store``). A checkpoint commits every store
+them, not even for type checking. A checkpoint commits every store
 attached to it (:meth:`Checkpoint.attach`) through the small :class:`CommittingStore`
 protocol; ``asyncstream.stores.checkpoint_store`` opens a
 :class:`~asyncstream.stores.SqliteStateStore` on the checkpoint's connection and
@@ -357,17 +356,6 @@ class Checkpoint:
             raise _auth.tampered(self.path, _LAYOUT.label, what, _FIX)
         self.stores[operator] = store
         return store
-
-    def store(self, operator: str) -> Any:
-        """Transitional: ``asyncstream.stores.checkpoint_store(self, operator)``.
-
-        Kept only until the engine (``_stateful.py``) calls ``checkpoint_store`` itself;
-        the import below is the one place this module reaches up to the stores, and goes
-        with this method.
-        """
-        from .stores import checkpoint_store  # transitional, see above
-
-        return checkpoint_store(self, operator)
 
     def commit(
         self, batch_time_ms: int, meta: Mapping[str, Any], blobs: Mapping[str, tuple[str, Any]]

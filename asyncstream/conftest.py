@@ -45,8 +45,6 @@ __all__: list[str] = []
 #: The batches of the ``lines`` stream in the doctests.
 LINES: Final = (("a b", "b c"), ("c",))
 
-# Being reshaped; its examples are made runnable next.
-collect_ignore = ["operators.py"]
 
 
 @pytest.fixture(autouse=True)

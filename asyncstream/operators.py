@@ -22,8 +22,8 @@ from typing import Any
 
 import anyio
 
-from ._keyed import DICT_ITEMS as DICT_ITEMS  # the graph (_graph.py) reads ops.DICT_ITEMS
 from ._keyed import (
+    DICT_ITEMS,
     combine_pairs,
     combine_pairs_async,
     group_values,

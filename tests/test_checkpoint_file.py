@@ -16,6 +16,7 @@ import pytest
 from asyncstream import CheckpointError
 from asyncstream._auth import write_meta
 from asyncstream.checkpoint import Checkpoint, _DirectoryLock, graph_difference
+from asyncstream.stores import checkpoint_store
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -192,7 +193,7 @@ def test_an_authentic_blob_of_a_class_the_program_lost_names_it(
 
 def test_a_failing_commit_leaves_the_last_one_whole(directory: Path) -> None:
     checkpoint = _open(directory)
-    store = checkpoint.store("counts")
+    store = checkpoint_store(checkpoint, "counts")
     store.put("a", 1)
     checkpoint.commit(1000, {}, {"win": ("window", [1])})
     store.put("a", 2)
@@ -206,6 +207,6 @@ def test_a_failing_commit_leaves_the_last_one_whole(directory: Path) -> None:
     try:
         assert again.meta()["batch_time_ms"] == 3000
         assert again.blob("win") == [3]
-        assert again.store("counts").get("a") == 2
+        assert checkpoint_store(again, "counts").get("a") == 2
     finally:
         again.close()
