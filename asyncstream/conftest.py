@@ -46,7 +46,6 @@ __all__: list[str] = []
 LINES: Final = (("a b", "b c"), ("c",))
 
 
-
 @pytest.fixture(autouse=True)
 def _doctest_names(
     doctest_namespace: dict[str, Any],
