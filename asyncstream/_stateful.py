@@ -28,7 +28,7 @@ from . import operators as ops
 from ._util import is_async_callable
 from .state import MapWithState, StateSpec, UpdateStateByKey
 from .stores import checkpoint_store
-from .windows import reduce_pairs
+from .windows import WindowMaths, reduce_pairs
 
 if TYPE_CHECKING:
     from .checkpoint import Checkpoint
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 # Makes a window object from (window_ms, slide_ms, parent_slide_ms, zero_ms).
-WindowFactory = Callable[[int, int, int, int], Any]
+WindowFactory = Callable[[int, int, int, int], WindowMaths[Any, Any]]
 
 
 def _flat(parts: list[Iterable[Any]]) -> Iterable[Any]:
@@ -119,22 +119,22 @@ class Window(Stateful):
         self.materialise = materialise
         self.user_fns = user_fns
         self.threaded = has_async(*user_fns)
-        self.window: Any = None
+        self.window: WindowMaths[Any, Any] | None = None  # made at start (prepare)
 
     def prepare(
         self, zero_ms: int, checkpoint: Checkpoint | None, slide_ms: int, parent_slide_ms: int
     ) -> None:
         """Make the window object for this run, with the kept batches of a checkpoint."""
-        self.window = self.make(self.window_ms, slide_ms, parent_slide_ms, zero_ms)
+        self.window = window = self.make(self.window_ms, slide_ms, parent_slide_ms, zero_ms)
         if checkpoint is not None:
             assert self.name is not None
             snapshot = checkpoint.blob(self.name)
             if snapshot is not None:
-                self.window.restore(snapshot)
+                window.restore(snapshot)
 
     def checkpoint_blob(self) -> Any:
         """The window's kept per-batch data."""
-        return self.window.snapshot()
+        return self._maths().snapshot()
 
     reads = ops.Reads.NOTHING  # it emits its state
 
@@ -161,7 +161,7 @@ class Window(Stateful):
                 if len(reduced) == 1
                 else reduce_pairs(itertools.chain.from_iterable(d.items() for d in reduced), fn)
             )
-            self.window.add(t, merged)
+            self._maths().add(t, merged)
         else:
             # Threaded, the per-batch reduce runs in the worker thread, on the driver.
             await self.run_maths(self._add, t, _flat(inputs[0]))
@@ -171,11 +171,16 @@ class Window(Stateful):
             records = reduce_pairs(records, self.reduce_first)
         elif self.materialise:
             records = list(records)
-        self.window.add(t, records)
+        self._maths().add(t, records)
 
     async def compute(self, t: int, inputs: list[Any]) -> ops.Parts:
         """The window at emission time ``t``."""
-        return [await self.run_maths(self.window.emit, t)]
+        return [await self.run_maths(self._maths().emit, t)]
+
+    def _maths(self) -> WindowMaths[Any, Any]:
+        window = self.window
+        assert window is not None  # prepare() made it at start
+        return window
 
 
 class KeyedState(Stateful):
