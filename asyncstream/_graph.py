@@ -80,11 +80,11 @@ class Graph:
     __slots__ = (
         "_check_can_add",
         "_failed",
-        "_nested",
         "_source_error",
         "executor",
         "inputs",
         "last_time_ms",
+        "nested",
         "nodes",
         "outputs",
         "owner",
@@ -113,13 +113,7 @@ class Graph:
         self._failed: Node | None = None
         #: Seconds per operator name in the batch being run (see :func:`batch_at`).
         self.times: dict[str, float] = {}
-        self._nested = 0.0  # time of the computations nested in the one being timed
-
-    def start_batch(self) -> dict[str, float]:
-        """Start timing a new batch; return the dict its operators' times go into."""
-        self.times = {}
-        self._nested = 0.0
-        return self.times
+        self.nested = 0.0  # time of the computations nested in the one being timed
 
     def add(
         self, op: ops.Operator, parents: tuple[Node, ...], kind: str, slide_ms: int | None
@@ -175,7 +169,17 @@ class Node:
     A :class:`~asyncstream.DStream` is the typed public handle of a node.
     """
 
-    __slots__ = ("cache", "fuse", "graph", "name", "op", "parents", "remember_ms", "slide_ms")
+    __slots__ = (
+        "cache",
+        "chain",
+        "fuse",
+        "graph",
+        "name",
+        "op",
+        "parents",
+        "remember_ms",
+        "slide_ms",
+    )
 
     def __init__(
         self,
@@ -193,6 +197,8 @@ class Node:
         self.cache: dict[int, Batch[Any]] = {}
         self.remember_ms = 0
         self.fuse = False
+        #: The fused chain that ends in this node (see :func:`fused_chain`), set by plan().
+        self.chain: tuple[Node, list[ops.Step], bool] | None = None
 
     def __repr__(self) -> str:
         return f"<node {self.name} slide={self.slide_ms / 1000:g}s>"
@@ -304,7 +310,9 @@ def plan(graph: Graph) -> Plan:
     code_names.pop(None, None)
     # A fused chain of sync steps is never cached (its consumer runs the steps), so
     # the scheduler need not forget it; find_fused_culprit clears what it caches itself.
-    caching = [node for node in streams if fused_chain(node)[0] is node]
+    for node in streams:
+        node.chain = fused_chain(node)  # fusion is fixed from here on: walk each chain once
+    caching = [node for node in streams if _chain(node)[0] is node]
     return Plan(input_pairs, input_names, stateful, list(outputs), caching, code_names)
 
 
@@ -337,8 +345,8 @@ async def batch_at(node: Node, t: int) -> Batch[Any] | None:
     batch = node.cache.get(t)
     if batch is None:
         start = perf_counter()
-        outer = graph._nested
-        graph._nested = 0.0
+        outer = graph.nested
+        graph.nested = 0.0
         try:
             op = node.op
             if op.reads is _STEP and not graph.executor.inline:
@@ -360,8 +368,8 @@ async def batch_at(node: Node, t: int) -> Batch[Any] | None:
             elapsed = perf_counter() - start
             times = graph.times
             name = node.name
-            times[name] = times.get(name, 0.0) + elapsed - graph._nested
-            graph._nested = outer + elapsed
+            times[name] = times.get(name, 0.0) + elapsed - graph.nested
+            graph.nested = outer + elapsed
         node.cache[t] = batch
     return batch
 
@@ -370,7 +378,7 @@ def _charge(graph: Graph, name: str, start: float) -> float:
     """Add to ``name`` the time since ``start`` less that of nested computations."""
     elapsed = perf_counter() - start
     times = graph.times
-    times[name] = times.get(name, 0.0) + elapsed - graph._nested
+    times[name] = times.get(name, 0.0) + elapsed - graph.nested
     return elapsed
 
 
@@ -381,7 +389,7 @@ async def partition_iters(node: Node, t: int) -> Parts:
             op = node.op
             if op.reads is _STEP and node.graph.executor.inline:
                 # A fused chain of sync steps: one await for its base, then the steps.
-                base, steps, _ = fused_chain(node)
+                base, steps, _ = _chain(node)
                 parts = await partition_iters(base, t)
                 for step in steps:
                     parts = [step(i, it) for i, it in enumerate(parts)]
@@ -406,12 +414,12 @@ async def feed(node: Node, op: Stateful, t: int) -> None:
     if (t - graph.zero_ms) % parent.slide_ms:
         return
     start = perf_counter()
-    outer = graph._nested
-    graph._nested = 0.0
+    outer = graph.nested
+    graph.nested = 0.0
     try:
         await op.take(t, await _read(node, op.feed_reads, op, t))
     finally:
-        graph._nested = outer + _charge(graph, node.name, start)
+        graph.nested = outer + _charge(graph, node.name, start)
 
 
 async def _ship_step(node: Node, op: ops.Operator, t: int) -> Parts:
@@ -423,6 +431,12 @@ async def _ship_step(node: Node, op: ops.Operator, t: int) -> Parts:
         StageFn([*steps, op.step], list), base, label=node.name
     )
     return parts
+
+
+def _chain(node: Node) -> tuple[Node, list[ops.Step], bool]:
+    """``node``'s fused chain, as plan() found it (walked now for an unplanned node)."""
+    chain = node.chain
+    return chain if chain is not None else fused_chain(node)
 
 
 def fused_chain(node: Node) -> tuple[Node, list[ops.Step], bool]:
@@ -467,7 +481,7 @@ async def _read(node: Node, reads: Reads, op: ops.Operator, t: int) -> list[Any]
     # COMBINED on the event loop: ``fn`` once over all of the parent's records chained
     # (one pass, nothing to merge).
     parent = parents[0]
-    base, steps, per_record = fused_chain(parent)
+    base, steps, per_record = _chain(parent)
     if steps and per_record and not (base.fuse and base.op.lazy):
         # Chain the few base partitions (lines), not the many records the steps make
         # (words): the chaining then costs per line, not per word.
@@ -502,7 +516,7 @@ async def _stage(node: Node, t: int) -> tuple[list[list[Any]], list[ops.Step]]:
     The fused chain of sync narrow steps that ends in ``node`` runs where the partitions
     are shipped; its base is computed (memoised) and shipped as it is.
     """
-    base, steps, _ = fused_chain(node)
+    base, steps, _ = _chain(node)
     batch = await batch_at(base, t)
     parts = [] if batch is None else batch._parts
     return [p if type(p) is list else list(p) for p in parts], steps

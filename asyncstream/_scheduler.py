@@ -233,7 +233,10 @@ class Scheduler:
         if listeners is not None:
             listeners.emit("on_batch_started", BatchInfo(t, num, submitted, started))
         out: Output | None = None
-        times = self._graph.start_batch()
+        graph = self._graph
+        times: dict[str, float] = {}  # this batch's operator times (see _graph.batch_at)
+        graph.times = times
+        graph.nested = 0.0
         try:
             for node, op in self._stateful:
                 await feed(node, op, t)
