@@ -364,12 +364,7 @@ async def batch_at(node: Node, t: int) -> Batch[Any] | None:
             graph.note_failure(node)
             raise
         finally:
-            # This node's own time: the elapsed time less its parents' computations.
-            elapsed = perf_counter() - start
-            times = graph.times
-            name = node.name
-            times[name] = times.get(name, 0.0) + elapsed - graph.nested
-            graph.nested = outer + elapsed
+            graph.nested = outer + _charge(graph, node.name, start)
         node.cache[t] = batch
     return batch
 

@@ -54,7 +54,6 @@ class Scheduler:
         batch_ms: The batch interval in ms.
         next_ms: The first batch time to cut (after a restart: the one after the last
             committed batch, so the ticker catches up).
-        zero_ms: The time grid's origin (``first batch time - batch_ms``).
         graph: The graph of the context.
         plan: The graph as planned at start.
         checkpoint: Where each batch commits, if anywhere.
@@ -68,7 +67,6 @@ class Scheduler:
         clock: Clock,
         batch_ms: int,
         next_ms: int,
-        zero_ms: int,
         graph: Graph,
         plan: Plan,
         checkpoint: Checkpoint | None,
@@ -78,7 +76,6 @@ class Scheduler:
         self._clock = clock
         self._batch_ms = batch_ms
         self.next_ms = next_ms
-        self._zero_ms = zero_ms
         self._graph = graph
         self._plan = plan
         self._inputs = plan.inputs
@@ -291,7 +288,7 @@ class Scheduler:
             blob = op.checkpoint_blob()
             if blob is not None:
                 blobs[op.name or op.kind] = (op.kind, blob)  # named at start
-        self._checkpoint.commit(t, {"zero_ms": self._zero_ms}, blobs)
+        self._checkpoint.commit(t, {"zero_ms": self._graph.zero_ms}, blobs)
 
     def _forget(self, t: int) -> None:
         for node in self._caching:

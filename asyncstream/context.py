@@ -127,7 +127,6 @@ class StreamingContext(SourceStreams):
                 f"DaskExecutor(address)), got {executor!r}"
             )
             raise TypeError(msg)
-        self._executor: Executor = executor
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._uvloop = uvloop
         self._state = ContextState.INITIALIZED
@@ -417,7 +416,7 @@ class StreamingContext(SourceStreams):
                     position = checkpoint.blob(f"source:{name}")
                     if position is not None:
                         input_op.restore(position)
-            await self._executor.start()
+            await self._graph.executor.start()
         except BaseException:
             if checkpoint is not None:
                 checkpoint.close()
@@ -426,7 +425,6 @@ class StreamingContext(SourceStreams):
             clock=self._clock,
             batch_ms=self._batch_ms,
             next_ms=first,
-            zero_ms=self._graph.zero_ms,
             graph=self._graph,
             plan=plan,
             checkpoint=checkpoint,
@@ -494,7 +492,7 @@ class StreamingContext(SourceStreams):
                 self._error = _unwrap(exc)
         finally:
             with anyio.move_on_after(30, shield=True):  # a Dask client, then its cluster
-                await self._executor.aclose()
+                await self._graph.executor.aclose()
             with anyio.move_on_after(5, shield=True):  # async listeners hear the last batch
                 await self._listeners.flush()
             self._listeners.discard()
