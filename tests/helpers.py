@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.lowlevel
 
+from asyncstream._source_api import SourceEvents
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from pathlib import Path
+
+    from asyncstream.metrics import SourceErrorInfo
 
 T = TypeVar("T")
 
@@ -29,3 +35,20 @@ def aio(fn: Callable[..., T]) -> Callable[..., Awaitable[T]]:
         return fn(*args)
 
     return wrapper
+
+
+def make_events() -> tuple[SourceEvents, list[SourceErrorInfo]]:
+    """Source events that keep every report, and the list they go into."""
+    infos: list[SourceErrorInfo] = []
+    return SourceEvents("test", forward=infos.append), infos
+
+
+def move_in(directory: Path, name: str, data: bytes, mtime_ns: int | None = None) -> Path:
+    """Write under a skipped temporary name, then rename: the way files must arrive."""
+    tmp = directory / f".{name}.tmp"
+    tmp.write_bytes(data)
+    if mtime_ns is not None:
+        os.utime(tmp, ns=(mtime_ns, mtime_ns))
+    final = directory / name
+    os.replace(tmp, final)
+    return final

@@ -17,34 +17,20 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from helpers import make_events, move_in
 
 from asyncstream import SourceErrorInfo, StreamingContext, StreamingListener
 from asyncstream._files import DEFAULT_MAX_FILE_BYTES, BinaryRecordsSource, TextFileSource
-from asyncstream._source_api import SourceEvents
 from asyncstream.testing import ListSink, ManualClock
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from asyncstream._source_api import SourceEvents
+
 HAS_DEV_ZERO = os.path.exists("/dev/zero")
 needs_posix = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
-
-
-def make_events() -> tuple[SourceEvents, list[SourceErrorInfo]]:
-    infos: list[SourceErrorInfo] = []
-    return SourceEvents("test", forward=infos.append), infos
-
-
-def move_in(directory: Path, name: str, data: bytes, mtime_ns: int | None = None) -> Path:
-    """Write under a skipped temporary name, then rename: the way files must arrive."""
-    tmp = directory / f".{name}.tmp"
-    tmp.write_bytes(data)
-    if mtime_ns is not None:
-        os.utime(tmp, ns=(mtime_ns, mtime_ns))
-    final = directory / name
-    os.replace(tmp, final)
-    return final
 
 
 def kinds(infos: list[SourceErrorInfo]) -> list[str]:

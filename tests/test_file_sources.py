@@ -6,30 +6,12 @@ import os
 from typing import TYPE_CHECKING
 
 import pytest
+from helpers import make_events, move_in
 
 from asyncstream._files import BinaryRecordsSource, TextFileSource
-from asyncstream._source_api import SourceEvents
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from asyncstream.metrics import SourceErrorInfo
-
-
-def make_events() -> tuple[SourceEvents, list[SourceErrorInfo]]:
-    infos: list[SourceErrorInfo] = []
-    return SourceEvents("test", forward=infos.append), infos
-
-
-def move_in(directory: Path, name: str, data: bytes, mtime_ns: int | None = None) -> Path:
-    """Write under a skipped temporary name, then rename: the way files must arrive."""
-    tmp = directory / f".{name}.tmp"
-    tmp.write_bytes(data)
-    if mtime_ns is not None:
-        os.utime(tmp, ns=(mtime_ns, mtime_ns))
-    final = directory / name
-    os.replace(tmp, final)
-    return final
 
 
 # -- discovery -----------------------------------------------------------------------------------

@@ -7,11 +7,11 @@ import itertools
 from typing import TYPE_CHECKING
 
 import pytest
+from helpers import make_events
 from hypothesis import given
 from hypothesis import strategies as st
 
 from asyncstream._framing import LineCounters, LineFramer, check_text_options
-from asyncstream._source_api import SourceEvents
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -19,13 +19,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
-
-    from asyncstream.metrics import SourceErrorInfo
-
-
-def make_events() -> tuple[SourceEvents, list[SourceErrorInfo]]:
-    infos: list[SourceErrorInfo] = []
-    return SourceEvents("test", forward=infos.append), infos
 
 
 def feed_all(framer: LineFramer, chunks: list[bytes]) -> list[str]:

@@ -17,14 +17,13 @@ import anyio.lowlevel
 import pytest
 import uvloop
 from anyio.abc import SocketAttribute, SocketStream
-from helpers import eventually
+from helpers import eventually, make_events
 
 from asyncstream._buffer import RecordBuffer
 from asyncstream._socket import SocketServerSource, SocketTextSource
-from asyncstream._source_api import Source, SourceEvents
 
 if TYPE_CHECKING:
-    from asyncstream.metrics import SourceErrorInfo
+    from asyncstream._source_api import Source, SourceEvents
 
 HOST = "127.0.0.1"
 Handler = Callable[[SocketStream], Awaitable[None]]
@@ -65,11 +64,6 @@ class WatchedBuffer(RecordBuffer[str]):
                 return self.received
             self._changed.clear()
             await self._changed.wait()
-
-
-def make_events() -> tuple[SourceEvents, list[SourceErrorInfo]]:
-    infos: list[SourceErrorInfo] = []
-    return SourceEvents("test", forward=infos.append), infos
 
 
 @asynccontextmanager
