@@ -38,8 +38,10 @@ from .context import ContextState as ContextState
 from .context import ContextStatistics as ContextStatistics
 from .context import StreamingContext as StreamingContext
 from .dstream import DStream as DStream
+from .dstream import EventWindowDStream as EventWindowDStream
 from .dstream import KeyedDStream as KeyedDStream
 from .dstream import MapWithStateDStream as MapWithStateDStream
+from .dstream import TimedDStream as TimedDStream
 from .errors import AsyncStreamError as AsyncStreamError
 from .errors import BatchError as BatchError
 from .errors import CheckpointError as CheckpointError
@@ -53,6 +55,7 @@ from .errors import StateOperationError as StateOperationError
 from .errors import StreamClosedError as StreamClosedError
 from .errors import WindowTimeError as WindowTimeError
 from .errors import WorkerLostError as WorkerLostError
+from .eventtime import WindowResult as WindowResult
 from .executors import Executor as Executor
 from .executors import InlineExecutor as InlineExecutor
 from .metrics import BatchInfo as BatchInfo
@@ -81,6 +84,7 @@ __all__ = [
     "DStream",
     "DaskExecutor",
     "DurationError",
+    "EventWindowDStream",
     "Executor",
     "IncompatibleStreamsError",
     "InlineExecutor",
@@ -103,6 +107,8 @@ __all__ = [
     "StreamingContext",
     "StreamingListener",
     "SystemClock",
+    "TimedDStream",
+    "WindowResult",
     "WindowTimeError",
     "WorkerLostError",
 ]

@@ -271,13 +271,7 @@ def fingerprint(graph: Graph) -> list[str]:
         if id(node) in names:
             out.append(names[id(node)])
         elif isinstance(op, Stateful):
-            window = getattr(op, "window_ms", None)
-            sizes = (
-                ""
-                if window is None
-                else f" (window {window / 1000:g}s, slide {node.slide_ms / 1000:g}s)"
-            )
-            out.append(f"{kind} {op.name!r}{sizes}")
+            out.append(f"{kind} {op.name!r}{op.describe(node.slide_ms)}")
         else:
             out.append(kind)
     return out

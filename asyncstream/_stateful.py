@@ -39,7 +39,8 @@ __all__: list[str] = []
 WindowFactory = Callable[[int, int, int, int], WindowMaths[Any, Any]]
 
 
-def _flat(parts: list[Iterable[Any]]) -> Iterable[Any]:
+def flat(parts: list[Iterable[Any]]) -> Iterable[Any]:
+    """The records of a batch's partitions, in order, as one iterable."""
     return parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts)
 
 
@@ -94,6 +95,10 @@ class Stateful(ops.Operator):
         """What the checkpoint keeps of this operator besides its keyed-state rows."""
         return None
 
+    def describe(self, slide_ms: int) -> str:
+        """Its sizes as a checkpoint's fingerprint records them (``""``: none)."""
+        return ""
+
 
 class Window(Stateful):
     """A window over the parent: ``add`` each parent batch, ``emit`` at emission times.
@@ -136,6 +141,10 @@ class Window(Stateful):
         """The window's kept per-batch data."""
         return self._maths().snapshot()
 
+    def describe(self, slide_ms: int) -> str:
+        """`` (window 3s, slide 1s)``: its window and its stream's slide."""
+        return f" (window {self.window_ms / 1000:g}s, slide {slide_ms / 1000:g}s)"
+
     reads = ops.Reads.NOTHING  # it emits its state
 
     @property
@@ -164,7 +173,7 @@ class Window(Stateful):
             self._maths().add(t, merged)
         else:
             # Threaded, the per-batch reduce runs in the worker thread, on the driver.
-            await self.run_maths(self._add, t, _flat(inputs[0]))
+            await self.run_maths(self._add, t, flat(inputs[0]))
 
     def _add(self, t: int, records: Iterable[Any]) -> None:
         if self.reduce_first is not None:
@@ -215,7 +224,7 @@ class UpdateState(KeyedState):
     async def compute(self, t: int, inputs: list[Any]) -> ops.Parts:
         """Apply the parent's batch at ``t``; the batch is the whole state."""
         assert self.state is not None
-        return [await self.run_maths(self.state.step, _flat(inputs[0]))]
+        return [await self.run_maths(self.state.step, flat(inputs[0]))]
 
 
 class MapState(KeyedState):
@@ -244,7 +253,7 @@ class MapState(KeyedState):
     async def compute(self, t: int, inputs: list[Any]) -> ops.Parts:
         """Run the function over the parent's batch at ``t``."""
         assert self.state is not None
-        return [await self.run_maths(self.state.step, t, _flat(inputs[0]))]
+        return [await self.run_maths(self.state.step, t, flat(inputs[0]))]
 
 
 def _name(op: Stateful) -> str:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeAlias, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeAlias, TypeVar, cast, final, overload
 
 from . import operators as ops
 from . import sinks
+from ._event_ops import EventTimeOp, LateRecords, MathsFactory
 from ._stateful import MapState, StateSnapshots, UpdateState, Window, bridged
 from ._util import Duration, check_partitions, fn_name, time_to_ms, to_ms
-from .errors import ContextStateError, IncompatibleStreamsError
+from .errors import ContextStateError, DurationError, IncompatibleStreamsError
+from .eventtime import EventWindows, Sessions, Watermark, WindowResult, duration_ms
 from .state import StateSpec
 from .windows import (
     CountByValueAndWindow,
@@ -27,7 +29,14 @@ if TYPE_CHECKING:
     from ._graph import Graph, Node
     from .batch import Batch
 
-__all__ = ["DStream", "KeyedDStream", "MapWithStateDStream", "MaybeAwaitable"]
+__all__ = [
+    "DStream",
+    "EventWindowDStream",
+    "KeyedDStream",
+    "MapWithStateDStream",
+    "MaybeAwaitable",
+    "TimedDStream",
+]
 
 T = TypeVar("T")  # element type of streams combined as they are
 T_co = TypeVar("T_co", covariant=True)  # element type of a stream
@@ -835,6 +844,42 @@ class DStream(Generic[T_co]):
         op.name = name
         return DStream._new(self._node.graph, op, (self,), f"update_state_by_key({fn_name(fn)})")
 
+    def with_event_time(
+        self,
+        timestamp: Callable[[T_co], Any],
+        *,
+        lateness: Duration = 0.0,
+        max_skew: Duration | None = None,
+        idle_timeout: Duration | None = None,
+    ) -> TimedDStream[T_co]:
+        """This stream in event time: ``timestamp(record)`` says when each record happened.
+
+        ``timestamp`` returns seconds since the epoch (int or float) or an aware datetime.
+        The watermark trails the largest timestamp seen by ``lateness``; a record stamped
+        more than ``max_skew`` past the batch time counts only as far as that; after
+        ``idle_timeout`` (clock time) without records, event time moves on with the
+        clock, so idle windows still close. See SPEC §9 and :mod:`asyncstream.eventtime`.
+
+        Raises:
+            TypeError: ``timestamp`` is not callable, or a duration is not a number.
+            DurationError: ``lateness`` or ``max_skew`` is negative, ``idle_timeout`` not
+                positive (a ``ValueError``).
+
+        Example:
+            Per-key counts in tumbling 10 s windows of event time, 5 s of lateness
+            allowed:
+
+            >>> build = lambda s: (
+            ...     s.with_event_time(lambda r: r[1], lateness=5)
+            ...     .map(lambda r: (r[0], 1))
+            ...     .reduce_by_key_and_event_window(operator.add, 10)
+            ... )
+
+            ``map`` here is the timed stream's: it keeps the timestamps (see
+            :class:`TimedDStream`).
+        """
+        return TimedDStream._make(self, timestamp, lateness, max_skew, idle_timeout)
+
     def map_with_state(
         self: DStream[tuple[K, V]], spec: StateSpec[K, V, S, U], *, name: str | None = None
     ) -> MapWithStateDStream[K, S, U]:
@@ -993,6 +1038,256 @@ class MapWithStateDStream(DStream[U], Generic[K, S, U]):
         op = self._node.op
         assert isinstance(op, MapState)
         return DStream._new(self._node.graph, StateSnapshots(op), (self,), "state_snapshots")
+
+
+class EventWindowDStream(DStream[WindowResult[U]], Generic[T, U]):
+    """What the event-time operators return: windows' results, with ``late()``."""
+
+    __slots__ = ()
+
+    def late(self) -> DStream[T]:
+        """The records this operator dropped as late, in arrival order, batch by batch.
+
+        A late record is on this stream in the batch it arrived in, and in no window.
+
+        Example:
+            The record stamped 5 s arrives after the watermark passed 12 s: its window
+            ``[0 s, 10 s)`` has closed.
+
+            >>> build = lambda s: s.with_event_time(float).event_window(10).late()
+            >>> asyncio.run(run_stream(build, [[[2.0, 12.0], [5.0]]], batches=2))
+            [[], [5.0]]
+        """
+        op = self._node.op
+        assert isinstance(op, EventTimeOp)
+        return DStream._new(self._node.graph, LateRecords(op), (self,), "late")
+
+
+@final
+class TimedDStream(Generic[T_co]):
+    """A stream whose records carry event time: see :meth:`DStream.with_event_time`.
+
+    Its operators (:meth:`event_window`, :meth:`reduce_by_key_and_event_window`,
+    :meth:`reduce_by_key_and_session`) emit each window once, as a
+    :class:`~asyncstream.WindowResult`, when the watermark passes its end (SPEC §9).
+    :meth:`map` reshapes the records and keeps their timestamps.
+    """
+
+    __slots__ = ("_idle_ms", "_lateness_ms", "_max_skew_ms", "_shape", "_stamp", "_stream")
+    _stream: DStream[Any]
+    _stamp: Callable[[Any], Any]
+    _shape: Callable[[Any], Any] | None
+    _lateness_ms: int
+    _max_skew_ms: int | None
+    _idle_ms: int | None
+
+    def __init__(self) -> None:
+        msg = "TimedDStream objects come from DStream.with_event_time(timestamp, ...)"
+        raise TypeError(msg)
+
+    @classmethod
+    def _make(
+        cls,
+        stream: DStream[Any],
+        timestamp: Callable[[Any], Any],
+        lateness: Duration,
+        max_skew: Duration | None,
+        idle_timeout: Duration | None,
+        shape: Callable[[Any], Any] | None = None,
+    ) -> TimedDStream[Any]:
+        if not callable(cast("object", timestamp)):
+            msg = (
+                "with_event_time: timestamp must be a function of a record returning seconds "
+                f"since the epoch or an aware datetime, got {timestamp!r}"
+            )
+            raise TypeError(msg)
+        self = object.__new__(cls)
+        self._stream = stream
+        self._stamp = timestamp
+        self._shape = shape
+        self._lateness_ms = duration_ms(lateness, "with_event_time: lateness", allow_zero=True)
+        self._max_skew_ms = (
+            None
+            if max_skew is None
+            else duration_ms(max_skew, "with_event_time: max_skew", allow_zero=True)
+        )
+        self._idle_ms = (
+            None
+            if idle_timeout is None
+            else duration_ms(idle_timeout, "with_event_time: idle_timeout")
+        )
+        return self
+
+    def map(self, fn: Callable[[T_co], U]) -> TimedDStream[U]:
+        """Reshape each record with ``fn``; its timestamp stays the original record's.
+
+        Example:
+            >>> build = lambda s: (
+            ...     s.with_event_time(lambda r: r["ts"])
+            ...     .map(lambda r: (r["user"], 1))
+            ...     .reduce_by_key_and_event_window(operator.add, 10)
+            ...     .map(lambda r: (r.key, r.start.second, r.value))
+            ... )
+            >>> clicks = [{"user": "ann", "ts": 1}, {"user": "ann", "ts": 4},
+            ...           {"user": "bo", "ts": 11}]
+            >>> asyncio.run(run_stream(build, [[clicks]], batches=1))
+            [[('ann', 0, 2)]]
+        """
+        if not callable(cast("object", fn)):
+            msg = f"TimedDStream.map takes a function of a record, got {fn!r}"
+            raise TypeError(msg)
+        shape = self._shape
+        composed = fn if shape is None else _compose(shape, fn)
+        new = object.__new__(TimedDStream)
+        for slot in TimedDStream.__slots__:
+            setattr(new, slot, getattr(self, slot))
+        new._shape = composed
+        return cast("TimedDStream[U]", new)
+
+    def event_window(
+        self, window: Duration, slide: Duration | None = None
+    ) -> EventWindowDStream[T_co, list[T_co]]:
+        """The records of each event-time window ``[k·slide, k·slide + window)``.
+
+        Each :class:`~asyncstream.WindowResult` has ``key=None`` and the window's records
+        in arrival order. ``slide`` defaults to ``window`` (tumbling windows).
+
+        Raises:
+            DurationError: ``window`` or ``slide`` is not positive, or ``window`` is not a
+                multiple of ``slide``.
+
+        Example:
+            >>> build = lambda s: (
+            ...     s.with_event_time(float).event_window(10)
+            ...     .map(lambda r: (r.start.second, r.end.second, r.value))
+            ... )
+            >>> asyncio.run(run_stream(build, [[[3.0, 12.0, 7.0], [25.0]]], batches=2))
+            [[(0, 10, [3.0, 7.0])], [(10, 20, [12.0])]]
+        """
+        window_ms, slide_ms = _window_sizes("event_window", window, slide)
+        return self._operator(
+            "event_window",
+            None,
+            lambda stamp, fn, mark, shape, store: EventWindows(
+                window_ms, slide_ms, stamp, keyed=False, mark=mark, shape=shape, store=store
+            ),
+            f" (event window {window_ms / 1000:g}s, slide {slide_ms / 1000:g}s)",
+        )
+
+    def reduce_by_key_and_event_window(
+        self: TimedDStream[tuple[K, V]],
+        fn: Callable[[V, V], MaybeAwaitable[V]],
+        window: Duration,
+        slide: Duration | None = None,
+    ) -> EventWindowDStream[tuple[K, V], V]:
+        """Per key, ``fn``-reduce the values of each event-time window.
+
+        ``fn`` must be associative and commutative. One
+        :class:`~asyncstream.WindowResult` per key and window that got values.
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+            DurationError: As :meth:`event_window`.
+
+        Example:
+            Counts per key in 10 s windows sliding by 5 s (``a`` at 1 s is in the windows
+            starting at -5 s and 0 s); the record at 16 s moves the watermark to 16 s:
+
+            >>> build = lambda s: (
+            ...     s.with_event_time(lambda kv: kv[1]).map(lambda kv: (kv[0], 1))
+            ...     .reduce_by_key_and_event_window(operator.add, 10, 5)
+            ...     .map(lambda r: (r.key, r.start.timestamp(), r.end.timestamp(), r.value))
+            ... )
+            >>> asyncio.run(run_stream(build, [[[("a", 1), ("a", 6), ("b", 16)]]], batches=1))
+            [[('a', -5.0, 5.0, 1), ('a', 0.0, 10.0, 2), ('a', 5.0, 15.0, 1)]]
+        """
+        _check_fn("reduce_by_key_and_event_window", fn)
+        window_ms, slide_ms = _window_sizes("reduce_by_key_and_event_window", window, slide)
+        return self._operator(
+            "reduce_by_key_and_event_window",
+            fn,
+            lambda stamp, f, mark, shape, store: EventWindows(
+                window_ms, slide_ms, stamp, f, keyed=True, mark=mark, shape=shape, store=store
+            ),
+            f" (event window {window_ms / 1000:g}s, slide {slide_ms / 1000:g}s)",
+        )
+
+    def reduce_by_key_and_session(
+        self: TimedDStream[tuple[K, V]], fn: Callable[[V, V], MaybeAwaitable[V]], gap: Duration
+    ) -> EventWindowDStream[tuple[K, V], V]:
+        """Per key, ``fn``-reduce the values of each session: records less than ``gap`` apart.
+
+        A session is ``[first timestamp, last timestamp + gap)``; a record within ``gap``
+        of two sessions merges them. ``fn`` must be associative and commutative.
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+            DurationError: ``gap`` is not positive.
+
+        Example:
+            Clicks per user session, with a 5 s gap:
+
+            >>> build = lambda s: (
+            ...     s.with_event_time(lambda kv: kv[1]).map(lambda kv: (kv[0], 1))
+            ...     .reduce_by_key_and_session(operator.add, 5)
+            ...     .map(lambda r: (r.key, r.start.second, r.end.second, r.value))
+            ... )
+            >>> asyncio.run(run_stream(build, [[[("a", 1), ("a", 4), ("a", 20)]]], batches=1))
+            [[('a', 1, 9, 2)]]
+        """
+        _check_fn("reduce_by_key_and_session", fn)
+        gap_ms = duration_ms(gap, "reduce_by_key_and_session: gap")
+        return self._operator(
+            "reduce_by_key_and_session",
+            fn,
+            lambda stamp, f, mark, shape, store: Sessions(
+                gap_ms, stamp, f, mark=mark, shape=shape, store=store
+            ),
+            f" (session gap {gap_ms / 1000:g}s)",
+        )
+
+    def _operator(
+        self, kind: str, fn: Callable[..., Any] | None, make: MathsFactory, sizes: str
+    ) -> EventWindowDStream[Any, Any]:
+        lateness, skew, idle = self._lateness_ms, self._max_skew_ms, self._idle_ms
+        op = EventTimeOp(
+            kind,
+            make,
+            self._stamp,
+            fn,
+            self._shape,
+            lambda: Watermark(lateness, skew, idle),
+            sizes,
+        )
+        label = kind if fn is None else f"{kind}({fn_name(fn)})"
+        stream = self._stream
+        return cast(
+            "EventWindowDStream[Any, Any]",
+            EventWindowDStream._new(stream._node.graph, op, (stream,), label),
+        )
+
+
+def _compose(first: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda record: then(first(record))
+
+
+def _check_fn(kind: str, fn: object) -> None:
+    if not callable(fn):
+        msg = f"{kind}: fn must be a function of two values returning one, got {fn!r}"
+        raise TypeError(msg)
+
+
+def _window_sizes(kind: str, window: Duration, slide: Duration | None) -> tuple[int, int]:
+    """Event-time ``window`` and ``slide`` (default: the window) in ms, checked."""
+    window_ms = duration_ms(window, f"{kind}: window")
+    slide_ms = window_ms if slide is None else duration_ms(slide, f"{kind}: slide")
+    if window_ms % slide_ms:
+        msg = (
+            f"{kind}: the window ({window_ms / 1000:g}s) must be a multiple of the slide "
+            f"({slide_ms / 1000:g}s)"
+        )
+        raise DurationError(msg)
+    return window_ms, slide_ms
 
 
 KeyedDStream: TypeAlias = DStream[tuple[K, V]]
