@@ -8,9 +8,11 @@ list of ``(record, timestamp_ms)``; keyed records are ``(key, value)``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 # One output row: (key, start_ms, end_ms, value).
 Row = tuple[Any, int, int, Any]

@@ -17,14 +17,11 @@ from asyncstream import (
     DStream,
     DurationError,
     EventWindowDStream,
-    StreamingContext,
-    TimedDStream,
     WindowResult,
 )
 from asyncstream.eventtime import EventWindows, Sessions, Watermark, duration_ms, event_ms
-from asyncstream.executors import InlineExecutor
 from asyncstream.stores import MemoryStateStore
-from asyncstream.testing import ManualClock, run_stream
+from asyncstream.testing import run_stream
 
 # An event: (key, value, timestamp in ms); the engine sees seconds.
 Event = tuple[str, int, int]
@@ -65,7 +62,7 @@ def test_event_ms_takes_seconds_and_aware_datetimes_rounding_to_the_nearest_ms()
 @pytest.mark.parametrize(
     ("value", "error", "words"),
     [
-        (datetime(2026, 1, 1), ValueError, "naive datetime"),  # noqa: DTZ001 - the mistake under test
+        (datetime(2026, 1, 1), ValueError, "naive datetime"),
         ("12", TypeError, "'12' (str)"),
         (True, TypeError, "(bool)"),
         (float("nan"), ValueError, "finite"),
