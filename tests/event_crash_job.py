@@ -59,7 +59,7 @@ def setup(out_dir: str) -> StreamingContext:
 
 def collect(out_dir: Path) -> list[tuple[Any, ...]]:
     """Every row of every batch's file, sorted."""
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for path in out_dir.glob("rows-*"):
         rows.extend(ast.literal_eval(line) for line in path.read_text().splitlines())
     return sorted(rows, key=repr)

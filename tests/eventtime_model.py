@@ -89,7 +89,7 @@ class WindowModel:
         rows = []
         for (key, s), values in self.contents.items():
             if wm is not None and s + self.window <= wm and (key, s) not in self.emitted:
-                value = functools.reduce(self.fn, values) if self.keyed else list(values)
+                value = functools.reduce(self.fn, values) if self.fn else list(values)
                 rows.append((key, s, s + self.window, value))
         for key, s, _, _ in rows:
             self.emitted.add((key, s))

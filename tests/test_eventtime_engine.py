@@ -9,7 +9,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import event_crash_job
 import pytest
@@ -25,6 +25,9 @@ from asyncstream import (
 )
 from asyncstream.checkpoint import inspect_checkpoint
 from asyncstream.testing import ListSink, ManualClock, run_stream
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 HERE = Path(__file__).parent
 
@@ -69,7 +72,11 @@ async def test_windows_wait_for_the_watermark_then_come_out_once() -> None:
 
 
 async def test_late_records_come_out_in_the_batch_they_arrived_in() -> None:
-    inputs = [[("a", 30)], [("x", 1), ("y", 30), ("z", 29.999)], [("w", 5)]]
+    inputs: list[list[tuple[str, float]]] = [
+        [("a", 30)],
+        [("x", 1), ("y", 30), ("z", 29.999)],
+        [("w", 5)],
+    ]
     out = await run_stream(
         lambda s: s.with_event_time(lambda kv: kv[1]).event_window(10).late(),
         [inputs],
@@ -165,7 +172,8 @@ async def test_windows_run_with_executors_their_state_on_the_driver() -> None:
 async def test_a_bad_timestamp_fails_the_batch_naming_the_record() -> None:
     clock = ManualClock()
     ssc = StreamingContext(1, clock=clock)
-    events = ssc.queue_stream([[1.0], ["soon"]])
+    batches: list[list[object]] = [[1.0], ["soon"]]
+    events = ssc.queue_stream(batches)
     events.with_event_time(lambda r: r).event_window(5).foreach_batch(lambda b: None)
     await ssc.start()
     await clock.advance(2)
@@ -225,7 +233,10 @@ def _build(ssc: StreamingContext, sink: ListSink, wrap: Any = lambda f: f) -> No
     ones = timed.map(lambda kv: (kv[0], 1))
     windows = ones.reduce_by_key_and_event_window(wrap(operator.add), 10, 5)
     sessions = ones.reduce_by_key_and_session(wrap(operator.add), 3)
-    tag = lambda name: lambda r: (name, r.key, _s(r.start), _s(r.end), r.value)  # noqa: E731
+
+    def tag(name: str) -> Callable[[WindowResult[int]], tuple[Any, ...]]:
+        return lambda r: (name, r.key, _s(r.start), _s(r.end), r.value)
+
     windows.map(tag("w")).union(sessions.map(tag("s"))).union(
         windows.late().map(lambda r: ("late", r))
     ).transform(sorted).foreach_batch(sink)
