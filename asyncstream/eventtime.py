@@ -57,6 +57,13 @@ V = TypeVar("V")  # the value of a window result
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _US_PER_MS: Final = 1000
+# Timestamps a window's datetime bounds can hold: years 1 to 9999 (UTC), less a day.
+_MIN_MS: Final = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(
+    milliseconds=1
+) + 86_400_000
+_MAX_MS: Final = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(
+    milliseconds=1
+) - 86_400_000
 
 
 class WindowResult(NamedTuple, Generic[V]):
@@ -87,8 +94,20 @@ def event_ms(value: object, record: object) -> int:
 
     Raises:
         TypeError: ``value`` is neither a number nor a datetime.
-        ValueError: ``value`` is a naive datetime, NaN or infinite.
+        ValueError: ``value`` is a naive datetime, NaN, infinite, or outside the years
+            1 to 9999.
     """
+    ms = _event_ms(value, record)
+    if not _MIN_MS <= ms <= _MAX_MS:
+        msg = (
+            f"with_event_time: the timestamp of {record!r} is {value!r}, outside the years "
+            "1 to 9999 that windows can hold; check its unit (seconds, not milliseconds)"
+        )
+        raise ValueError(msg)
+    return ms
+
+
+def _event_ms(value: object, record: object) -> int:
     if isinstance(value, datetime):
         offset = value.utcoffset()
         if offset is None:

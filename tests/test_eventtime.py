@@ -67,6 +67,8 @@ def test_event_ms_takes_seconds_and_aware_datetimes_rounding_to_the_nearest_ms()
         (True, TypeError, "(bool)"),
         (float("nan"), ValueError, "finite"),
         (float("inf"), ValueError, "finite"),
+        (1_765_000_000_000_000, ValueError, "seconds, not milliseconds"),
+        (-1e12, ValueError, "outside the years 1 to 9999"),
     ],
 )
 def test_event_ms_names_the_record_and_what_to_return(

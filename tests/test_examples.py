@@ -247,3 +247,49 @@ async def test_web_service_rejects_bad_requests(
         assert reply == {"error": error}
     if status == 405:
         assert headers["allow"] == "POST"
+
+
+def test_late_events_counts_per_minute_and_prints_late_events_apart(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    load("late_events").main(seconds=0.6, interval=0.1)
+    assert capsys.readouterr().out.splitlines() == [
+        "10:00-10:01 ann: 3 clicks",
+        "10:00-10:01 bob: 1 clicks",
+        "10:01-10:02 ann: 1 clicks",
+        "10:01-10:02 bob: 2 clicks",
+        "late: a click of bob; its minute was printed already",
+    ]
+
+
+def test_late_events_reads_json_lines_from_a_socket_and_skips_bad_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lines = [
+        '{"user": "ann", "ts": 60.5}',
+        "not json",
+        '{"user": "ann", "ts": 1e400}',  # infinite: skipped, the job goes on
+        '{"user": "bob", "ts": "1970-01-01T00:01:59"}',
+        '{"user": "ann", "ts": 200}',  # the watermark goes to 190 s: minute 1 is out
+    ]
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(5)
+        port = server.getsockname()[1]
+
+        def feed() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(5)
+                for line in lines:
+                    conn.sendall(line.encode() + b"\n")
+                while conn.recv(1024):  # until the example disconnects when it stops
+                    pass
+
+        thread = threading.Thread(target=feed)
+        thread.start()
+        try:
+            load("late_events").main(port, "127.0.0.1", seconds=0.6, interval=0.1)
+        finally:
+            thread.join(5)
+    out = capsys.readouterr().out.splitlines()
+    assert sorted(out) == ["00:01-00:02 ann: 1 clicks", "00:01-00:02 bob: 1 clicks"]
