@@ -53,7 +53,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from _data import Row, report, text_batches, user_batches
-from _event_bench import e1, e1_flatness, e1_open_keys, print_flatness
+from _event_bench import KeyRun, e1, e1_flatness, e1_open_keys, print_flatness
 from bench_core import INTERVAL, EngineSide, SyncSide, add, loop_factory, measure, pair, split
 
 from asyncstream import State, StateSpec
@@ -572,15 +572,16 @@ async def w4_flatness(sizes: tuple[int, ...], n_batches: int, events: int, round
 # --- driver -----------------------------------------------------------------------------------
 
 
-async def main(args: argparse.Namespace) -> tuple[list[Row], list[Flatness], str | None]:
+async def main(
+    args: argparse.Namespace,
+) -> tuple[list[Row], list[Flatness], tuple[list[KeyRun], list[KeyRun]]]:
     e1_rows = await e1(args.e1_batches, args.e1_events, args.rounds)
     opened = await e1_open_keys(args.e1_keys, args.e1_batches, args.e1_events, args.rounds)
     keyed = await e1_flatness(args.e1_keys, args.e1_batches, args.e1_events, args.rounds)
-    verdict = print_flatness(opened, keyed, args.e1_batches, args.e1_events)
     if args.only == "E1":
-        return e1_rows, [], verdict
+        return e1_rows, [], (opened, keyed)
     rows, flats = await w3_w4(args)
-    return [*rows, *e1_rows], flats, verdict
+    return [*rows, *e1_rows], flats, (opened, keyed)
 
 
 async def w3_w4(args: argparse.Namespace) -> tuple[list[Row], list[Flatness]]:
@@ -708,10 +709,11 @@ def run(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     factory, loop_name = loop_factory(args.uvloop)
     with asyncio.Runner(loop_factory=factory) as runner:
-        rows, flats, e1_verdict = runner.run(main(args))
+        rows, flats, (opened, keyed) = runner.run(main(args))
     report(rows, loop_name)
     for flat in flats:
         flat.print()
+    e1_verdict = print_flatness(opened, keyed, args.e1_batches, args.e1_events)
     print()
     print("targets:")
     for r in rows:
@@ -721,8 +723,7 @@ def run(argv: list[str] | None = None) -> None:
         print(f"  {r.workload} <= {r.target:g}x {r.baseline}: {r.ratio:.3f}x {met}")
     for flat in flats:
         print(f"  {flat.name} flat, max/min <= {FLAT_TARGET:g}x: {flat.ratio:.3f}x {flat.met}")
-    if e1_verdict is not None:
-        print(f"  {e1_verdict}")
+    print(f"  {e1_verdict}")
 
 
 if __name__ == "__main__":

@@ -67,9 +67,12 @@ def test_bench_windows() -> None:
         "ratio",
     ]
     assert {"W3", "W4 update_state_by_key", "W4 map_with_state"} <= out.first_cells(), out.text
+    assert {"E1 event windows"} <= out.first_cells(), out.text
     firsts = [line.split(" | ")[0].strip() for line in out.lines if " | " in line]
     assert {"6", "30", "60"} <= set(firsts), out.text  # the incremental windows
     assert sum(line.startswith("flatness ") for line in out.lines) == 2, out.text
+    assert sum(line.startswith("| 200 |") for line in out.lines) == 2, out.text  # E1's keys
+    assert "E1 event windows <= 1.3x raw dict-of-windows" in out.text
 
 
 def test_bench_socket_on_both_loops() -> None:
