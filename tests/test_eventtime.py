@@ -568,3 +568,30 @@ def test_the_engine_matches_the_model(
         assert _by_end_start(rows)
         assert _canonical(rows) == _canonical(want_rows)
         assert late == want_late
+
+
+def test_emission_leaves_the_collector_as_it_found_it() -> None:
+    import gc
+
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            maths = EventWindows(1_000, 1_000, float, keyed=False)
+            results, _ = maths.step(1_000, [0.5, 5.0])
+            assert len(results) == 1
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()
+
+
+async def test_maps_of_a_timed_stream_compose_and_keep_the_first_timestamps() -> None:
+    out = await run_stream(
+        lambda s: s.with_event_time(lambda e: e["at"])
+        .map(lambda e: e["user"])
+        .map(lambda user: (user.upper(), 1))
+        .reduce_by_key_and_event_window(operator.add, 10)
+        .map(lambda r: (r.key, _ms(r.start), r.value)),
+        [[[{"user": "a", "at": 1}, {"user": "a", "at": 2}, {"user": "b", "at": 30}]]],
+        batches=1,
+    )
+    assert out == [[("A", 0, 2)]]
