@@ -254,7 +254,7 @@ class RateController:
             self.rate = self._bounded(estimate)
 
 
-def _check_rate(value: float | None, name: str) -> float | None:
+def _check_rate(value: object, name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
