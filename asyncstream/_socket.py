@@ -260,7 +260,7 @@ class _Pump:
             if not out.full():
                 self.resume_all()
                 return
-            if out.holds_records():
+            if out.holds_records() or out.throttled():  # room comes with a batch, or time
                 self.solo = None
                 for proto in self.protos:
                     proto.pause()

@@ -135,8 +135,8 @@ class TokenBucket:
         >>> bucket = TokenBucket(100.0, now=0.0)
         >>> bucket.take(50, now=0.25), bucket.take(50, now=0.25)
         (25, 0)
-        >>> bucket.wait(now=0.25)
-        0.01
+        >>> bucket.wait(now=0.25), bucket.available(now=0.3)
+        (0.01, 5)
     """
 
     __slots__ = ("_last", "_rate", "_tokens")
@@ -161,6 +161,13 @@ class TokenBucket:
         if rate is not None and now > self._last:
             self._tokens = min(self._tokens + (now - self._last) * rate, rate * BURST_SECONDS)
         self._last = max(self._last, now)
+
+    def available(self, now: float) -> float:
+        """Whole tokens at ``now`` (``inf`` when unlimited)."""
+        if self._rate is None:
+            return math.inf
+        self._refill(now)
+        return math.floor(self._tokens + 1e-9)
 
     def take(self, n: int, now: float) -> int:
         """Take up to ``n`` tokens at ``now``; return how many records may pass."""
