@@ -138,6 +138,7 @@ class StreamingContext(SourceStreams):
         self._listeners = Listeners()
         self._recorder = Recorder()  # its input streams are set at start()
         self._on_stop: list[Callable[[], Awaitable[None]]] = []  # e.g. the dashboard server
+        self._starting: list[Callable[[], Awaitable[object]]] = []  # run by start(), first
         self._graph = _graph.Graph(self, executor, self._check_can_add, self._on_source_error)
         self._scheduler: Scheduler | None = None
         # lifecycle
@@ -499,6 +500,8 @@ class StreamingContext(SourceStreams):
             )
             raise ContextStateError(msg)
         loop = asyncio.get_running_loop()
+        while self._starting:  # e.g. the command line's serve_ui(), in run()'s loop
+            await self._starting.pop(0)()
         now_ms = math.floor(self._clock.now() * 1000 + 1e-6)
         first = (now_ms // self._batch_ms + 1) * self._batch_ms
         self._graph.zero_ms = first - self._batch_ms
