@@ -9,6 +9,7 @@ instead of uvicorn's ``sys.exit``.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from typing import TYPE_CHECKING, Any, final
 
@@ -59,8 +60,9 @@ class UIServer:
         try:
             sock = socket.create_server((host, port), family=family, reuse_port=False)
         except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
             msg = (
-                f"serve_ui(): cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                f"serve_ui(): cannot listen on {host}:{port}: {reason}; "
                 "pick another port (or 0 for a free one)"
             )
             raise OSError(exc.errno, msg) from exc
@@ -86,7 +88,9 @@ class UIServer:
         if self.closed:
             return
         self.closed = True
-        self._app.state.closing.close()
+        closing = getattr(self._app.state, "closing", None)  # a host app may have none
+        if closing is not None:
+            closing.close()
         try:
             await self._server.shutdown(sockets=[self._socket])
         finally:
