@@ -86,7 +86,12 @@
     fillTable("#operators", Object.entries(s.operator_seconds).map(([name, x]) => [name, fmt(x, 4)]));
   }
 
+  let polling = false, lastPoll = 0;
+
   async function poll() {
+    if (polling) return;
+    polling = true;
+    lastPoll = Date.now();
     try {
       const response = await fetch("api/status", { cache: "no-store" });
       const status = await response.json();
@@ -94,14 +99,21 @@
       showStatus(status);
     } catch (err) {
       $("#state").textContent = "unreachable";
+    } finally {
+      polling = false;
     }
+  }
+
+  // After a batch, the counters too (at most four times a second).
+  function pollSoon() {
+    if (Date.now() - lastPoll > 250) poll();
   }
 
   async function main() {
     await poll();
     setInterval(poll, STATUS_EVERY_MS);
     const events = new EventSource("api/batches");
-    events.addEventListener("batch", (e) => addBatch(JSON.parse(e.data)));
+    events.addEventListener("batch", (e) => { addBatch(JSON.parse(e.data)); pollSoon(); });
     events.addEventListener("end", () => { events.close(); poll(); });
   }
   main();
