@@ -46,7 +46,8 @@ class Observed:
     def status(self) -> dict[str, Any]:
         """The JSON object of ``/api/status``."""
         stats, rec = self.stats, self.recorder
-        last = rec.recent[-1].as_json(rec.streams) if rec.recent else None
+        last_batch = rec.last()
+        last = None if last_batch is None else last_batch.as_json(rec.streams)
         return {
             "state": stats.state.value,
             "batch_interval": self.batch_interval,
@@ -70,6 +71,7 @@ def observe(
     stats: ContextStatistics, recorder: Recorder, graph: Graph, batch_interval: float
 ) -> Observed:
     """Gather what readers show of a context (see :class:`Observed`)."""
+    recorder.fold()
     streams = stream_names(graph.inputs)
     rates = {}
     for name, node in zip(streams, graph.inputs, strict=True):

@@ -4,7 +4,8 @@ The scheduler hands every completed batch to the context's :class:`Recorder` (af
 outputs ran and its checkpoint committed): per-stream input totals, per-operator time
 totals, the scheduling and processing delay histograms, and the recent batches. Readers
 (``metrics_text()``, the dashboard, the rate controllers) never touch the engine: they
-read the recorder. Recording costs a few dict and list updates per batch, never per record.
+read the recorder. Recording costs one list append per batch; the totals are brought up
+to date when someone reads them (or follows the batches), never per record.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-from bisect import bisect_left
+import operator
+from bisect import bisect_right
+from itertools import chain, repeat
 from typing import TYPE_CHECKING, Final
 
 from .sources import BufferedInput, ScannedInput
@@ -47,6 +50,12 @@ DELAY_BUCKETS: Final = (
 
 #: Completed batches kept for the dashboard's table and charts.
 HISTORY: Final = 300
+
+# What batch_completed gets: time, records per stream, submitted, started, ended, op times.
+_Raw = tuple[int, tuple[int, ...], float, float, float, "Mapping[str, float]"]
+
+#: Completed batches queued before they are folded into the totals unasked.
+_FOLD_EVERY: Final = 1024
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -109,10 +118,20 @@ class Histogram:
         self.counts = [0] * (len(DELAY_BUCKETS) + 1)
         self.sum = 0.0
 
-    def observe(self, value: float) -> None:
-        """Count ``value`` in the first bucket whose bound is >= it."""
-        self.counts[bisect_left(DELAY_BUCKETS, value)] += 1
-        self.sum += value
+    def add(self, values: list[float]) -> None:
+        """Count every value in the first bucket whose bound is >= it (sorts ``values``).
+
+        A value below 0 (a clock's rounding) counts as 0.
+        """
+        values.sort()
+        below = 0
+        counts = self.counts
+        for i, bound in enumerate(DELAY_BUCKETS):
+            upto = bisect_right(values, bound, lo=below)
+            counts[i] += upto - below
+            below = upto
+        counts[-1] += len(values) - below
+        self.sum += max(0.0, sum(values))
 
     def cumulative(self) -> list[tuple[str, int]]:
         """``(le, count)`` pairs as Prometheus buckets are: cumulative, ending at ``+Inf``."""
@@ -140,10 +159,13 @@ class Recorder:
         self.operator_seconds: dict[str, float] = {}
         self.scheduling = Histogram()
         self.processing = Histogram()
-        self.recent: collections.deque[BatchRecord] = collections.deque(maxlen=HISTORY)
+        # The last HISTORY batches as (seq, what batch_completed got).
+        self._recent: collections.deque[tuple[int, _Raw]] = collections.deque(maxlen=HISTORY)
         self.source_errors: dict[tuple[str, str], int] = {}
         self._followers: list[Callable[[BatchRecord], None]] = []
         self._waiters: list[asyncio.Future[None]] = []
+        # Completed batches not yet folded into the totals (see batch_completed).
+        self._pending: list[_Raw] = []
 
     def follow(self, callback: Callable[[BatchRecord], None]) -> None:
         """Call ``callback(record)`` after each completed batch (rate controllers)."""
@@ -158,22 +180,48 @@ class Recorder:
         ended: float,
         operator_seconds: Mapping[str, float],
     ) -> None:
-        """Record a batch whose outputs ran and whose checkpoint (if any) committed."""
-        self.completed += 1
-        record = BatchRecord(
-            self.completed, time_ms, records, submitted, started, ended, operator_seconds
-        )
-        self.recent.append(record)
+        """Record a batch whose outputs ran and whose checkpoint (if any) committed.
+
+        The engine's hot path: the batch is queued as it is, and folded into the totals
+        by the next reader (:meth:`fold`), at once only when someone follows or waits.
+        """
+        pending = self._pending
+        pending.append((time_ms, records, submitted, started, ended, operator_seconds))
+        if self._followers or self._waiters or len(pending) >= _FOLD_EVERY:
+            self.fold()
+
+    def fold(self) -> None:
+        """Bring the totals, histograms and recent batches up to the last completed batch.
+
+        Column by column, in C-level builtins (``map``, ``zip``, ``sum``, ``Counter``),
+        so that the cost per batch stays well under a microsecond.
+        """
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        times, records, _, started, ended, op_seconds = zip(*pending, strict=True)
+        batch_times = map(operator.truediv, times, repeat(1000))
+        scheds = list(map(operator.sub, started, batch_times))
+        procs = list(map(operator.sub, ended, started))
+        for hist, values in ((self.scheduling, scheds), (self.processing, procs)):
+            hist.add(values)
         totals = self.input_records
-        for i, n in enumerate(records):
-            totals[i] += n
+        for j, n in enumerate(map(sum, zip(*records, strict=True))):
+            totals[j] += n
         op_totals = self.operator_seconds
-        for name, seconds in operator_seconds.items():
+        for name, seconds in chain.from_iterable(map(dict.items, op_seconds)):
             op_totals[name] = op_totals.get(name, 0.0) + seconds
-        self.scheduling.observe(record.scheduling_delay)
-        self.processing.observe(record.processing_delay)
-        for follower in self._followers:
-            follower(record)
+        first = self.completed + 1
+        self.completed += len(pending)
+        if self._followers:
+            for seq, raw in enumerate(pending, first):
+                record = BatchRecord(seq, *raw)
+                for follower in self._followers:
+                    follower(record)
+        # Kept as they came; made into BatchRecords only when read (see since()).
+        keep = max(0, len(pending) - HISTORY)
+        self._recent.extend(enumerate(pending[keep:], first + keep))
         if self._waiters:
             self._wake()
 
@@ -190,7 +238,16 @@ class Recorder:
 
     def since(self, seq: int) -> list[BatchRecord]:
         """The kept batches after batch number ``seq``, oldest first."""
-        return [r for r in self.recent if r.seq > seq]
+        self.fold()
+        return [BatchRecord(n, *raw) for n, raw in self._recent if n > seq]
+
+    def last(self) -> BatchRecord | None:
+        """The last completed batch, if any."""
+        self.fold()
+        if not self._recent:
+            return None
+        n, raw = self._recent[-1]
+        return BatchRecord(n, *raw)
 
     def next_batch(self) -> asyncio.Future[None]:
         """A future done after the next completed batch, or once the context stopped."""

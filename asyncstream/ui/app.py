@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import pathlib
 from typing import TYPE_CHECKING, Any, Final
+
+import anyio
 
 from asyncstream.errors import MissingExtraError
 
@@ -30,6 +33,9 @@ STATIC: Final = pathlib.Path(__file__).parent / "static"
 
 #: Seconds between SSE comments on a quiet stream (keeps proxies from closing it).
 HEARTBEAT: Final = 10.0
+
+#: The least seconds between two writes of batch events to one client.
+FLUSH_INTERVAL: Final = 0.05
 
 
 def _starlette() -> None:
@@ -73,14 +79,23 @@ def _event(seq: int, data: dict[str, Any], event: str = "batch") -> str:
 async def batch_events(
     observe: Callable[[], Observed], closing: Closing, after: int
 ) -> AsyncIterator[str]:
-    """The event stream of ``/api/batches``, from batch number ``after`` on."""
+    """The event stream of ``/api/batches``, from batch number ``after`` on.
+
+    Events go out at most every :data:`FLUSH_INTERVAL` seconds, all the batches done
+    meanwhile in one write: a job with very short batches pays for one wake-up per
+    flush, not one per batch. A client more than ``HISTORY`` batches behind misses the
+    oldest of them.
+    """
     yield "retry: 1000\n\n"
     last = after
+    flushed = -math.inf
     while True:
         recorder = observe().recorder
-        for record in recorder.since(last):
-            yield _event(record.seq, record.as_json(recorder.streams))
-            last = record.seq
+        if records := recorder.since(last):
+            streams = recorder.streams
+            yield "".join(_event(r.seq, r.as_json(streams)) for r in records)
+            last = records[-1].seq
+            flushed = anyio.current_time()
         if recorder.closed or closing.closed:
             yield _event(last, {"state": "stopped"}, "end")
             return
@@ -91,6 +106,9 @@ async def batch_events(
         )
         if not done:
             yield ": heartbeat\n\n"
+        elif not closing.closed:
+            # Batches come faster than a dashboard can show: gather them for one write.
+            await anyio.sleep(max(0.0, flushed + FLUSH_INTERVAL - anyio.current_time()))
 
 
 def make_app(ctx: Any) -> Starlette:
