@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
     from ._graph import Graph
     from ._recorder import Recorder
-    from .context import ContextStatistics
 
 __all__: list[str] = []
 
@@ -28,7 +27,9 @@ class Observed:
     """A snapshot of a context for readers.
 
     Attributes:
-        stats: ``ssc.statistics()``.
+        state: The context's lifecycle state (``"active"``...).
+        batches_queued: Batches cut and not yet run.
+        sources: Per input stream, its counters (``statistics().sources``).
         recorder: The completed batches' totals and history.
         batch_interval: Seconds between ticks.
         streams: The input streams' names (``"0:queue_stream"``...), in creation order.
@@ -36,7 +37,9 @@ class Observed:
         state_keys: Per stateful operator (by the name ``BatchInfo`` uses), its state size.
     """
 
-    stats: ContextStatistics
+    state: str
+    batches_queued: int
+    sources: Mapping[str, Mapping[str, int]]
     recorder: Recorder
     batch_interval: float
     streams: tuple[str, ...]
@@ -45,17 +48,17 @@ class Observed:
 
     def status(self) -> dict[str, Any]:
         """The JSON object of ``/api/status``."""
-        stats, rec = self.stats, self.recorder
+        rec = self.recorder
         last_batch = rec.last()
         last = None if last_batch is None else last_batch.as_json(rec.streams)
         return {
-            "state": stats.state.value,
+            "state": self.state,
             "batch_interval": self.batch_interval,
             "streams": list(self.streams),
-            "batches_completed": stats.batches_completed,
-            "batches_queued": stats.batches_queued,
+            "batches_completed": rec.completed,
+            "batches_queued": self.batches_queued,
             "last_batch": last,
-            "sources": {name: dict(counters) for name, counters in stats.sources.items()},
+            "sources": {name: dict(counters) for name, counters in self.sources.items()},
             "source_errors": [
                 {"source": source, "kind": kind, "count": n}
                 for (source, kind), n in sorted(rec.source_errors.items())
@@ -68,7 +71,12 @@ class Observed:
 
 
 def observe(
-    stats: ContextStatistics, recorder: Recorder, graph: Graph, batch_interval: float
+    state: str,
+    batches_queued: int,
+    sources: Mapping[str, Mapping[str, int]],
+    recorder: Recorder,
+    graph: Graph,
+    batch_interval: float,
 ) -> Observed:
     """Gather what readers show of a context (see :class:`Observed`)."""
     recorder.fold()
@@ -81,4 +89,6 @@ def observe(
     state_keys = {
         node.name: node.op.state_keys() for node in graph.nodes if isinstance(node.op, Stateful)
     }
-    return Observed(stats, recorder, batch_interval, streams, rates, state_keys)
+    return Observed(
+        state, batches_queued, sources, recorder, batch_interval, streams, rates, state_keys
+    )

@@ -50,7 +50,7 @@ def families(seen: Observed) -> Iterator[Any]:
     yield GaugeMetricFamily(
         "asyncstream_batches_queued",
         "Batches cut by the ticker and not yet run.",
-        value=seen.stats.batches_queued,
+        value=seen.batches_queued,
     )
     for name, hist, what in (
         ("processing", rec.processing, "Seconds each completed batch ran."),
@@ -108,7 +108,7 @@ def families(seen: Observed) -> Iterator[Any]:
         "Each source's counters as statistics() gives them (lines, bytes, buffered...).",
         labels=["stream", "name"],
     )
-    for stream, stats in seen.stats.sources.items():
+    for stream, stats in seen.sources.items():
         for name, value in stats.items():
             counters.add_metric([stream, name], value)
     yield counters

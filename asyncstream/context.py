@@ -279,7 +279,15 @@ class StreamingContext(SourceStreams):
         return server
 
     def _observe(self) -> Observed:
-        return observe(self.statistics(), self._recorder, self._graph, self.batch_interval)
+        stats = self.statistics()
+        return observe(
+            stats.state.value,
+            stats.batches_queued,
+            stats.sources,
+            self._recorder,
+            self._graph,
+            self.batch_interval,
+        )
 
     def _start_recording(self, plan: _graph.Plan) -> Recorder:
         return start_recording(self._recorder, plan.inputs)
