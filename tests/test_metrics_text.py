@@ -131,6 +131,12 @@ def test_metrics_before_start_are_zero(clock: ManualClock, tmp_path: Path) -> No
     assert got["asyncstream_batches_completed_total"] == [({}, 0.0)]
     assert got["asyncstream_processing_delay_seconds_count"] == [({}, 0.0)]
     assert {v for _, v in got["asyncstream_state_keys"]} == {0.0}
+    status = ssc._observe().status()
+    assert (status["state"], status["last_batch"], status["batches_completed"]) == (
+        "initialized",
+        None,
+        0,
+    )
 
 
 async def test_promtool_finds_nothing_to_lint(clock: ManualClock, tmp_path: Path) -> None:

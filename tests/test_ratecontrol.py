@@ -159,6 +159,7 @@ def test_token_bucket_accrues_up_to_one_second_and_can_change_rate() -> None:
     bucket.set_rate(None, now=5.0)
     assert bucket.take(100, now=5.0) == 100
     assert bucket.wait(now=5.0) == 0.0
+    assert bucket.available(now=5.0) == float("inf")
     assert bucket.rate is None
     bucket.set_rate(1000.0, now=6.0)
     assert bucket.take(100, now=6.05) == 50

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import operator
 import socket
+import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -210,3 +212,42 @@ async def test_serve_ui_without_uvicorn_names_the_extra(
         r"pip install 'asyncstream\[ui\]'$",
     ):
         await word_job(clock).serve_ui(port=0)
+
+
+def test_importing_asyncstream_loads_no_ui_dependency() -> None:
+    code = (
+        "import sys, asyncstream; "
+        "print([m for m in ('starlette', 'uvicorn', 'prometheus_client') if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out == "[]\n"
+
+
+def test_closing_before_a_stream_waits_is_already_done() -> None:
+    async def main() -> None:
+        closing = ui_app_module.Closing()
+        closing.close()
+        assert closing.wait().done()
+
+    asyncio.run(main())
+
+
+async def test_a_server_that_fails_to_start_closes_its_socket(
+    clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    async def fail(self: object, sockets: object = None) -> None:
+        msg = "no"
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(uvicorn.Server, "startup", fail)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(RuntimeError, match=r"^no$"):
+        await word_job(clock).serve_ui(port=port)
+    with socket.create_server(("127.0.0.1", port)):
+        pass  # closed, so free again
