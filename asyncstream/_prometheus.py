@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import MissingExtraError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from ._observe import Observed
 
@@ -62,56 +62,59 @@ def families(seen: Observed) -> Iterator[Any]:
             buckets=hist.cumulative(),
             sum_value=hist.sum,
         )
-    records = CounterMetricFamily(
+    counter, gauge = CounterMetricFamily, GaugeMetricFamily
+    yield _labelled(
+        counter,
         "asyncstream_input_records_total",
         "Records each input stream put into completed batches.",
-        labels=["stream"],
+        ["stream"],
+        (((s,), n) for s, n in zip(rec.streams, rec.input_records, strict=True)),
     )
-    for stream, n in zip(rec.streams, rec.input_records, strict=True):
-        records.add_metric([stream], n)
-    yield records
-    seconds = CounterMetricFamily(
+    yield _labelled(
+        counter,
         "asyncstream_operator_seconds_total",
         "Seconds each operator and output spent on completed batches.",
-        labels=["operator"],
+        ["operator"],
+        (((op,), s) for op, s in rec.operator_seconds.items()),
     )
-    for op, s in rec.operator_seconds.items():
-        seconds.add_metric([op], s)
-    yield seconds
-    keys = GaugeMetricFamily(
+    yield _labelled(
+        gauge,
         "asyncstream_state_keys",
         "State size of each stateful operator: keys (keyed state) or entries (windows).",
-        labels=["operator"],
+        ["operator"],
+        (((op,), n) for op, n in seen.state_keys.items()),
     )
-    for op, n in seen.state_keys.items():
-        keys.add_metric([op], n)
-    yield keys
-    rates = GaugeMetricFamily(
+    yield _labelled(
+        gauge,
         "asyncstream_input_rate_limit",
         "Records/s an input with rate= may take now (absent while not limited).",
-        labels=["stream"],
+        ["stream"],
+        (((s,), rate) for s, rate in seen.rates.items() if rate is not None),
     )
-    for stream, rate in seen.rates.items():
-        if rate is not None:
-            rates.add_metric([stream], rate)
-    yield rates
-    errors = CounterMetricFamily(
+    yield _labelled(
+        counter,
         "asyncstream_source_errors_total",
         "Bad input each source reported and skipped, by kind.",
-        labels=["source", "kind"],
+        ["source", "kind"],
+        sorted(rec.source_errors.items()),
     )
-    for (source, kind), n in sorted(rec.source_errors.items()):
-        errors.add_metric([source, kind], n)
-    yield errors
-    counters = GaugeMetricFamily(
+    yield _labelled(
+        gauge,
         "asyncstream_source_statistic",
         "Each source's counters as statistics() gives them (lines, bytes, buffered...).",
-        labels=["stream", "name"],
+        ["stream", "name"],
+        (((s, k), v) for s, stats in seen.sources.items() for k, v in stats.items()),
     )
-    for stream, stats in seen.sources.items():
-        for name, value in stats.items():
-            counters.add_metric([stream, name], value)
-    yield counters
+
+
+def _labelled(
+    kind: Any, name: str, doc: str, labels: list[str], rows: Iterable[tuple[tuple[str, ...], float]]
+) -> Any:
+    """A family of ``kind`` with one sample per ``(label values, value)`` row."""
+    family = kind(name, doc, labels=labels)
+    for values, value in rows:
+        family.add_metric(list(values), value)
+    return family
 
 
 class _Collector:

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
     from types import TracebackType
 
+    from starlette.applications import Starlette
+
     from .dstream import DStream, MaybeAwaitable
     from .ui.server import UIServer
 
@@ -223,7 +225,7 @@ class StreamingContext(SourceStreams):
 
         return exposition(self._observe)[0].decode()
 
-    def ui_app(self) -> Any:
+    def ui_app(self) -> Starlette:
         """The dashboard, ``/metrics`` and the JSON/SSE API as an ASGI app (the ``ui`` extra).
 
         Mount it in a host service (Starlette, FastAPI, any ASGI server); it reads this
@@ -288,9 +290,6 @@ class StreamingContext(SourceStreams):
             self._graph,
             self.batch_interval,
         )
-
-    def _start_recording(self, plan: _graph.Plan) -> Recorder:
-        return start_recording(self._recorder, plan.inputs)
 
     async def _run_on_stop(self) -> None:
         while self._on_stop:
@@ -537,7 +536,7 @@ class StreamingContext(SourceStreams):
             plan=plan,
             checkpoint=checkpoint,
             listeners=self._listeners,
-            recorder=self._start_recording(plan),
+            recorder=start_recording(self._recorder, plan.inputs),
             fail=self._fail,
         )
         self._state = ContextState.ACTIVE

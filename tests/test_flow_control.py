@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.lowlevel
 import pytest
+from helpers import Completed
 from prometheus_client.parser import text_string_to_metric_families
 
-from asyncstream import BatchInfo, StreamingContext, StreamingListener
+from asyncstream import StreamingContext
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -43,17 +44,11 @@ def offered(clock: ManualClock) -> AsyncIterator[int]:
     return gen()
 
 
-class Delays(StreamingListener):
-    def __init__(self) -> None:
-        self.batches: list[BatchInfo] = []
-
-    def on_batch_completed(self, info: BatchInfo) -> None:
-        self.batches.append(info)
-
-
-async def run_job(clock: ManualClock, batches: int, **rate: Any) -> tuple[Delays, StreamingContext]:
+async def run_job(
+    clock: ManualClock, batches: int, **rate: Any
+) -> tuple[Completed, StreamingContext]:
     ssc = StreamingContext(1, clock=clock)
-    delays = Delays()
+    delays = Completed()
     ssc.add_listener(delays)
 
     async def process(batch: Batch[int]) -> None:

@@ -8,30 +8,19 @@ from __future__ import annotations
 
 import operator
 import shutil
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import pytest
+from helpers import Completed
 from prometheus_client.parser import text_string_to_metric_families
 
-from asyncstream import BatchInfo, State, StateSpec, StreamingContext, StreamingListener
+from asyncstream import State, StateSpec, StreamingContext
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from asyncstream.testing import ManualClock
-
-
-class Seen(StreamingListener):
-    def __init__(self) -> None:
-        self.batches: list[BatchInfo] = []
-        self.errors: list[tuple[str, str]] = []
-
-    def on_batch_completed(self, info: BatchInfo) -> None:
-        self.batches.append(info)
-
-    def on_source_error(self, info: Any) -> None:
-        self.errors.append((info.source, info.kind))
 
 
 def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -46,9 +35,9 @@ def families(text: str) -> dict[str, str]:
     return {f.name: f.type for f in text_string_to_metric_families(text)}
 
 
-def every_stateful_job(clock: ManualClock, tmp_path: Path) -> tuple[StreamingContext, Seen]:
+def every_stateful_job(clock: ManualClock, tmp_path: Path) -> tuple[StreamingContext, Completed]:
     ssc = StreamingContext(1, clock=clock)
-    seen = Seen()
+    seen = Completed()
     ssc.add_listener(seen)
     words = ssc.queue_stream([["a b", "b"], ["c"], [], ["a a"]]).flat_map(str.split)
     pairs = words.map(lambda w: (w, 1))

@@ -8,22 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from helpers import eventually
+from helpers import Completed, eventually
 from http_client import get
 from prometheus_client.parser import text_string_to_metric_families
 
-from asyncstream import BatchInfo, StreamingContext, StreamingListener
+from asyncstream import StreamingContext
 
 if TYPE_CHECKING:
     from asyncstream.testing import ManualClock
-
-
-class Completed(StreamingListener):
-    def __init__(self) -> None:
-        self.batches: list[BatchInfo] = []
-
-    def on_batch_completed(self, info: BatchInfo) -> None:
-        self.batches.append(info)
 
 
 async def scrape(url: str) -> dict[str, float]:
