@@ -251,3 +251,17 @@ async def test_a_server_that_fails_to_start_closes_its_socket(
         await word_job(clock).serve_ui(port=port)
     with socket.create_server(("127.0.0.1", port)):
         pass  # closed, so free again
+
+
+async def test_one_write_carries_the_latest_events_only(
+    clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ui_app_module, "MAX_EVENTS_PER_FLUSH", 2)
+    ssc = StreamingContext(1, clock=clock)
+    ssc.queue_stream([[n] for n in range(5)]).foreach_batch(lambda batch: None)
+    ui = await ssc.serve_ui(port=0)
+    async with ssc:
+        await clock.advance(5)
+        events = await EventStream.open(ui.url + "api/batches")
+        assert [(await events.next_event("batch"))["seq"] for _ in range(2)] == [4, 5]
+        events.close()
