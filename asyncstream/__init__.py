@@ -111,8 +111,8 @@ __all__ = [
     "StreamingListener",
     "SystemClock",
     "TimedDStream",
-    "WindowResult",
     "UIServer",
+    "WindowResult",
     "WindowTimeError",
     "WorkerLostError",
 ]

@@ -586,11 +586,13 @@ def test_emission_leaves_the_collector_as_it_found_it() -> None:
 
 async def test_maps_of_a_timed_stream_compose_and_keep_the_first_timestamps() -> None:
     out = await run_stream(
-        lambda s: s.with_event_time(lambda e: e["at"])
-        .map(lambda e: e["user"])
-        .map(lambda user: (user.upper(), 1))
-        .reduce_by_key_and_event_window(operator.add, 10)
-        .map(lambda r: (r.key, _ms(r.start), r.value)),
+        lambda s: (
+            s.with_event_time(lambda e: e["at"])
+            .map(lambda e: e["user"])
+            .map(lambda user: (user.upper(), 1))
+            .reduce_by_key_and_event_window(operator.add, 10)
+            .map(lambda r: (r.key, _ms(r.start), r.value))
+        ),
         [[[{"user": "a", "at": 1}, {"user": "a", "at": 2}, {"user": "b", "at": 30}]]],
         batches=1,
     )

@@ -139,3 +139,22 @@ async def test_promtool_finds_nothing_to_lint(clock: ManualClock, tmp_path: Path
         [promtool, "check", "metrics"], input=ssc.metrics_text().encode(), check=False
     )
     assert (checked.returncode, checked.stdout, checked.stderr) == (0, b"", b"")
+
+
+async def test_event_time_operators_report_their_open_windows_and_sessions(
+    clock: ManualClock,
+) -> None:
+    ssc = StreamingContext(1, clock=clock)
+    events = ssc.queue_stream([[("a", 0.5), ("b", 0.7), ("a", 12.0)]])
+    timed = events.with_event_time(lambda r: r[1], lateness=100).map(lambda r: (r[0], 1))
+    timed.reduce_by_key_and_event_window(operator.add, 10).foreach_batch(lambda b: None)
+    timed.reduce_by_key_and_session(operator.add, 5).foreach_batch(lambda b: None)
+    async with ssc:
+        await clock.advance(1)
+        text = ssc.metrics_text()
+    state = {
+        labels["operator"].split(" at ")[0].split("(")[0]: value
+        for labels, value in samples(text)["asyncstream_state_keys"]
+    }
+    # Windows [0, 10) for a and b, [10, 20) for a; sessions: a twice (12 s apart), b once.
+    assert state == {"reduce_by_key_and_event_window": 3.0, "reduce_by_key_and_session": 3.0}
