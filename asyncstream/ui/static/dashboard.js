@@ -35,9 +35,11 @@
     names.forEach(() => rateData.push([]));
     const rateSeries = [{}].concat(names.map((n, i) => ({
       label: n, stroke: palette[i % palette.length], width: 2 })));
-    // Batch times as hh:mm:ss (UTC), with milliseconds when ticks are closer than a second.
-    const clock = (u, ticks) => ticks.map((t) => new Date(t * 1000).toISOString()
-      .substr(11, ticks.length > 1 && ticks[1] - ticks[0] < 1 ? 12 : 8));
+    // Batch times as hh:mm:ss (UTC); as mm:ss.s when ticks are closer than a second.
+    const clock = (u, ticks) => ticks.map((t) => {
+      const iso = new Date(t * 1000).toISOString();
+      return ticks.length > 1 && ticks[1] - ticks[0] < 1 ? iso.substr(14, 7) : iso.substr(11, 8);
+    });
     const axes = [{ values: clock }, {}];
     rateChart = new uPlot({ width: width(), height: 220, series: rateSeries, axes,
       scales: { x: { time: false } } }, rateData, $("#chart-rate"));
