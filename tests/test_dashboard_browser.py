@@ -61,6 +61,7 @@ async def test_the_batch_table_grows_live_and_the_charts_are_drawn(
     pairs.reduce_by_key_and_window(operator.add, operator.sub, 3, 1).foreach_batch(
         lambda batch: None
     )
+    ssc.iterable_stream(range(10**6), rate=10).count().foreach_batch(lambda batch: None)
     ui = await ssc.serve_ui(port=0)
     async with ssc, async_playwright() as playwright:
         browser = await playwright.chromium.launch_persistent_context(
@@ -85,16 +86,18 @@ async def test_the_batch_table_grows_live_and_the_charts_are_drawn(
                 assert await first.get_attribute("data-seq") == str(n)
             cells = await page.locator("#batches tbody tr").first.locator("td").all_inner_texts()
             assert cells[0] == "1970-01-01 00:00:05.000"
-            assert cells[1] == "1"  # the line "b c"
+            assert cells[1] == "11"  # the line "b c", and 10 numbers (rate=10)
             assert "reduce_by_key_and_window(add)" in cells[5]
             await page.wait_for_function(DRAWN, timeout=15_000)
-            points = await page.evaluate("window.asyncstreamCharts.rate.data[0].length")
-            assert points == 5
+            points = await page.evaluate("window.asyncstreamCharts.rate.data.map(s => s.length)")
+            assert points == [5, 5, 5]  # times, then one series per input stream
             await page.wait_for_function(
                 "document.querySelector('#summary').textContent.startsWith('5 batches done')",
                 timeout=15_000,
             )
             assert "reduce_by_key_and_window" in await page.inner_text("#state-keys")
+            assert "10.0 records/s" in await page.inner_text("#rates")
+            assert "1:iterable_stream(range)" in await page.inner_text("#sources")
             assert await page.evaluate("window.notReloaded") is True
             assert loads == [ui.url]
             await page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
