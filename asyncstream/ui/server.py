@@ -69,6 +69,7 @@ class UIServer:
         config = uvicorn.Config(
             app,
             lifespan="off",
+            log_config=None,  # leave the program's logging setup alone
             log_level=logging.WARNING,
             access_log=False,
             timeout_graceful_shutdown=2,
