@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import operator
 import socket
 import subprocess
@@ -128,6 +129,7 @@ async def test_close_early_is_idempotent_and_frees_the_port(clock: ManualClock) 
     port = int(ui.url.rsplit(":", 1)[1].rstrip("/"))
     await ui.close()
     await ui.close()
+    assert logging.getLogger("uvicorn.error").handlers == []  # the program's logging untouched
     assert repr(ui) == f"<UIServer {ui.url} closed>"
     with socket.create_server(("127.0.0.1", port)):
         pass  # the port is free again
