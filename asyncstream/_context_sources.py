@@ -205,9 +205,9 @@ class SourceStreams:
 
         ``rate`` limits the lines taken per second: a number is a fixed maximum;
         ``"pid"`` follows what processing keeps up with (Spark's backpressure, its PID
-        estimator after every batch), starting at ``initial_rate`` (unlimited when
-        ``None``) and never above ``max_rate``. A throttled source stops reading, so TCP
-        slows the sender.
+        estimator after every batch), starting at ``initial_rate`` (by default
+        ``max_rate``, else 100 records/s) and never above ``max_rate``. A throttled
+        source stops reading, so TCP slows the sender.
 
         Example:
             The stream connects once the context starts (here it is only built):
@@ -331,7 +331,7 @@ class SourceStreams:
             rate: At most this many lines per second (or ``"pid"``), as for
                 :meth:`socket_text_stream`; lines held back go into later batches, and
                 the directory is scanned again once they are all in batches.
-            initial_rate: With ``rate="pid"``: the rate before the first estimate.
+            initial_rate: With ``rate="pid"``: the rate until the first estimate.
             max_rate: With ``rate="pid"``: the highest rate.
 
         Example:
@@ -384,7 +384,7 @@ class SourceStreams:
             max_file_bytes: The largest file read, in bytes (default 64 MiB).
             rate: At most this many records per second (or ``"pid"``), as for
                 :meth:`text_file_stream`.
-            initial_rate: With ``rate="pid"``: the rate before the first estimate.
+            initial_rate: With ``rate="pid"``: the rate until the first estimate.
             max_rate: With ``rate="pid"``: the highest rate.
 
         Example:

@@ -291,12 +291,13 @@ def start_recording(recorder: Recorder, inputs: Sequence[tuple[Node, Input]]) ->
 
 def _feed(throttle: Throttle, i: int) -> Callable[[BatchRecord], None]:
     def batch_completed(record: BatchRecord) -> None:
-        # Spark passes whole milliseconds (BatchInfo's Long delays).
+        # Milliseconds with their fractions: Spark's whole ms would make a batch that ran
+        # under 1 ms teach the estimator nothing (no estimate for a 0 ms batch).
         throttle.batch_completed(
             record.time_ms,
             record.records[i],
-            round(record.processing_delay * 1000),
-            round(record.scheduling_delay * 1000),
+            record.processing_delay * 1000,
+            record.scheduling_delay * 1000,
         )
 
     return batch_completed

@@ -54,7 +54,7 @@ class Throttle:
         await clock.sleep_until(now + self._bucket.wait(now))
 
     def batch_completed(
-        self, time_ms: int, elements: int, processing_ms: int, scheduling_ms: int
+        self, time_ms: int, elements: int, processing_ms: float, scheduling_ms: float
     ) -> None:
         """Learn from a completed batch; the bucket follows the controller's new rate."""
         self.control.batch_completed(time_ms, elements, processing_ms, scheduling_ms)

@@ -83,7 +83,11 @@ class PIDRateEstimator:
         self._latest_error = -1.0
 
     def compute(
-        self, time_ms: int, elements: int, processing_delay_ms: int, scheduling_delay_ms: int
+        self,
+        time_ms: int,
+        elements: int,
+        processing_delay_ms: float,
+        scheduling_delay_ms: float,
     ) -> float | None:
         """The new rate in records/s after the batch of ``time_ms``, or ``None``.
 
@@ -93,7 +97,8 @@ class PIDRateEstimator:
         Args:
             time_ms: The batch time, in ms.
             elements: Records the stream put into that batch.
-            processing_delay_ms: How long the batch ran, in ms.
+            processing_delay_ms: How long the batch ran, in ms (Spark passes whole ms;
+                fractions are taken as they are).
             scheduling_delay_ms: How long it waited before it ran, in ms.
         """
         if not (time_ms > self._latest_time and elements > 0 and processing_delay_ms > 0):
@@ -192,13 +197,17 @@ class TokenBucket:
 class RateController:
     """A stream's rate: fixed, or set after each batch by a :class:`PIDRateEstimator`.
 
-    Spark's receiver ``RateController``: the estimate is bounded by ``max_rate`` and
-    starts at ``initial_rate`` (``None``: unlimited until the first estimate).
+    Spark's receiver ``RateController``: each estimate is bounded by ``max_rate``. The
+    rate starts at ``initial_rate``; when it is not given, at ``max_rate``, else at the
+    estimator's ``min_rate`` (100 records/s). Spark starts unlimited instead, and its
+    first batches then take everything offered, which a slow job needs many batches to
+    work off; from a low start the rate follows the measured processing rate from the
+    second batch on.
 
     Args:
         rate: A fixed maximum in records/s, or ``"pid"``.
         batch_interval_ms: The context's batch interval (for the estimator).
-        initial_rate: With ``"pid"``: the rate before the first estimate.
+        initial_rate: With ``"pid"``: the rate until the first estimate.
         max_rate: With ``"pid"``: the highest rate the estimator may set.
 
     Raises:
@@ -230,9 +239,11 @@ class RateController:
         self.estimator: PIDRateEstimator | None = None
         self.max_rate = _check_rate(max_rate, "max_rate")
         if rate == "pid":
-            self.estimator = PIDRateEstimator(batch_interval_ms)
+            self.estimator = estimator = PIDRateEstimator(batch_interval_ms)
             initial = _check_rate(initial_rate, "initial_rate")
-            self.rate = None if initial is None else self._bounded(initial)
+            if initial is None:
+                initial = estimator.min_rate if self.max_rate is None else self.max_rate
+            self.rate = self._bounded(initial)
         elif isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
             if initial_rate is not None or max_rate is not None:
                 msg = (
@@ -249,7 +260,11 @@ class RateController:
         return rate if self.max_rate is None else min(rate, self.max_rate)
 
     def batch_completed(
-        self, time_ms: int, elements: int, processing_delay_ms: int, scheduling_delay_ms: int
+        self,
+        time_ms: int,
+        elements: int,
+        processing_delay_ms: float,
+        scheduling_delay_ms: float,
     ) -> None:
         """Learn from a completed batch (a fixed rate ignores it)."""
         if self.estimator is None:

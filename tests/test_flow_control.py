@@ -77,17 +77,24 @@ async def test_without_rate_control_the_scheduling_delay_grows_every_batch(
     assert (sched[-1] or 0) > 20  # 4 s more per batch
 
 
+@pytest.mark.parametrize(
+    ("start", "settled_by"),
+    [
+        ({}, 3),  # from the default start, 100 records/s (the estimator's min_rate)
+        ({"initial_rate": 1500}, 10),  # from 1.5x what the job can take
+        ({"max_rate": 1500}, 10),  # from max_rate (Spark's receivers start there too)
+    ],
+)
 async def test_pid_rate_control_keeps_the_delay_under_an_interval_at_the_processing_rate(
-    clock: ManualClock,
+    clock: ManualClock, start: dict[str, float], settled_by: int
 ) -> None:
-    # Spark's estimator with its default gains, started at 1.5x what the job can take
-    # (Spark's advice: spark.streaming.backpressure.initialRate near the capacity). From
-    # 2x it needs 14 batches; started unlimited, the 5 s first batches queue up too much
-    # to recover in 10.
-    delays, ssc = await run_job(clock, 20, rate="pid", initial_rate=1500)
+    # Spark's estimator with its default gains. From 2x the capacity it needs 14 batches
+    # (the first ones are 2 s of work each); started unlimited, as Spark's receivers are,
+    # the 5 s first batches queue up too much to recover in 10.
+    delays, ssc = await run_job(clock, 20, rate="pid", **start)
     sched = [b.scheduling_delay for b in delays.batches]
     records = [b.num_records for b in delays.batches]
-    assert all(s is not None and s < 1.0 for s in sched[9:]), (sched, records)
+    assert all(s is not None and s < 1.0 for s in sched[settled_by - 1 :]), (sched, records)
     assert all(abs(n - 1000) <= 100 for n in records[14:]), records
     rate = [
         sample.value

@@ -125,10 +125,15 @@ def test_rate_controller_bounds_the_estimate_and_ignores_batches_when_fixed() ->
     fixed.batch_completed(1000, 10, 10, 0)
     assert fixed.rate == 250.0
     pid = RateController("pid", 1000, max_rate=800)
-    assert pid.rate is None
-    pid.batch_completed(1000, 100, 100, 0)
-    pid.batch_completed(2000, 100, 100, 0)
+    assert pid.rate == 800.0  # Spark's receivers start at their maxRate too
+    pid.batch_completed(1000, 100, 10, 0)
+    pid.batch_completed(2000, 100, 10, 0)  # 10,000 records/s processed
     assert pid.rate == 800.0
+    low = RateController("pid", 1000)
+    assert low.rate == 100.0  # the estimator's min_rate
+    low.batch_completed(1000, 100, 50.5, 0)  # fractions of ms count
+    low.batch_completed(2000, 100, 50.5, 0)
+    assert low.rate == pytest.approx(100 / 50.5 * 1000, rel=1e-9)
 
 
 @pytest.mark.parametrize(
