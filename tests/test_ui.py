@@ -267,3 +267,12 @@ async def test_one_write_carries_the_latest_events_only(
         events = await EventStream.open(ui.url + "api/batches")
         assert [(await events.next_event("batch"))["seq"] for _ in range(2)] == [4, 5]
         events.close()
+
+
+async def test_serve_ui_after_start_stops_with_the_context_too(clock: ManualClock) -> None:
+    ssc = word_job(clock)
+    async with ssc:
+        await clock.advance(1)
+        ui = await ssc.serve_ui(port=0)
+        assert (await get(ui.url + "api/status")).json()["batches_completed"] == 1
+    assert ui.closed
