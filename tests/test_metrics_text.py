@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 import shutil
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -158,3 +158,32 @@ async def test_event_time_operators_report_their_open_windows_and_sessions(
     }
     # Windows [0, 10) for a and b, [10, 20) for a; sessions: a twice (12 s apart), b once.
     assert state == {"reduce_by_key_and_event_window": 3.0, "reduce_by_key_and_session": 3.0}
+
+
+async def test_a_batch_whose_checkpoint_did_not_commit_is_not_counted(
+    clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asyncstream.checkpoint import Checkpoint
+
+    commit = Checkpoint.commit
+
+    def commit_once(self: Checkpoint, t: int, *args: Any, **kwargs: Any) -> None:
+        if t >= 2000:
+            msg = "disk full"
+            raise OSError(msg)
+        commit(self, t, *args, **kwargs)
+
+    monkeypatch.setattr(Checkpoint, "commit", commit_once)
+    ssc = StreamingContext(1, clock=clock)
+    ssc.checkpoint(tmp_path / "checkpoint")
+    seen = Completed()
+    ssc.add_listener(seen)
+    ssc.queue_stream([["a"], ["b"], ["c"]]).foreach_batch(lambda batch: None)
+    await ssc.start()
+    await clock.advance(2)
+    with pytest.raises(OSError, match=r"^disk full$"):
+        await ssc.await_termination()
+    got = samples(ssc.metrics_text())
+    assert got["asyncstream_batches_completed_total"] == [({}, 1.0)]
+    assert got["asyncstream_input_records_total"] == [({"stream": "0:queue_stream"}, 1.0)]
+    assert [b.batch_time_ms for b in seen.batches] == [1000]
