@@ -96,12 +96,18 @@ class BatchRecord:
         return max(0.0, self.ended - self.time_ms / 1000)
 
     def as_json(self, streams: tuple[str, ...]) -> dict[str, object]:
-        """The batch as the dashboard and ``/api/batches`` send it."""
+        """The batch as ``/api/status`` and ``/api/batches`` send it: ``BatchInfo``'s fields.
+
+        Plus ``seq`` (the batch's number) and ``stream_records`` (records per stream).
+        """
         return {
             "seq": self.seq,
-            "time_ms": self.time_ms,
-            "records": sum(self.records),
+            "batch_time_ms": self.time_ms,
+            "num_records": sum(self.records),
             "stream_records": dict(zip(streams, self.records, strict=True)),
+            "submission_time": self.submitted,
+            "processing_start_time": self.started,
+            "processing_end_time": self.ended,
             "scheduling_delay": self.scheduling_delay,
             "processing_delay": self.processing_delay,
             "total_delay": self.total_delay,

@@ -52,8 +52,9 @@ async def test_routes_serve_the_page_its_assets_status_and_metrics(clock: Manual
         assert status["state"] == "active"
         assert status["batches_completed"] == 2
         assert status["batches_queued"] == 0
-        assert status["last_batch"]["time_ms"] == 2000
-        assert status["last_batch"]["records"] == 1
+        last = status["last_batch"]
+        assert (last["batch_time_ms"], last["num_records"], last["seq"]) == (2000, 1, 2)
+        assert last["submission_time"] == last["processing_start_time"] == 2.0
         assert status["streams"] == ["0:queue_stream"]
         assert status["input_records"] == {"0:queue_stream": 3}
         assert sorted(status["state_keys"].values()) == [3, 3]  # window entries, keys
@@ -80,14 +81,14 @@ async def test_the_event_stream_sends_one_event_per_batch_then_end(clock: Manual
         assert events.status == 200
         assert events.headers["content-type"].startswith("text/event-stream")
         first = await events.next_event("batch")  # the kept history comes first
-        assert (first["seq"], first["time_ms"], first["records"]) == (1, 1000, 2)
+        assert (first["seq"], first["batch_time_ms"], first["num_records"]) == (1, 1000, 2)
         assert first["_id"] == "1"
         assert first["stream_records"] == {"0:queue_stream": 2}
         kinds = {name.split("(")[0] for name in first["operator_seconds"]}
         assert kinds == {"map", "reduce_by_key_and_window", "update_state_by_key", "foreach_batch"}
         await clock.advance(1)
         second = await events.next_event("batch")
-        assert (second["seq"], second["time_ms"], second["records"]) == (2, 2000, 1)
+        assert (second["seq"], second["batch_time_ms"], second["num_records"]) == (2, 2000, 1)
         assert second["total_delay"] == second["scheduling_delay"] + second["processing_delay"]
         # A browser that reconnects sends Last-Event-ID and gets only what it missed.
         resumed = await EventStream.open(ui.url + "api/batches", {"Last-Event-ID": "1"})

@@ -56,7 +56,7 @@
 
   function addBatch(b) {
     if (!rateChart) return;
-    const t = b.time_ms / 1000;
+    const t = b.batch_time_ms / 1000;
     push(rateData, [t].concat(streams.map((s) => (b.stream_records[s] || 0) / interval)));
     push(delayData, [t, b.scheduling_delay, b.processing_delay, b.total_delay]);
     rateChart.setData(rateData);
@@ -65,7 +65,7 @@
     tr.dataset.seq = b.seq;
     const ops = Object.entries(b.operator_seconds)
       .map(([name, s]) => name + ": " + (s * 1000).toFixed(2) + " ms").join("; ");
-    [new Date(b.time_ms).toISOString().replace("T", " ").substr(0, 23), b.records,
+    [new Date(b.batch_time_ms).toISOString().replace("T", " ").substr(0, 23), b.num_records,
       fmt(b.scheduling_delay), fmt(b.processing_delay), fmt(b.total_delay)]
       .forEach((v) => tr.appendChild(cell(String(v))));
     tr.appendChild(cell(ops, "ops"));
