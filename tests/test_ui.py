@@ -60,6 +60,7 @@ async def test_routes_serve_the_page_its_assets_status_and_metrics(clock: Manual
         assert sorted(status["state_keys"].values()) == [3, 3]  # window entries, keys
         assert set(status) >= {"state", "batches_completed", "batches_queued", "last_batch"}
         assert "sources" in status
+        assert (await get(ui.url + "/api/status")).status == 200  # url + "/..." works too
         metrics = await get(ui.url + "metrics")
         assert metrics.status == 200
         assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")

@@ -115,6 +115,18 @@ async def batch_events(
             await anyio.sleep(max(0.0, flushed + FLUSH_INTERVAL - anyio.current_time()))
 
 
+class _CollapseSlashes:
+    """``//metrics`` is ``/metrics``: ``ui.url`` ends with ``/``, and callers add one too."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("//"):
+            scope = dict(scope, path="/" + scope["path"].lstrip("/"))
+        await self.app(scope, receive, send)
+
+
 def make_app(ctx: Any) -> Starlette:
     """The ASGI app of ``ctx`` (``ssc.ui_app()``); ``app.state.closing`` ends its streams.
 
@@ -123,6 +135,7 @@ def make_app(ctx: Any) -> Starlette:
     """
     _starlette()
     from starlette.applications import Starlette
+    from starlette.middleware import Middleware
     from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
@@ -156,13 +169,14 @@ def make_app(ctx: Any) -> Starlette:
         )
 
     app = Starlette(
+        middleware=[Middleware(_CollapseSlashes)],
         routes=[
             Route("/", dashboard),
             Route("/metrics", metrics),
             Route("/api/status", status),
             Route("/api/batches", batches),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
-        ]
+        ],
     )
     app.state.closing = closing
     return app
