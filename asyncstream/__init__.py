@@ -62,12 +62,14 @@ from .metrics import BatchInfo as BatchInfo
 from .metrics import OutputOperationInfo as OutputOperationInfo
 from .metrics import SourceErrorInfo as SourceErrorInfo
 from .metrics import StreamingListener as StreamingListener
+from .ratecontrol import PIDRateEstimator as PIDRateEstimator
 from .sources import InputSender as InputSender
 from .state import State as State
 from .state import StateSpec as StateSpec
 from .stores import MemoryStateStore as MemoryStateStore
 from .stores import SqliteStateStore as SqliteStateStore
 from .stores import StateStore as StateStore
+from .ui.server import UIServer as UIServer
 
 __version__ = "0.1.0"
 
@@ -94,6 +96,7 @@ __all__ = [
     "MemoryStateStore",
     "MissingExtraError",
     "OutputOperationInfo",
+    "PIDRateEstimator",
     "ProcessExecutor",
     "SerializationError",
     "SourceErrorInfo",
@@ -108,6 +111,7 @@ __all__ = [
     "StreamingListener",
     "SystemClock",
     "TimedDStream",
+    "UIServer",
     "WindowResult",
     "WindowTimeError",
     "WorkerLostError",

@@ -22,6 +22,9 @@ Decisions:
   overshot by at most one record. When only reserved bytes fill the budget (nothing is
   buffered or in a batch, so no release will come), one chunk is admitted anyway: the
   stream makes progress, and memory stays within the budget plus that chunk.
+- With a :class:`~asyncstream._throttle.Throttle` (a source's ``rate=``), records are
+  also admitted only as its tokens accrue: a throttled buffer is :meth:`full`, and a
+  waiting producer wakes when tokens have accrued.
 - :meth:`~RecordBuffer.put_final` ignores both bounds: a stopping source hands over what
   it already received (it is in memory already), so that a graceful stop loses nothing.
 """
@@ -37,6 +40,8 @@ from .errors import StreamClosedError
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable
+
+    from ._throttle import Throttle
 
 __all__: list[str] = []
 
@@ -82,6 +87,7 @@ class RecordBuffer(Generic[T]):
         "_reserved",
         "_size",
         "_space",
+        "throttle",
     )
 
     def __init__(self, maxsize: int, max_bytes: int = DEFAULT_MAX_BUFFER_BYTES) -> None:
@@ -100,6 +106,8 @@ class RecordBuffer(Generic[T]):
         self._space: asyncio.Event | None = None
         self._closed = False
         self._closed_reason = "the streaming context has stopped"
+        #: The source's rate limit (``rate=``), if any.
+        self.throttle: Throttle | None = None
 
     @property
     def maxsize(self) -> int:
@@ -138,11 +146,16 @@ class RecordBuffer(Generic[T]):
             raise StreamClosedError(msg)
 
     def full(self) -> bool:
-        """True when a put would take nothing now (either bound reached)."""
+        """True when a put would take nothing now (either bound reached, or throttled)."""
         return (
             self._size + self._held >= self._maxsize
             or self._bytes + self._held_bytes + self._reserved >= self._max_bytes
+            or (self.throttle is not None and self.throttle.throttled())
         )
+
+    def throttled(self) -> bool:
+        """True when the rate limit, not a bound, keeps records out now."""
+        return self.throttle is not None and self.throttle.throttled()
 
     def holds_records(self) -> bool:
         """True while records are buffered or in batches not yet run (a release will come)."""
@@ -178,6 +191,10 @@ class RecordBuffer(Generic[T]):
             byte_room = nbytes
         if nbytes > byte_room:
             room = min(room, max(1, byte_room * n // nbytes))
+        if self.throttle is not None:
+            room = self.throttle.take(min(room, n))
+            if not room:
+                return 0
         if room < n:
             nbytes = nbytes * room // n
             n = room
@@ -232,7 +249,7 @@ class RecordBuffer(Generic[T]):
         nbytes = sys.getsizeof(item) + _SLOT
         while True:
             self._check_open()
-            if not self.full():
+            if not self.full() and (self.throttle is None or self.throttle.take(1)):
                 if self._chunks and len(self._chunks[-1]) < 1024:
                     self._chunks[-1].append(item)
                 else:
@@ -247,9 +264,12 @@ class RecordBuffer(Generic[T]):
         await self._wait_space()
 
     async def _wait_space(self) -> None:
-        if self._space is None or self._space.is_set():
-            self._space = asyncio.Event()
-        await self._space.wait()
+        if self.throttle is not None and self.throttle.throttled():
+            await self.throttle.wait()  # tokens accrue with time, not with releases
+        else:
+            if self._space is None or self._space.is_set():
+                self._space = asyncio.Event()
+            await self._space.wait()
         self._check_open()
 
     def drain(self) -> list[T]:

@@ -12,8 +12,10 @@ from ._buffer import DEFAULT_MAX_BUFFER_BYTES
 from ._files import BinaryRecordsSource, TextFileSource
 from ._socket import SocketServerSource, SocketTextSource
 from ._source_api import SourceEvents
+from ._throttle import Throttle
 from ._util import Duration, check_partitions, to_ms
 from .dstream import DStream
+from .ratecontrol import RateController
 from .sources import BufferedInput, Input, InputSender, IterableSource, QueueInput, ScannedInput
 
 if TYPE_CHECKING:
@@ -116,11 +118,14 @@ class SourceStreams:
         maxsize: int = DEFAULT_MAXSIZE,
         *,
         max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
+        rate: float | str | None = None,
+        initial_rate: float | None = None,
+        max_rate: float | None = None,
     ) -> DStream[T]:
         """A stream that drains a sync or async iterable as fast as the buffer allows.
 
         ``maxsize`` and ``max_buffer_bytes`` bound what waits for a batch, as for
-        :meth:`input_stream`.
+        :meth:`input_stream`; ``rate`` limits it as for :meth:`socket_text_stream`.
 
         Example:
             With ``ssc`` a context on the manual clock ``clock``:
@@ -136,7 +141,8 @@ class SourceStreams:
             [0]
         """
         source: IterableSource[T] = IterableSource(iterable)
-        return self._add_source(source, "iterable_stream", maxsize, max_buffer_bytes)
+        throttle = self._throttle(rate, initial_rate, max_rate)
+        return self._add_source(source, "iterable_stream", maxsize, max_buffer_bytes, throttle)
 
     def _add_source(
         self,
@@ -144,9 +150,26 @@ class SourceStreams:
         kind: str,
         maxsize: int,
         max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
+        throttle: Throttle | None = None,
     ) -> DStream[Any]:
         op = BufferedInput(source.name, maxsize, source, max_buffer_bytes)
+        op.buffer.throttle = throttle
         return self._add_input(op, kind)
+
+    def _throttle(
+        self, rate: float | str | None, initial_rate: float | None, max_rate: float | None
+    ) -> Throttle | None:
+        """The rate limit of ``rate=`` (checked now, so a mistake fails at build time)."""
+        if rate is None:
+            if initial_rate is not None or max_rate is not None:
+                msg = (
+                    "initial_rate= and max_rate= bound rate='pid'; add rate='pid' "
+                    f"(got initial_rate={initial_rate!r}, max_rate={max_rate!r})"
+                )
+                raise ValueError(msg)
+            return None
+        control = RateController(rate, self._batch_ms, initial_rate=initial_rate, max_rate=max_rate)
+        return Throttle(control, self._clock)
 
     async def _sleep(self, seconds: float) -> None:
         """Sources wait on the context's clock, so a ManualClock drives them too."""
@@ -163,6 +186,9 @@ class SourceStreams:
         reconnect_delay: Duration = 2.0,
         maxsize: int = DEFAULT_MAXSIZE,
         max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
+        rate: float | str | None = None,
+        initial_rate: float | None = None,
+        max_rate: float | None = None,
     ) -> DStream[str]:
         r"""Lines read from a TCP server, as Spark's ``socketTextStream`` (``nc -lk 9000``).
 
@@ -176,6 +202,12 @@ class SourceStreams:
         plus the unfinished line) are held; past that the socket is not read, and TCP
         slows the sender. The connection uses TCP keepalive, so a server that vanished
         is reported and reconnected to.
+
+        ``rate`` limits the lines taken per second: a number is a fixed maximum;
+        ``"pid"`` follows what processing keeps up with (Spark's backpressure, its PID
+        estimator after every batch), starting at ``initial_rate`` (by default
+        ``max_rate``, else 100 records/s) and never above ``max_rate``. A throttled
+        source stops reading, so TCP slows the sender.
 
         Example:
             The stream connects once the context starts (here it is only built):
@@ -193,7 +225,8 @@ class SourceStreams:
             reconnect_delay=delay,
             sleep=self._sleep,
         )
-        return self._add_source(source, "socket_text_stream", maxsize, max_buffer_bytes)
+        throttle = self._throttle(rate, initial_rate, max_rate)
+        return self._add_source(source, "socket_text_stream", maxsize, max_buffer_bytes, throttle)
 
     def socket_server_stream(
         self,
@@ -207,6 +240,9 @@ class SourceStreams:
         max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
         max_connections: int = 1024,
         idle_timeout: Duration | None = 300.0,
+        rate: float | str | None = None,
+        initial_rate: float | None = None,
+        max_rate: float | None = None,
     ) -> tuple[SocketServerSource, DStream[str]]:
         """Listen on ``host:port`` and read lines from every client that connects.
 
@@ -220,7 +256,8 @@ class SourceStreams:
         when either is reached every client stops being read until batches have run.
         At most ``max_connections`` clients are open; more wait in the listen backlog.
         A client silent for ``idle_timeout`` seconds (``None``: never) is closed.
-        Bind ``"127.0.0.1"`` unless other machines must connect.
+        Bind ``"127.0.0.1"`` unless other machines must connect. ``rate`` limits the
+        lines taken per second from all clients, as for :meth:`socket_text_stream`.
 
         Example:
             With ``ssc`` a context on a manual clock, listening on a free port:
@@ -246,7 +283,10 @@ class SourceStreams:
             sleep=self._sleep,
             now=self._clock.now,
         )
-        stream = self._add_source(source, "socket_server_stream", maxsize, max_buffer_bytes)
+        throttle = self._throttle(rate, initial_rate, max_rate)
+        stream = self._add_source(
+            source, "socket_server_stream", maxsize, max_buffer_bytes, throttle
+        )
         return source, stream
 
     def text_file_stream(
@@ -257,6 +297,9 @@ class SourceStreams:
         encoding: str = "utf-8",
         errors: str = "replace",
         max_file_bytes: int = 1 << 26,  # _files.DEFAULT_MAX_FILE_BYTES (64 MiB)
+        rate: float | str | None = None,
+        initial_rate: float | None = None,
+        max_rate: float | None = None,
     ) -> DStream[str]:
         """Lines of the files that appear in ``directory`` (Spark's ``textFileStream``).
 
@@ -285,6 +328,11 @@ class SourceStreams:
             encoding: The files' text encoding.
             errors: Decode error handler.
             max_file_bytes: The largest file read, in bytes (default 64 MiB).
+            rate: At most this many lines per second (or ``"pid"``), as for
+                :meth:`socket_text_stream`; lines held back go into later batches, and
+                the directory is scanned again once they are all in batches.
+            initial_rate: With ``rate="pid"``: the rate until the first estimate.
+            max_rate: With ``rate="pid"``: the highest rate.
 
         Example:
             With ``ssc`` a context on the manual clock ``clock`` and ``tmp`` a directory:
@@ -312,7 +360,8 @@ class SourceStreams:
             errors=errors,
             max_file_bytes=max_file_bytes,
         )
-        return self._add_scanned(source, "text_file_stream")
+        throttle = self._throttle(rate, initial_rate, max_rate)
+        return self._add_scanned(source, "text_file_stream", throttle)
 
     def binary_records_stream(
         self,
@@ -320,6 +369,9 @@ class SourceStreams:
         record_length: int,
         *,
         max_file_bytes: int = 1 << 26,  # _files.DEFAULT_MAX_FILE_BYTES (64 MiB)
+        rate: float | str | None = None,
+        initial_rate: float | None = None,
+        max_rate: float | None = None,
     ) -> DStream[bytes]:
         """Fixed-length ``bytes`` records of the files that appear in ``directory``.
 
@@ -330,6 +382,10 @@ class SourceStreams:
             directory: The directory to watch.
             record_length: The size of every record, in bytes.
             max_file_bytes: The largest file read, in bytes (default 64 MiB).
+            rate: At most this many records per second (or ``"pid"``), as for
+                :meth:`text_file_stream`.
+            initial_rate: With ``rate="pid"``: the rate until the first estimate.
+            max_rate: With ``rate="pid"``: the highest rate.
 
         Example:
             With ``ssc`` a context on the manual clock ``clock`` and ``tmp`` a directory;
@@ -348,8 +404,16 @@ class SourceStreams:
             [b'abcd', b'efgh']
         """
         source = BinaryRecordsSource(directory, record_length, max_file_bytes=max_file_bytes)
-        return self._add_scanned(source, "binary_records_stream")
+        throttle = self._throttle(rate, initial_rate, max_rate)
+        return self._add_scanned(source, "binary_records_stream", throttle)
 
-    def _add_scanned(self, source: TextFileSource | BinaryRecordsSource, kind: str) -> DStream[Any]:
+    def _add_scanned(
+        self,
+        source: TextFileSource | BinaryRecordsSource,
+        kind: str,
+        throttle: Throttle | None = None,
+    ) -> DStream[Any]:
         events = SourceEvents(source.name, self._graph.source_error)
-        return self._add_input(ScannedInput(source, events), kind)
+        op = ScannedInput(source, events)
+        op.throttle = throttle
+        return self._add_input(op, kind)

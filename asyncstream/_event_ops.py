@@ -90,6 +90,10 @@ class EventTimeOp(KeyedState):
         """The watermark: ``(wm, max_ts, last_seen)``."""
         return self._maths().mark.snapshot()
 
+    def state_keys(self) -> int:
+        """Open windows (a ``(key, window)`` pair each) or open sessions; 0 before start."""
+        return 0 if self.maths is None else self.maths.open_count()
+
     async def compute(self, t: int, inputs: list[Any]) -> ops.Parts:
         """Add the parent's batch at ``t``; the windows it closes (late ones kept apart)."""
         results, late = await self.run_maths(self._maths().step, t, flat(inputs[0]))

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from ._buffer import RecordBuffer
     from ._graph import Graph, Node, Plan
+    from ._recorder import Recorder
     from .checkpoint import Checkpoint
     from .clock import Clock, Timer
     from .metrics import Listeners
@@ -58,6 +59,7 @@ class Scheduler:
         plan: The graph as planned at start.
         checkpoint: Where each batch commits, if anywhere.
         listeners: Who hears about batches and outputs.
+        recorder: Where each completed batch is recorded (metrics, dashboard, rate control).
         fail: Called with the error that must stop the context.
     """
 
@@ -71,6 +73,7 @@ class Scheduler:
         plan: Plan,
         checkpoint: Checkpoint | None,
         listeners: Listeners,
+        recorder: Recorder,
         fail: Callable[[BaseException], None],
     ) -> None:
         self._clock = clock
@@ -84,6 +87,7 @@ class Scheduler:
         self._caching = plan.caching
         self._checkpoint = checkpoint
         self._listeners = listeners
+        self._recorder = recorder
         self._fail = fail
         #: While True, the scheduler runs (the context sets it False when it stops).
         self.active = True
@@ -93,9 +97,9 @@ class Scheduler:
         self._positions: dict[int, dict[str, Any]] = {}
         # Per queued batch time: records it took from bounded buffers, released once it ran.
         self._held: dict[int, list[tuple[RecordBuffer[Any], int]]] = {}
-        # Queued batches as (batch time ms, records, submission time): BatchInfo objects
-        # are made only for listeners and statistics().
-        self._jobs: collections.deque[tuple[int, int, float]] = collections.deque()
+        # Queued batches as (batch time ms, records, submission time, records per input):
+        # BatchInfo objects are made only for listeners and statistics().
+        self._jobs: collections.deque[tuple[int, int, float, tuple[int, ...]]] = collections.deque()
         self._wakeup: asyncio.Future[None] | None = None
         self._running = False
         self._no_more_jobs = False
@@ -167,12 +171,12 @@ class Scheduler:
 
     def _generate(self, t: int) -> None:
         """Cut every input into its batch for ``t`` and queue the batch."""
-        num = 0
         held = []
+        counts = []
         for node, op in self._inputs:
             records = op.cut()
             node.cache[t] = Batch._make(t, op.partition(records))
-            num += len(records)
+            counts.append(len(records))
             if records and isinstance(op, BufferedInput):
                 held.append((op.buffer, len(records)))
         if held:
@@ -185,7 +189,8 @@ class Scheduler:
                 if op.replayable
             }
         submitted = self._clock.now()
-        self._jobs.append((t, num, submitted))
+        num = sum(counts)
+        self._jobs.append((t, num, submitted, tuple(counts)))
         self._wake_runner()
         if self._listeners.active:
             self._listeners.emit("on_batch_submitted", BatchInfo(t, num, submitted))
@@ -223,7 +228,7 @@ class Scheduler:
         finally:
             self._runner_done.set()
 
-    async def _run_batch(self, t: int, num: int, submitted: float) -> None:
+    async def _run_batch(self, t: int, num: int, submitted: float, counts: tuple[int, ...]) -> None:
         clock = self._clock
         started = clock.now()
         listeners = self._listeners if self._listeners.active else None
@@ -275,6 +280,7 @@ class Scheduler:
             self._commit(t)
         self.completed += 1
         self._last_info = last = (t, num, submitted, started, clock.now(), times)
+        self._recorder.batch_completed(t, counts, submitted, started, last[4], times)
         if listeners is not None:
             listeners.emit("on_batch_completed", BatchInfo(*last))
 

@@ -260,7 +260,7 @@ class _Pump:
             if not out.full():
                 self.resume_all()
                 return
-            if out.holds_records():
+            if out.holds_records() or out.throttled():  # room comes with a batch, or time
                 self.solo = None
                 for proto in self.protos:
                     proto.pause()
@@ -472,11 +472,13 @@ class SocketTextSource:
 
         Returns:
             ``lines``, ``bytes``, ``dropped_lines``, ``decode_errors``, ``reconnects``
-            (refusals plus ended connections) and ``connections`` (made so far).
+            (refusals plus ended connections), ``connections`` (made so far) and
+            ``paused`` (times reading stopped: a bound or the rate limit was reached).
         """
         stats = self._counters.as_dict()
         stats["reconnects"] = self._reconnects
         stats["connections"] = self._connections
+        stats["paused"] = self._pump.pauses if self._pump is not None else 0
         return stats
 
     async def run(self, out: RecordBuffer[str], events: SourceEvents) -> None:

@@ -99,6 +99,10 @@ class Stateful(ops.Operator):
         """Its sizes as a checkpoint's fingerprint records them (``""``: none)."""
         return ""
 
+    def state_keys(self) -> int:
+        """The size of the state, for metrics: keys (keyed state) or entries (windows)."""
+        return 0
+
 
 class Window(Stateful):
     """A window over the parent: ``add`` each parent batch, ``emit`` at emission times.
@@ -144,6 +148,10 @@ class Window(Stateful):
     def describe(self, slide_ms: int) -> str:
         """`` (window 3s, slide 1s)``: its window and its stream's slide."""
         return f" (window {self.window_ms / 1000:g}s, slide {slide_ms / 1000:g}s)"
+
+    def state_keys(self) -> int:
+        """Entries the window holds (0 before start)."""
+        return 0 if self.window is None else self.window.state_size()
 
     reads = ops.Reads.NOTHING  # it emits its state
 
@@ -197,6 +205,12 @@ class KeyedState(Stateful):
 
     The evaluator computes its batch at every batch time, consumed or not.
     """
+
+    state: UpdateStateByKey[Any, Any, Any] | MapWithState[Any, Any, Any, Any] | None = None
+
+    def state_keys(self) -> int:
+        """Keys with a state (0 before start)."""
+        return 0 if self.state is None else self.state.key_count()
 
 
 class UpdateState(KeyedState):

@@ -28,6 +28,7 @@ _EPILOG = """examples:
   asyncstream demo --batch 2 --seconds 10
   nc -lk 9000 &                         then type lines into nc:
   asyncstream wordcount localhost 9000  word counts of the lines, every second
+  asyncstream demo --ui 4040            the same, with a live dashboard at http://127.0.0.1:4040/
 """
 
 
@@ -65,6 +66,48 @@ def make_executor(spec: str) -> Executor | None:
     return None
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        msg = f"expected a port from 0 (any free port) to 65535, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return int(text)
+
+
+def _observe_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ui",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="serve the live dashboard and /metrics on 127.0.0.1:PORT (needs the ui extra)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no live status line on stderr (shown on a terminal)"
+    )
+
+
+def run_observed(ssc: StreamingContext, seconds: float | None, ui: int | None, quiet: bool) -> None:
+    """``ssc.run()``, with the dashboard on port ``ui`` and a status line unless ``quiet``."""
+    from ._status import StatusLine
+
+    status = None
+    if not quiet and sys.stderr.isatty():
+        status = StatusLine(sys.stderr, ssc.statistics, ssc.batch_interval)
+        ssc.add_listener(status)
+    if ui is not None:
+
+        async def serve() -> None:
+            server = await ssc.serve_ui(port=ui)
+            print(f"asyncstream: dashboard at {server.url}", file=sys.stderr, flush=True)
+
+        ssc._starting.append(serve)
+    try:
+        ssc.run(timeout=seconds)
+    finally:
+        if status is not None:
+            status.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``asyncstream`` command."""
     parser = argparse.ArgumentParser(
@@ -91,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--window", type=int, default=3, help="count over the last N batches (default 3)"
     )
+    _observe_args(demo)
     wordcount = sub.add_parser(
         "wordcount",
         help="count words of lines read from a TCP server (Spark's NetworkWordCount)",
@@ -118,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     wordcount.add_argument(
         "--slide", type=_positive, default=None, help="slide of the window (default: --batch)"
     )
+    _observe_args(wordcount)
     inspect = sub.add_parser(
         "inspect",
         help="show what a checkpoint directory holds",
@@ -141,7 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_demo(
-    batch: float, seconds: float | None, rate: int, seed: int | None, window: int = 3
+    batch: float,
+    seconds: float | None,
+    rate: int,
+    seed: int | None,
+    window: int = 3,
+    ui: int | None = None,
+    quiet: bool = False,
 ) -> None:
     """Word counts of generated sentences over the last ``window`` batches, each batch."""
     from ._demo import SentenceSource
@@ -153,7 +204,7 @@ def run_demo(
         operator.add, operator.sub, window * batch, batch, filter_func=lambda kv: kv[1] > 0
     )
     counts.transform(lambda pairs: sorted(pairs, key=lambda kv: (-kv[1], kv[0]))).pprint()
-    ssc.run(timeout=seconds)
+    run_observed(ssc, seconds, ui, quiet)
 
 
 def run_wordcount(
@@ -164,6 +215,8 @@ def run_wordcount(
     window: float | None = None,
     slide: float | None = None,
     executor: str = "inline",
+    ui: int | None = None,
+    quiet: bool = False,
 ) -> None:
     """Spark's NetworkWordCount: word counts of each batch (or window) of lines."""
     ssc = StreamingContext(batch, executor=make_executor(executor))
@@ -176,7 +229,7 @@ def run_wordcount(
             operator.add, operator.sub, window, slide, filter_func=lambda kv: kv[1] > 0
         )
         counts.pprint()
-    ssc.run(timeout=seconds)
+    run_observed(ssc, seconds, ui, quiet)
 
 
 def run_bench(rounds: int, quick: bool) -> int:
@@ -204,7 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
-            run_demo(args.batch, args.seconds, args.rate, args.seed, args.window)
+            run_demo(
+                args.batch, args.seconds, args.rate, args.seed, args.window, args.ui, args.quiet
+            )
         elif args.command == "wordcount":
             if args.slide is not None and args.window is None:
                 build_parser().error("--slide needs --window")
@@ -216,6 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.window,
                 args.slide,
                 args.executor,
+                args.ui,
+                args.quiet,
             )
         elif args.command == "inspect":
             print(inspect_checkpoint(args.directory))

@@ -22,6 +22,8 @@ import anyio
 
 from . import _graph
 from ._context_sources import SourceStreams
+from ._observe import Observed, observe
+from ._recorder import Recorder, start_recording
 from ._runner import run_context
 from ._runner import unwrap as _unwrap
 from ._scheduler import Scheduler
@@ -36,10 +38,13 @@ from .operators import Transform
 from .sources import BufferedInput, ScannedInput
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
     from types import TracebackType
 
+    from starlette.applications import Starlette
+
     from .dstream import DStream, MaybeAwaitable
+    from .ui.server import UIServer
 
 __all__ = ["ContextState", "ContextStatistics", "StreamingContext"]
 
@@ -133,6 +138,9 @@ class StreamingContext(SourceStreams):
         self._checkpoint_dir: str | None = None
         self._checkpoint: Checkpoint | None = None
         self._listeners = Listeners()
+        self._recorder = Recorder()  # its input streams are set at start()
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []  # e.g. the dashboard server
+        self._starting: list[Callable[[], Awaitable[object]]] = []  # run by start(), first
         self._graph = _graph.Graph(self, executor, self._check_can_add, self._on_source_error)
         self._scheduler: Scheduler | None = None
         # lifecycle
@@ -190,6 +198,103 @@ class StreamingContext(SourceStreams):
         return ContextStatistics(
             self._state, sched.completed, sched.queued, sched.last_batch, sources
         )
+
+    # --- observability (SPEC §11) ---------------------------------------------------------
+
+    def metrics_text(self) -> str:
+        """The metrics in Prometheus text format (``prometheus_client``; the ``ui`` extra).
+
+        Raises:
+            MissingExtraError: ``prometheus_client`` is not installed.
+
+        Example:
+            With ``ssc`` a context on the manual clock ``clock`` and ``lines`` its input:
+
+            >>> lines.count().foreach_batch(lambda batch: None)
+            >>> async def main() -> None:
+            ...     async with ssc:
+            ...         await clock.advance(2)
+            >>> asyncio.run(main())
+            >>> for line in ssc.metrics_text().splitlines():
+            ...     if line.startswith(("asyncstream_batches_completed", "asyncstream_input")):
+            ...         print(line)
+            asyncstream_batches_completed_total 2.0
+            asyncstream_input_records_total{stream="0:queue_stream"} 3.0
+        """
+        from ._prometheus import exposition
+
+        return exposition(self._observe)[0].decode()
+
+    def ui_app(self) -> Starlette:
+        """The dashboard, ``/metrics`` and the JSON/SSE API as an ASGI app (the ``ui`` extra).
+
+        Mount it in a host service (Starlette, FastAPI, any ASGI server); it reads this
+        context and never changes it. :meth:`serve_ui` serves the same app.
+
+        Raises:
+            MissingExtraError: Starlette or ``prometheus_client`` is not installed.
+
+        Example:
+            >>> app = ssc.ui_app()
+            >>> sorted(route.path for route in app.routes)
+            ['/', '/api/batches', '/api/status', '/metrics', '/static']
+        """
+        from .ui.app import make_app
+
+        return make_app(self)
+
+    async def serve_ui(self, host: str = "127.0.0.1", port: int = 4040) -> UIServer:
+        """Serve :meth:`ui_app` on ``host:port`` (uvicorn) until the context stops.
+
+        Binds loopback by default: pass ``host="0.0.0.0"`` only on a trusted network (the
+        dashboard shows operator names and counters, and has no login). ``port=0`` picks
+        a free port (see ``.url``). ``await ui.close()`` stops it early.
+
+        Raises:
+            ContextStateError: The context has stopped.
+            OSError: The address cannot be bound (in use, not local...).
+            MissingExtraError: The ``ui`` extra is not installed.
+
+        Example:
+            With ``ssc`` a context on the manual clock ``clock`` and ``lines`` its input:
+
+            >>> lines.count().foreach_batch(lambda batch: None)
+            >>> async def main() -> None:
+            ...     ui = await ssc.serve_ui(port=0)
+            ...     print(ui.url.startswith("http://127.0.0.1:"))
+            ...     async with ssc:
+            ...         await clock.advance(1)
+            ...     print(ui.closed)  # it stopped with the context
+            >>> asyncio.run(main())
+            True
+            True
+        """
+        if self._state is ContextState.STOPPED:
+            msg = (
+                "serve_ui(): the StreamingContext has stopped; serve the UI before or while it runs"
+            )
+            raise ContextStateError(msg)
+        from .ui.server import UIServer
+
+        server = await UIServer.start(self.ui_app(), host, port)
+        self._on_stop.append(server.close)
+        return server
+
+    def _observe(self) -> Observed:
+        stats = self.statistics()
+        return observe(
+            stats.state.value,
+            stats.batches_queued,
+            stats.sources,
+            self._recorder,
+            self._graph,
+            self.batch_interval,
+        )
+
+    async def _run_on_stop(self) -> None:
+        while self._on_stop:
+            with anyio.move_on_after(5, shield=True):
+                await self._on_stop.pop()()
 
     # --- building the graph ---------------------------------------------------------------
 
@@ -402,6 +507,8 @@ class StreamingContext(SourceStreams):
             )
             raise ContextStateError(msg)
         loop = asyncio.get_running_loop()
+        while self._starting:  # e.g. the command line's serve_ui(), in run()'s loop
+            await self._starting.pop(0)()
         now_ms = math.floor(self._clock.now() * 1000 + 1e-6)
         first = (now_ms // self._batch_ms + 1) * self._batch_ms
         self._graph.zero_ms = first - self._batch_ms
@@ -429,6 +536,7 @@ class StreamingContext(SourceStreams):
             plan=plan,
             checkpoint=checkpoint,
             listeners=self._listeners,
+            recorder=start_recording(self._recorder, plan.inputs),
             fail=self._fail,
         )
         self._state = ContextState.ACTIVE
@@ -496,6 +604,8 @@ class StreamingContext(SourceStreams):
             with anyio.move_on_after(5, shield=True):  # async listeners hear the last batch
                 await self._listeners.flush()
             self._listeners.discard()
+            self._recorder.close()  # dashboard streams end
+            await self._run_on_stop()
             self._finish()
             if not ready.done():
                 ready.set_result(None)
@@ -529,6 +639,7 @@ class StreamingContext(SourceStreams):
             self._sources_done.set()
 
     def _on_source_error(self, info: SourceErrorInfo) -> None:
+        self._recorder.source_error(info.source, info.kind)
         if self._listeners.active:
             self._listeners.emit("on_source_error", info)
 
@@ -558,6 +669,8 @@ class StreamingContext(SourceStreams):
             1000 ['last']
         """
         if self._state is ContextState.INITIALIZED:
+            self._recorder.close()
+            await self._run_on_stop()
             self._finish()
             return
         host = self._host

@@ -382,6 +382,10 @@ class EventWindows(_Timed):
                     store.delete((k, start))
         return out
 
+    def open_count(self) -> int:
+        """Open windows held, a ``(key, window)`` pair each (for metrics)."""
+        return sum(map(len, self.open.values()))
+
     def restore(self, rows: Iterable[tuple[Any, Any]]) -> None:
         """Take back the store's ``((key, start), value)`` rows."""
         self.open.clear()
@@ -537,6 +541,10 @@ class Sessions(_Timed):
             changed.add(k)
             out.append(WindowResult(k, ms_to_datetime(start), ms_to_datetime(end), session.value))
         return out
+
+    def open_count(self) -> int:
+        """Open sessions held (for metrics)."""
+        return sum(map(len, self.open.values()))
 
     def restore(self, rows: Iterable[tuple[Any, list[tuple[int, int, Any]]]]) -> None:
         """Take back the store's ``key -> [(start, end, value), ...]`` rows."""

@@ -25,6 +25,7 @@ from ._buffer import DEFAULT_MAX_BUFFER_BYTES, RecordBuffer
 
 if TYPE_CHECKING:
     from ._source_api import Source, SourceEvents
+    from ._throttle import Throttle
 
 __all__ = ["InputSender"]
 
@@ -184,20 +185,39 @@ class ScannedInput(Input):
         self.source = source
         self.events = events
         self.name = source.name
+        #: The stream's rate limit (``rate=``), if any.
+        self.throttle: Throttle | None = None
+        # Throttled: records read but not yet in a batch, and the position before them.
+        self._backlog: list[Any] = []
+        self._backlog_position: list[str] = []
 
     replayable = True
 
     def position(self) -> list[str]:
-        """The files already read."""
-        return self.source.position()
+        """The files already read (throttled: only those whose records are all in batches)."""
+        return self._backlog_position if self._backlog else self.source.position()
 
     def restore(self, position: Any) -> None:
         """Treat the checkpointed files as read (and re-read the others)."""
         self.source.restore(position)
 
     def cut(self) -> list[Any]:
-        """Read the files that appeared since the previous tick."""
-        return self.source.scan(self.events)
+        """Read the files that appeared since the previous tick (throttled: what the rate allows).
+
+        A throttled stream scans again only once the records of its previous scan are
+        all in batches, so it holds at most one scan's records. A graceful stop does not
+        wait for records the rate holds back; a checkpoint's position leaves their files
+        unread, so a restart from it reads them again (at least once).
+        """
+        throttle = self.throttle
+        if throttle is None:
+            return self.source.scan(self.events)
+        if not self._backlog:
+            self._backlog_position = self.source.position()
+            self._backlog = self.source.scan(self.events)
+        n = throttle.take(len(self._backlog))
+        out, self._backlog = self._backlog[:n], self._backlog[n:]
+        return out
 
     def statistics(self) -> Mapping[str, int]:
         """The source's counters."""

@@ -122,6 +122,10 @@ class UpdateStateByKey(Generic[K, V, S]):
         """The current state as ``(key, state)`` pairs."""
         return list(self._state.items())
 
+    def key_count(self) -> int:
+        """How many keys have a state."""
+        return len(self._state)
+
     def restore(self, pairs: Iterable[tuple[K, S]]) -> None:
         """Replace the state (and any ``initial``) with ``pairs``, e.g. ``store.items()``."""
         self._state = dict(pairs)
@@ -415,6 +419,10 @@ class MapWithState(Generic[K, V, S, U]):
     def snapshot(self) -> list[tuple[K, S]]:
         """The full state as ``(key, state)`` pairs (``state_snapshots()``)."""
         return list(self._state.items())
+
+    def key_count(self) -> int:
+        """How many keys have a state."""
+        return len(self._state)
 
     def rows(self) -> list[tuple[K, tuple[S, int]]]:
         """The state with touch times, ``(key, (state, last_touch_ms))``, for checkpoints."""

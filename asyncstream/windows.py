@@ -37,8 +37,8 @@ import functools
 import operator
 from abc import ABC, abstractmethod
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, Generic, TypeVar, final
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
+from typing import Any, Final, Generic, TypeVar, cast, final
 
 from ._keyed import group_values, merge_dicts, merge_into, reduce_pairs
 from ._util import check_multiple, fmt_s
@@ -331,6 +331,10 @@ class WindowMaths(ABC, Generic[In, Out]):
     def restore(self, snap: Mapping[str, Any]) -> None:
         """Replace the state with a :meth:`snapshot` of the same kind and durations."""
 
+    def state_size(self) -> int:
+        """Entries the window holds (for metrics); 0 unless a subclass counts them."""
+        return 0
+
 
 class _BatchKeeper(WindowMaths[B, Out]):
     """Keeps what each parent batch contributed, for as long as an emission may read it."""
@@ -379,6 +383,10 @@ class _BatchKeeper(WindowMaths[B, Out]):
     def _emitted(self, t_ms: int) -> None:
         # The next emission is at t + S at the earliest.
         self._prune(self.schedule.horizon(t_ms + self.schedule.slide_ms))
+
+    def state_size(self) -> int:
+        """Entries held: per kept parent batch, its keys (keyed windows) or records."""
+        return sum(len(cast("Sized", b)) for _, b in self._batches)
 
     def _prune(self, cutoff_ms: int) -> None:
         batches = self._batches
@@ -589,6 +597,10 @@ class _DelegatingWindow(WindowMaths[In, Out]):
         snap = self._state.snapshot()
         snap["wrapper"] = self._kind
         return snap
+
+    def state_size(self) -> int:
+        """Entries held by the keyed window underneath."""
+        return self._state.state_size()
 
     def restore(self, snap: Mapping[str, Any]) -> None:
         """Replace the state with a :meth:`snapshot` of the same kind of window.

@@ -9,6 +9,7 @@ The table gives the median ms per batch of each side and the median per-round ra
 
     python benchmarks/bench_core.py [--rounds 5] [--batches 50] [--lines 20000]
                                     [--tiny-batches 2000] [--uvloop/--no-uvloop]
+                                    [--observe/--no-observe]
 """
 
 from __future__ import annotations
@@ -99,6 +100,80 @@ class EngineSide:
         await self.ssc.stop()
         await self.ssc.await_termination()
         return [list(b) for b in self.out]
+
+
+class UnobservedEngineSide(EngineSide):
+    """M1's baseline: the engine with its recorder switched off (no metrics at all)."""
+
+    def __init__(
+        self, batches: list[list[Any]], build: Callable[[DStream[Any]], DStream[Any]]
+    ) -> None:
+        super().__init__(batches, build)
+        self.ssc._recorder.batch_completed = lambda *batch: None  # type: ignore[method-assign]
+
+
+class ServedEngineSide(EngineSide):
+    """M1: the engine with its metrics recorded, its dashboard served and watched.
+
+    ``serve_ui`` runs on a loopback port and a client follows ``/api/batches`` (one
+    event per batch, read and dropped), as an open dashboard does. A ``/metrics`` scrape
+    is timed apart (``scrape_ms``): Prometheus scrapes every 15 s or so, not per batch.
+    """
+
+    def __init__(
+        self, batches: list[list[Any]], build: Callable[[DStream[Any]], DStream[Any]]
+    ) -> None:
+        super().__init__(batches, build)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.url = ""
+        self.events = 0
+        self.scrape_ms: list[float] = []
+
+    async def open(self) -> None:
+        ui = await self.ssc.serve_ui(port=0)
+        self.url = ui.url
+        await self.ssc.start()
+        host, port = ui.url.removeprefix("http://").rstrip("/").split(":")
+        self.reader, self.writer = await asyncio.open_connection(host, int(port))
+        self.writer.write(b"GET /api/batches HTTP/1.1\r\nHost: x\r\n\r\n")
+        await self.writer.drain()
+
+    async def _drain_events(self) -> None:
+        # What the server sent meanwhile (it was written by the loop as batches ran).
+        reader = self.reader
+        assert reader is not None
+        while True:
+            try:
+                data = await asyncio.wait_for(reader.read(1 << 20), 0.0005)
+            except TimeoutError:
+                return
+            if not data:
+                return
+            self.events += data.count(b"event: batch")
+
+    async def step(self, k: int) -> float:
+        seconds = await super().step(k)
+        await self._drain_events()
+        start = time.perf_counter()
+        reader, writer = await asyncio.open_connection(*self.url[7:-1].split(":"))
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+        writer.close()
+        self.scrape_ms.append((time.perf_counter() - start) * 1000)
+        return seconds
+
+    async def close(self) -> list[Any]:
+        if self.writer is not None:
+            self.writer.close()
+        out = await super().close()
+        print(
+            f"  M1: {self.events} batch events streamed; a /metrics scrape took "
+            f"{statistics.median(self.scrape_ms):.3g} ms (median, not in the engine's time)",
+            file=sys.stderr,
+        )
+        return out
 
 
 class SyncSide:
@@ -255,7 +330,7 @@ async def main(args: argparse.Namespace) -> list[Row]:
     text = text_batches(args.batches, args.lines)
     tiny = tiny_batches(args.tiny_batches)
     n = args.rounds
-    return [
+    rows = [
         await measure(
             "W1",
             "raw-udf",
@@ -290,6 +365,32 @@ async def main(args: argparse.Namespace) -> list[Row]:
             2.0,
         ),
     ]
+    if args.observe:
+        rows += [
+            await measure(
+                "M1 W1 served",
+                "W1 unobserved",
+                lambda: ServedEngineSide(text, w1_pipeline),
+                lambda: UnobservedEngineSide(text, w1_pipeline),
+                len(text),
+                1,
+                lambda a, b: a == b,
+                n,
+                1.03,
+            ),
+            await measure(
+                "M1 W5 served",
+                "W5 unobserved",
+                lambda: ServedEngineSide(tiny, w5_pipeline),
+                lambda: UnobservedEngineSide(tiny, w5_pipeline),
+                len(tiny),
+                TINY_CHUNK,
+                lambda a, b: a == b,
+                n,
+                1.10,
+            ),
+        ]
+    return rows
 
 
 def loop_factory(use_uvloop: bool | None) -> tuple[Callable[[], asyncio.AbstractEventLoop], str]:
@@ -311,6 +412,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batches", type=int, default=50, help="text batches (W1, W2)")
     p.add_argument("--lines", type=int, default=20_000, help="lines per text batch")
     p.add_argument("--tiny-batches", type=int, default=2_000, help="tiny batches (W5)")
+    p.add_argument(
+        "--observe",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also M1: W1 and W5 with the dashboard served and watched (needs the ui extra)",
+    )
     p.add_argument(
         "--uvloop",
         action=argparse.BooleanOptionalAction,

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import anyio.lowlevel
 
+from asyncstream import StreamingListener
 from asyncstream._source_api import SourceEvents
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from pathlib import Path
 
-    from asyncstream.metrics import SourceErrorInfo
+    from asyncstream.metrics import BatchInfo, SourceErrorInfo
 
 T = TypeVar("T")
 
@@ -52,3 +53,17 @@ def move_in(directory: Path, name: str, data: bytes, mtime_ns: int | None = None
     final = directory / name
     os.replace(tmp, final)
     return final
+
+
+class Completed(StreamingListener):
+    """Every completed batch's BatchInfo, and every source error as (source, kind)."""
+
+    def __init__(self) -> None:
+        self.batches: list[BatchInfo] = []
+        self.errors: list[tuple[str, str]] = []
+
+    def on_batch_completed(self, info: BatchInfo) -> None:
+        self.batches.append(info)
+
+    def on_source_error(self, info: SourceErrorInfo) -> None:
+        self.errors.append((info.source, info.kind))

@@ -293,3 +293,22 @@ def test_late_events_reads_json_lines_from_a_socket_and_skips_bad_ones(
             thread.join(5)
     out = capsys.readouterr().out.splitlines()
     assert sorted(out) == ["00:01-00:02 ann: 1 clicks", "00:01-00:02 bob: 1 clicks"]
+
+
+async def test_backpressure_dashboard_holds_the_source_to_what_the_job_takes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    example = load("backpressure_dashboard")
+    # 2,000 records/s offered, 2 ms of work each (under 500/s), 0.25 s batches.
+    text = await example.main(0, 2.5, offered=2000, cost=0.002, interval=0.25)
+    assert "dashboard: http://127.0.0.1:" in capsys.readouterr().err
+    rates = [
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "asyncstream_input_rate_limit"
+    ]
+    assert len(rates) == 1
+    assert 100 <= rates[0] < 1000  # near what the job keeps up with, not the 2,000 offered
