@@ -59,6 +59,7 @@ from .eventtime import WindowResult as WindowResult
 from .executors import Executor as Executor
 from .executors import InlineExecutor as InlineExecutor
 from .metrics import BatchInfo as BatchInfo
+from .metrics import ListenerResult as ListenerResult
 from .metrics import OutputOperationInfo as OutputOperationInfo
 from .metrics import SourceErrorInfo as SourceErrorInfo
 from .metrics import StreamingListener as StreamingListener
@@ -92,6 +93,7 @@ __all__ = [
     "InlineExecutor",
     "InputSender",
     "KeyedDStream",
+    "ListenerResult",
     "MapWithStateDStream",
     "MemoryStateStore",
     "MissingExtraError",

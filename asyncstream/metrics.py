@@ -14,19 +14,21 @@ import asyncio
 import collections
 import inspect
 import logging
+from collections.abc import Awaitable  # at run time: ListenerResult is a public alias
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, overload
 
 import anyio
 
 from ._util import ms_to_datetime
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Callable, Mapping
     from datetime import datetime
 
 __all__ = [
     "BatchInfo",
+    "ListenerResult",
     "OutputOperationInfo",
     "SourceErrorInfo",
     "StreamingListener",
@@ -36,6 +38,13 @@ logger = logging.getLogger("asyncstream")
 
 #: Seconds an async listener call may go on once the context is stopping.
 LISTENER_GRACE: Final = 10.0
+
+#: What a listener method returns: nothing, or an awaitable (an ``async def`` method).
+ListenerResult: TypeAlias = Awaitable[None] | None
+
+BatchEvent: TypeAlias = Literal["on_batch_submitted", "on_batch_started", "on_batch_completed"]
+OutputEvent: TypeAlias = Literal["on_output_operation_started", "on_output_operation_completed"]
+SourceEvent: TypeAlias = Literal["on_source_error"]
 
 #: The events a listener may handle, in the order they happen for a batch.
 EVENTS: Final = (
@@ -140,12 +149,15 @@ class SourceErrorInfo:
 class StreamingListener:
     """Base class with no-op methods; subclass and override what you need.
 
+    Each method may be overridden by a plain method or by an ``async def`` one (typed
+    ``-> ListenerResult``, so both type-check).
+
     Example:
         With ``ssc`` a context on the manual clock ``clock``, and ``lines`` its input of
         two lines, then one:
 
         >>> class Sizes(StreamingListener):
-        ...     def on_batch_completed(self, info: BatchInfo) -> None:
+        ...     def on_batch_completed(self, info: BatchInfo) -> ListenerResult:
         ...         print(info.batch_time_ms, info.num_records, info.total_delay)
         >>> ssc.add_listener(Sizes())
         >>> lines.foreach_batch(lambda batch: None)
@@ -157,23 +169,29 @@ class StreamingListener:
         2000 1 0.0
     """
 
-    def on_batch_submitted(self, info: BatchInfo) -> None:
+    def on_batch_submitted(self, info: BatchInfo) -> ListenerResult:
         """A tick queued a batch."""
+        return None
 
-    def on_batch_started(self, info: BatchInfo) -> None:
+    def on_batch_started(self, info: BatchInfo) -> ListenerResult:
         """A batch started running."""
+        return None
 
-    def on_batch_completed(self, info: BatchInfo) -> None:
+    def on_batch_completed(self, info: BatchInfo) -> ListenerResult:
         """Every output of a batch ran."""
+        return None
 
-    def on_output_operation_started(self, info: OutputOperationInfo) -> None:
+    def on_output_operation_started(self, info: OutputOperationInfo) -> ListenerResult:
         """An output operation started."""
+        return None
 
-    def on_output_operation_completed(self, info: OutputOperationInfo) -> None:
+    def on_output_operation_completed(self, info: OutputOperationInfo) -> ListenerResult:
         """An output operation ended (see ``failure_reason``)."""
+        return None
 
-    def on_source_error(self, info: SourceErrorInfo) -> None:
+    def on_source_error(self, info: SourceErrorInfo) -> ListenerResult:
         """A source skipped bad input."""
+        return None
 
 
 class Listeners:
@@ -208,8 +226,15 @@ class Listeners:
             self._handlers[event].append(method)
         self.active = True
 
+    @overload
+    def emit(self, event: BatchEvent, info: BatchInfo) -> None: ...
+    @overload
+    def emit(self, event: OutputEvent, info: OutputOperationInfo) -> None: ...
+    @overload
+    def emit(self, event: SourceEvent, info: SourceErrorInfo) -> None: ...
+
     def emit(self, event: str, info: object) -> None:
-        """Deliver ``info`` to every listener's ``event`` method."""
+        """Deliver ``info`` to every listener's ``event`` method (typed per event)."""
         for method in self._handlers[event]:
             try:
                 result = method(info)

@@ -21,21 +21,19 @@ class AsyncRecorder(StreamingListener):
     def __init__(self) -> None:
         self.events: list[tuple[str, int]] = []
 
-    async def on_batch_submitted(self, info: BatchInfo) -> None:  # type: ignore[override]
+    async def on_batch_submitted(self, info: BatchInfo) -> None:
         await anyio.lowlevel.checkpoint()
         self.events.append(("submitted", info.batch_time_ms))
 
-    async def on_batch_started(self, info: BatchInfo) -> None:  # type: ignore[override]
+    async def on_batch_started(self, info: BatchInfo) -> None:
         await anyio.lowlevel.checkpoint()
         self.events.append(("started", info.batch_time_ms))
 
-    async def on_output_operation_completed(  # type: ignore[override]
-        self, info: OutputOperationInfo
-    ) -> None:
+    async def on_output_operation_completed(self, info: OutputOperationInfo) -> None:
         await anyio.lowlevel.checkpoint()
         self.events.append(("output_completed", info.id))
 
-    async def on_batch_completed(self, info: BatchInfo) -> None:  # type: ignore[override]
+    async def on_batch_completed(self, info: BatchInfo) -> None:
         await anyio.lowlevel.checkpoint()
         self.events.append(("completed", info.batch_time_ms))
 
@@ -67,7 +65,7 @@ class Broken(StreamingListener):
 
 
 class BrokenAsync(StreamingListener):
-    async def on_batch_completed(self, info: BatchInfo) -> None:  # type: ignore[override]
+    async def on_batch_completed(self, info: BatchInfo) -> None:
         msg = "async listener bug"
         raise RuntimeError(msg)
 
