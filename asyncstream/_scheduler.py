@@ -277,15 +277,26 @@ class Scheduler:
                 for buffer, n in self._held.pop(t, ()):
                     buffer.release(n)
         if self._checkpoint is not None:
-            self._commit(t)
+            await self._commit(t)
+        for _, op in self._inputs:
+            op.batch_done(t)
         self.completed += 1
         self._last_info = last = (t, num, submitted, started, clock.now(), times)
         self._recorder.batch_completed(t, counts, submitted, started, last[4], times)
         if listeners is not None:
             listeners.emit("on_batch_completed", BatchInfo(*last))
 
-    def _commit(self, t: int) -> None:
-        assert self._checkpoint is not None
+    async def _commit(self, t: int) -> None:
+        """Commit batch ``t`` in a worker thread: the loop keeps ticking meanwhile.
+
+        No batch runs until the commit is done (the job runner awaits it), so nothing
+        changes the state the thread pickles; ticks still fire on schedule and queue
+        their batches. The thread yields the GIL every few hundred rows
+        (``stores.SqliteStateStore.prepare_write``), so a large commit delays a tick by
+        far less than the interpreter's switch interval.
+        """
+        checkpoint = self._checkpoint
+        assert checkpoint is not None
         blobs: dict[str, tuple[str, Any]] = {
             f"source:{name}": ("source", position)
             for name, position in self._positions.pop(t, {}).items()
@@ -294,7 +305,9 @@ class Scheduler:
             blob = op.checkpoint_blob()
             if blob is not None:
                 blobs[op.name or op.kind] = (op.kind, blob)  # named at start
-        self._checkpoint.commit(t, {"zero_ms": self._graph.zero_ms}, blobs)
+        meta = {"zero_ms": self._graph.zero_ms}
+        # Not cancellable: a stop waits for the transaction rather than leave it half done.
+        await anyio.to_thread.run_sync(checkpoint.commit, t, meta, blobs)
 
     def _forget(self, t: int) -> None:
         for node in self._caching:

@@ -59,6 +59,9 @@ class Input(ops.Operator):
     def restore(self, position: Any) -> None:
         """Go back to a checkpointed position."""
 
+    def batch_done(self, t: int) -> None:
+        """The batch of time ``t`` ran (and committed, with a checkpoint); in time order."""
+
     reads = ops.Reads.NOTHING
 
     async def compute(self, t: int, inputs: list[Any]) -> ops.Parts:
