@@ -278,8 +278,8 @@ class Scheduler:
                     buffer.release(n)
         if self._checkpoint is not None:
             await self._commit(t)
-        for _, op in self._inputs:
-            op.batch_done(t)
+        for _, input_op in self._inputs:
+            input_op.batch_done(t)
         self.completed += 1
         self._last_info = last = (t, num, submitted, started, clock.now(), times)
         self._recorder.batch_completed(t, counts, submitted, started, last[4], times)

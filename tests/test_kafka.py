@@ -1,0 +1,209 @@
+"""kafka_stream against a real broker (Tansu, see kafka_broker.py)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any, cast
+
+import pytest
+from helpers import eventually
+from kafka_broker import create_topic, free_port, produce
+
+from asyncstream import KafkaRecord, SourceErrorInfo, StreamingContext
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from asyncstream import Batch
+    from asyncstream.testing import ManualClock
+
+
+def _topic() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+class _Errors:
+    def __init__(self) -> None:
+        self.errors: list[SourceErrorInfo] = []
+
+    def on_source_error(self, info: SourceErrorInfo) -> None:
+        self.errors.append(info)
+
+
+def _key_and_number(r: KafkaRecord) -> tuple[bytes | None, int]:
+    return r.key, int(r.value or b"0")
+
+
+def _records_of(ssc: StreamingContext) -> int:
+    stats = ssc.statistics().sources
+    return sum(s.get("records", 0) for s in stats.values())
+
+
+async def test_batches_hold_one_partition_per_kafka_partition_in_offset_order(
+    kafka_broker: str, clock: ManualClock
+) -> None:
+    topic = _topic()
+    await create_topic(kafka_broker, topic, 3)
+    await produce(kafka_broker, topic, ((b"k%d" % (i % 4), b"%d" % i) for i in range(30)))
+    ssc = StreamingContext(1, clock=clock)
+    stream = ssc.kafka_stream(topic, bootstrap_servers=kafka_broker)
+    batches: list[Batch[KafkaRecord]] = []
+    stream.foreach_batch(batches.append)
+    async with ssc:
+        await eventually(lambda: _records_of(ssc) == 30)
+        await clock.advance(1)
+    first = batches[0]
+    assert len(first.partitions) == 3
+    for p, part in enumerate(first.partitions):
+        assert [r.partition for r in part] == [p] * 10
+        assert [r.offset for r in part] == list(range(10))
+        assert [r.value for r in part] == [b"%d" % (p + 3 * i) for i in range(10)]
+        assert all(r.topic == topic and r.timestamp.tzinfo is not None for r in part)
+
+
+async def test_max_records_per_partition_bounds_each_batch(
+    kafka_broker: str, clock: ManualClock
+) -> None:
+    topic = _topic()
+    await create_topic(kafka_broker, topic, 3)
+    await produce(kafka_broker, topic, ((None, b"%d" % i) for i in range(60)))
+    ssc = StreamingContext(1, clock=clock)
+    stream = ssc.kafka_stream(topic, bootstrap_servers=kafka_broker, max_records_per_partition=4)
+    sizes: list[list[int]] = []
+    stream.foreach_batch(lambda b: sizes.append([len(p) for p in b.partitions]))
+    async with ssc:
+        for _ in range(5):
+            await eventually(lambda: len(stream_buffer(ssc)) == 12)
+            await clock.advance(1)
+    assert sizes == [[4, 4, 4]] * 5
+
+
+def stream_buffer(ssc: StreamingContext) -> Any:
+    (node,) = ssc._graph.inputs
+    return cast("Any", node.op).buffer
+
+
+async def test_checkpointed_offsets_resume_exactly(
+    kafka_broker: str, tmp_path: Path, clock: ManualClock
+) -> None:
+    topic = _topic()
+    await create_topic(kafka_broker, topic, 3)
+    await produce(kafka_broker, topic, ((b"k%d" % (i % 5), b"1") for i in range(90)))
+
+    def job(out: list[dict[bytes | None, int]]) -> StreamingContext:
+        ssc = StreamingContext(1, clock=clock)
+        ssc.checkpoint(tmp_path)
+        records = ssc.kafka_stream(
+            topic, bootstrap_servers=kafka_broker, max_records_per_partition=10
+        )
+        pairs = records.map(_key_and_number)
+        totals = pairs.update_state_by_key(lambda vs, s: (s or 0) + sum(vs))
+        totals.foreach_batch(lambda b: out.append(dict(b)))
+        return ssc
+
+    first: list[dict[bytes | None, int]] = []
+    ssc = job(first)
+    async with ssc:
+        await eventually(lambda: len(stream_buffer(ssc)) == 30)
+        await clock.advance(1)
+    # The graceful stop put the next 30 records (fetched, within the bound) into a batch.
+    assert [sum(totals.values()) for totals in first] == [30, 60]
+    second: list[dict[bytes | None, int]] = []
+    ssc = job(second)
+    async with ssc:
+        await eventually(lambda: len(stream_buffer(ssc)) == 30)
+        await clock.advance(1)
+    assert second == [{b"k%d" % k: 18 for k in range(5)}]
+
+
+async def test_group_commit_without_checkpoint(kafka_broker: str, clock: ManualClock) -> None:
+    topic, group = _topic(), _topic()
+    await create_topic(kafka_broker, topic, 3)
+    await produce(kafka_broker, topic, ((None, b"x") for _ in range(30)))
+
+    def job(out: list[int]) -> StreamingContext:
+        ssc = StreamingContext(1, clock=clock)
+        stream = ssc.kafka_stream(topic, bootstrap_servers=kafka_broker, group_id=group)
+        stream.count().foreach_batch(lambda b: out.extend(b))
+        return ssc
+
+    counts: list[int] = []
+    ssc = job(counts)
+    async with ssc:
+        await eventually(lambda: _records_of(ssc) == 30)
+        await clock.advance(1)
+        source = stream_source(ssc)
+        await eventually(lambda: source.group_commits >= 1)
+    assert counts == [30]
+    assert dict(source._committed) == {(topic, p): 10 for p in range(3)}
+    await produce(kafka_broker, topic, ((None, b"y") for _ in range(3)))
+    again: list[int] = []
+    ssc = job(again)
+    async with ssc:
+        await eventually(lambda: _records_of(ssc) == 3)
+        await clock.advance(1)
+    assert again == [3]
+
+
+def stream_source(ssc: StreamingContext) -> Any:
+    (node,) = ssc._graph.inputs
+    return cast("Any", node.op).kafka
+
+
+async def test_unreachable_broker_is_a_source_event(clock: ManualClock) -> None:
+    ssc = StreamingContext(1, clock=clock)
+    errors = _Errors()
+    ssc.add_listener(errors)
+    address = f"127.0.0.1:{free_port()}"
+    ssc.kafka_stream("t", bootstrap_servers=address).count().foreach_batch(lambda b: None)
+    async with ssc:
+        await eventually(lambda: bool(errors.errors))
+        await clock.advance(1)
+        await eventually(lambda: len(errors.errors) >= 2)
+    first = errors.errors[0]
+    assert first.kind == "connect"
+    assert first.detail.startswith(f"cannot reach the Kafka broker at {address} (")
+    assert first.detail.endswith(
+        "check that it runs and that bootstrap_servers is right; retrying in 0.5s"
+    )
+    assert errors.errors[1].detail.endswith("retrying in 1s")
+
+
+async def test_missing_topic_is_a_source_event_until_it_exists(
+    kafka_broker: str, clock: ManualClock
+) -> None:
+    topic = _topic()
+    ssc = StreamingContext(1, clock=clock)
+    errors = _Errors()
+    ssc.add_listener(errors)
+    counts: list[int] = []
+    ssc.kafka_stream(topic, bootstrap_servers=kafka_broker).count().foreach_batch(counts.extend)
+    async with ssc:
+        await eventually(lambda: bool(errors.errors))
+        assert errors.errors[0].kind == "topic_missing"
+        assert errors.errors[0].detail == (
+            f"topic {topic} does not exist on {kafka_broker}; create it (or fix the topic "
+            "name); checking again; retrying in 0.5s"
+        )
+        await create_topic(kafka_broker, topic, 2)
+        await produce(kafka_broker, topic, ((None, b"x") for _ in range(4)), partitions=2)
+        await clock.advance(0.5)
+        await eventually(lambda: _records_of(ssc) == 4)
+        await clock.advance(0.5)
+    assert counts == [4]
+
+
+def test_arguments_are_checked() -> None:
+    ssc = StreamingContext(1)
+    with pytest.raises(
+        ValueError, match=r"^kafka_stream: start must be 'earliest' or 'latest', got 'now'$"
+    ):
+        ssc.kafka_stream("t", bootstrap_servers="x:1", start="now")
+    with pytest.raises(ValueError, match=r"^kafka_stream: max_records_per_partition must be None"):
+        ssc.kafka_stream("t", bootstrap_servers="x:1", max_records_per_partition=0)
+    with pytest.raises(TypeError, match=r"^kafka_stream: topics must be a topic name or a list"):
+        ssc.kafka_stream([], bootstrap_servers="x:1")
+    with pytest.raises(ValueError, match=r"^consumer_options sets group_id, which the engine sets"):
+        ssc.kafka_stream("t", bootstrap_servers="x:1", consumer_options={"group_id": "g"})
+    with pytest.raises(TypeError, match=r"^consumer_options must be a dict of aiokafka keyword"):
+        ssc.kafka_stream("t", bootstrap_servers="x:1", consumer_options=[1])  # type: ignore[arg-type]
