@@ -620,6 +620,9 @@ class StreamingContext(SourceStreams):
         finally:
             with anyio.move_on_after(30, shield=True):  # a Dask client, then its cluster
                 await self._graph.executor.aclose()
+            with anyio.move_on_after(10, shield=True):  # outputs' connections (save_to_kafka)
+                for _, out in self._graph.outputs:
+                    await out.shutdown()
             with anyio.move_on_after(5, shield=True):  # async listeners hear the last batch
                 await self._listeners.flush()
             self._listeners.discard()

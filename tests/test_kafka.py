@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from helpers import eventually
-from kafka_broker import create_topic, free_port, produce
+from kafka_broker import create_topic, free_port, produce, read_all
 
-from asyncstream import KafkaRecord, SourceErrorInfo, StreamingContext
+from asyncstream import BatchError, KafkaRecord, SourceErrorInfo, StreamingContext
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -207,3 +207,61 @@ def test_arguments_are_checked() -> None:
         ssc.kafka_stream("t", bootstrap_servers="x:1", consumer_options={"group_id": "g"})
     with pytest.raises(TypeError, match=r"^consumer_options must be a dict of aiokafka keyword"):
         ssc.kafka_stream("t", bootstrap_servers="x:1", consumer_options=[1])  # type: ignore[arg-type]
+
+
+async def test_save_to_kafka_round_trip(kafka_broker: str, clock: ManualClock) -> None:
+    source, sink = _topic(), _topic()
+    await create_topic(kafka_broker, source, 3)
+    await create_topic(kafka_broker, sink, 1)
+    await produce(kafka_broker, source, ((b"k%d" % (i % 3), b"v%d" % i) for i in range(12)))
+    ssc = StreamingContext(1, clock=clock)
+    records = ssc.kafka_stream(source, bootstrap_servers=kafka_broker)
+    records.save_to_kafka(sink, bootstrap_servers=kafka_broker)  # a mirror: keys and values
+    upper = records.map(lambda r: (r.value or b"").decode().upper())
+    upper.save_to_kafka(
+        sink, bootstrap_servers=kafka_broker, key=lambda s: b"upper", value=str.encode
+    )
+    async with ssc:
+        await eventually(lambda: _records_of(ssc) == 12)
+        await clock.advance(1)
+    got = await read_all(kafka_broker, sink, 24)
+    assert sorted(v for k, v in got if k != b"upper") == sorted(b"v%d" % i for i in range(12))
+    assert {(k, v) for k, v in got if k != b"upper"} == {
+        (b"k%d" % (i % 3), b"v%d" % i) for i in range(12)
+    }
+    assert sorted(v for k, v in got if k == b"upper") == sorted(b"V%d" % i for i in range(12))
+
+
+async def test_save_to_kafka_refuses_records_it_cannot_send(
+    kafka_broker: str, clock: ManualClock
+) -> None:
+    ssc = StreamingContext(1, clock=clock)
+    ssc.queue_stream([[1]]).save_to_kafka(_topic(), bootstrap_servers=kafka_broker)
+    await ssc.start()
+    await clock.advance(1)
+    with pytest.raises(BatchError, match=r"save_to_kafka: the record 1 \(int\) is neither bytes"):
+        await ssc.await_termination()
+
+
+async def test_save_to_kafka_to_an_unreachable_broker_fails_the_batch(
+    clock: ManualClock,
+) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    ssc = StreamingContext(1, clock=clock)
+    ssc.queue_stream([["x"]]).save_to_kafka("t", bootstrap_servers=address)
+    await ssc.start()
+    await clock.advance(1)
+    with pytest.raises(
+        BatchError, match=rf"save_to_kafka: cannot reach the Kafka broker at {address} \("
+    ):
+        await ssc.await_termination()
+
+
+def test_save_to_kafka_arguments_are_checked() -> None:
+    stream = StreamingContext(1).queue_stream([])
+    with pytest.raises(TypeError, match=r"^save_to_kafka: topic must be a topic name, got ''$"):
+        stream.save_to_kafka("", bootstrap_servers="x:1")
+    with pytest.raises(ValueError, match=r"^producer_options sets bootstrap_servers"):
+        stream.save_to_kafka(
+            "t", bootstrap_servers="x:1", producer_options={"bootstrap_servers": 1}
+        )
