@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+import anyio
 import pytest
 from helpers import eventually
 from kafka_broker import create_topic, free_port, produce, read_all
@@ -12,10 +17,11 @@ from kafka_broker import create_topic, free_port, produce, read_all
 from asyncstream import BatchError, DStream, KafkaRecord, SourceErrorInfo, StreamingContext
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from asyncstream import Batch
     from asyncstream.testing import ManualClock
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def _topic() -> str:
@@ -269,3 +275,42 @@ def test_save_to_kafka_arguments_are_checked() -> None:
         stream.save_to_kafka(
             "t", bootstrap_servers="x:1", producer_options={"bootstrap_servers": 1}
         )
+
+
+def _run_example(bootstrap: str, topic: str, checkpoint: Path) -> str:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLES / "kafka_wordcount.py"),
+            bootstrap,
+            topic,
+            "--checkpoint",
+            str(checkpoint),
+            "--seconds",
+            "1.5",
+            "--batch",
+            "0.25",
+            "--top",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(EXAMPLES.parent)},
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+async def test_kafka_wordcount_example_counts_and_resumes(
+    kafka_broker: str, tmp_path: Path
+) -> None:
+    topic = _topic()
+    await create_topic(kafka_broker, topic, 3)
+    await produce(kafka_broker, topic, ((None, b"to be or not to be") for _ in range(10)))
+    out = await anyio.to_thread.run_sync(_run_example, kafka_broker, topic, tmp_path)
+    assert out.rstrip().endswith("('be', 20)\n('to', 20)\n('not', 10)\n...")
+    await produce(kafka_broker, topic, ((None, b"be") for _ in range(3)))
+    out = await anyio.to_thread.run_sync(_run_example, kafka_broker, topic, tmp_path)
+    assert out.rstrip().endswith("('be', 23)\n('to', 20)\n('not', 10)\n...")
