@@ -291,7 +291,7 @@ class Scheduler:
 
         No batch runs until the commit is done (the job runner awaits it), so nothing
         changes the state the thread pickles; ticks still fire on schedule and queue
-        their batches. The thread yields the GIL every few hundred rows
+        their batches. The thread yields the GIL every 1,024 rows
         (``stores.SqliteStateStore.prepare_write``), so a large commit delays a tick by
         far less than the interpreter's switch interval.
         """

@@ -311,7 +311,7 @@ class SqliteStateStore(Generic[K, S]):
         name = self.operator_name
         mac, dumps = self._state_mac, pickle.dumps
         for i, (key, state) in enumerate(self._pending.items()):
-            if not i & 255:
+            if not i & 1023:
                 _yield_gil()
             kb = self._key_bytes.get(key)
             if state is _DELETED:
