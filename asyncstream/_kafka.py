@@ -53,6 +53,7 @@ OWNED_OPTIONS: Final = ("bootstrap_servers", "group_id", "enable_auto_commit")
 _BACKOFF_MIN: Final = 0.5
 _BACKOFF_MAX: Final = 30.0
 _POLL_MS: Final = 100
+_IDLE_POLLS: Final = 20  # empty polls (about 2 s) before the cluster is checked
 _MAX_RECORDS_PER_FETCH: Final = 50_000
 
 
@@ -132,6 +133,10 @@ def servers_text(bootstrap_servers: str | Sequence[str]) -> str:
 def _error_text(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if text.startswith(type(exc).__name__) else f"{type(exc).__name__}: {text}"
+
+
+class KafkaRebalance(Exception):
+    """The topics' partitions changed: the source assigns them again (internal)."""
 
 
 class KafkaSource:
@@ -232,10 +237,20 @@ class KafkaSource:
     # --- the source task --------------------------------------------------------------
 
     async def run(self, out: RecordBuffer[KafkaRecord], events: SourceEvents) -> None:
-        """Connect, assign, seek, fetch; reconnect with backoff after a broker error."""
+        """Connect, assign, seek, fetch; reconnect with backoff after a broker error.
+
+        Group commits run beside, on the connected consumer.
+        """
         self._out = out
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._commit_loop, events)
+            await self._connect_and_fetch(out, events)
+            tg.cancel_scope.cancel()
+
+    async def _connect_and_fetch(
+        self, out: RecordBuffer[KafkaRecord], events: SourceEvents
+    ) -> None:
         aiokafka = import_aiokafka()
-        errors = aiokafka.errors
         delay = _BACKOFF_MIN
         while True:
             consumer = aiokafka.AIOKafkaConsumer(
@@ -244,49 +259,68 @@ class KafkaSource:
                 enable_auto_commit=False,
                 **{"auto_offset_reset": self.start, **self._options},
             )
-            problem: str | None = None
-            kind = "broker"
             try:
-                await consumer.start()
-                missing = await self._assign(consumer)
-                if missing:
-                    kind = "topic_missing"
-                    problem = (
-                        f"topic {', '.join(missing)} does not exist on {self.servers}; create "
-                        "it (or fix the topic name); checking again"
-                    )
-                else:
-                    await self._seek(consumer)
-                    delay = _BACKOFF_MIN
-                    self._consumer = consumer
-                    async with anyio.create_task_group() as tg:
-                        tg.start_soon(self._commit_loop, consumer, events)
-                        await self._fetch(consumer, out)
-                        tg.cancel_scope.cancel()
-            except StreamClosedError:
-                return
-            except (errors.KafkaError, OSError) as exc:
-                if isinstance(exc, errors.KafkaConnectionError):
-                    kind = "connect"
-                    problem = (
-                        f"cannot reach the Kafka broker at {self.servers} ({_error_text(exc)}); "
-                        "check that it runs and that bootstrap_servers is right"
-                    )
-                else:
-                    problem = f"the Kafka broker at {self.servers} failed: {_error_text(exc)}"
-            finally:
+                kind, problem = await self._session(consumer, out)
+            except BaseException:  # cancelled: the context stops
                 self._consumer = None
                 with anyio.move_on_after(5, shield=True):
-                    await self._stop(consumer, events)
-            self.reconnects += 1
-            events.error(kind, f"{problem}; retrying in {delay:g}s", servers=self.servers)
-            await self._sleep(delay)
-            delay = min(delay * 2, _BACKOFF_MAX)
+                    await self._stop(consumer)
+                raise
+            if self._consumer is consumer:  # it was connected: backoff starts over
+                delay = _BACKOFF_MIN
+            self._consumer = None
+            if problem is not None:
+                # Reported before the consumer is stopped: aiokafka may take a while to
+                # give up on a broker that went away.
+                self.reconnects += 1
+                events.error(kind, f"{problem}; retrying in {delay:g}s", servers=self.servers)
+            with anyio.move_on_after(5, shield=True):
+                await self._stop(consumer)
+            if problem is None:
+                return  # the buffer was closed: the context is stopping
+            if kind != "partitions":
+                await self._sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX)
+            else:
+                delay = _BACKOFF_MIN
 
-    async def _stop(self, consumer: Any, events: SourceEvents) -> None:
+    async def _session(
+        self, consumer: Any, out: RecordBuffer[KafkaRecord]
+    ) -> tuple[str, str | None]:
+        """One connection: until the buffer closes (``None``) or a problem to report."""
+        errors = import_aiokafka().errors
+        try:
+            await consumer.start()
+            missing = await self._assign(consumer)
+            if missing:
+                problem = (
+                    f"topic {', '.join(missing)} does not exist on {self.servers}; create "
+                    "it (or fix the topic name); checking again"
+                )
+                return "topic_missing", problem
+            await self._seek(consumer)
+            self._consumer = consumer
+            if self._commit_wake is not None:
+                self._commit_wake.set()  # commits that waited for a connection
+            await self._fetch(consumer, out)
+        except StreamClosedError:
+            return "closed", None
+        except KafkaRebalance as exc:
+            return "partitions", str(exc)
+        except (errors.KafkaError, OSError) as exc:
+            if isinstance(exc, errors.KafkaConnectionError):
+                problem = (
+                    f"cannot reach the Kafka broker at {self.servers} ({_error_text(exc)}); "
+                    "check that it runs and that bootstrap_servers is right"
+                )
+                return "connect", problem
+            return "broker", f"the Kafka broker at {self.servers} failed: {_error_text(exc)}"
+        raise AssertionError  # pragma: no cover - _fetch returns only by raising
+
+    async def _stop(self, consumer: Any) -> None:
         pending = self._to_commit
         if self.group_id is not None and pending and pending != self._committed:
-            with contextlib.suppress(Exception):  # reported by the commit loop already
+            with contextlib.suppress(Exception):  # the next run commits again
                 await consumer.commit(self._offsets(pending))
                 self._committed = pending
                 self.group_commits += 1
@@ -331,6 +365,7 @@ class KafkaSource:
                 self.ends.setdefault(tp, offset)
 
     async def _fetch(self, consumer: Any, out: RecordBuffer[KafkaRecord]) -> None:
+        idle = 0
         while True:
             self._move(out)
             paused = self._pause(consumer)
@@ -344,18 +379,31 @@ class KafkaSource:
             fetched = await consumer.getmany(
                 timeout_ms=_POLL_MS, max_records=_MAX_RECORDS_PER_FETCH
             )
-            for tp_obj, batch in fetched.items():
+            idle = 0 if fetched else idle + 1
+            if idle >= _IDLE_POLLS:
+                # aiokafka retries a lost broker forever without telling: when nothing
+                # came for a while, ask the cluster (raises KafkaError when it is gone),
+                # and pick up partitions added to the topics meanwhile.
+                idle = 0
+                await self._check(consumer)
+            for tp_obj, got in fetched.items():
+                tp = (tp_obj.topic, tp_obj.partition)
+                batch = fresh(got, self._next.get(tp, 0))
                 if not batch:
                     continue
-                tp = (tp_obj.topic, tp_obj.partition)
-                first = self._next.get(tp, 0)
-                if batch[0].offset < first:  # read again after a seek: keep each offset once
-                    batch = [r for r in batch if r.offset >= first]
-                    if not batch:
-                        continue
                 self._backlog[tp].extend(_records(tp, batch))
                 self._next[tp] = batch[-1].offset + 1
                 self.records += len(batch)
+
+    async def _check(self, consumer: Any) -> None:
+        cluster = await consumer._client.fetch_all_metadata()
+        tps = sorted((t, p) for t in self.topics for p in cluster.partitions_for_topic(t) or ())
+        if tps != self._tps:
+            msg = (
+                f"the partitions of {', '.join(self.topics)} changed from "
+                f"{len(self._tps)} to {len(tps)}; assigning them again"
+            )
+            raise KafkaRebalance(msg)
 
     def _move(self, out: RecordBuffer[KafkaRecord]) -> None:
         """Backlog → buffer, within each partition's quota and the buffer's room.
@@ -398,11 +446,12 @@ class KafkaSource:
             consumer.pause(*(pause - now))
         return paused
 
-    async def _commit_loop(self, consumer: Any, events: SourceEvents) -> None:
+    async def _commit_loop(self, events: SourceEvents) -> None:
         while True:
             self._commit_wake = anyio.Event()
             pending = self._to_commit
-            if self.group_id is None or not pending or pending == self._committed:
+            consumer = self._consumer
+            if consumer is None or not pending or pending == self._committed:
                 await self._commit_wake.wait()
                 continue
             try:
@@ -420,6 +469,21 @@ class KafkaSource:
 
     def _offsets(self, ends: Mapping[TP, int]) -> dict[Any, int]:
         return {_tp(tp): offset for tp, offset in ends.items() if tp in self._tps}
+
+
+def fresh(batch: list[Any], first: int) -> list[Any]:
+    """The records of ``batch`` at or after offset ``first`` (each offset is read once).
+
+    Example:
+        >>> from types import SimpleNamespace as R
+        >>> [r.offset for r in fresh([R(offset=4), R(offset=5), R(offset=6)], 5)]
+        [5, 6]
+        >>> fresh([], 0)
+        []
+    """
+    if batch and batch[0].offset < first:  # read again after a seek or a reconnect
+        return [r for r in batch if r.offset >= first]
+    return batch
 
 
 #: What ``_buffer.estimate_bytes`` counts for each record: the tuple and its list slot.
