@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Any
+import sys
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -95,3 +96,81 @@ async def test_a_tampered_log_fails_start(tmp_path: Path, clock: ManualClock) ->
     _, ssc = _job(tmp_path, clock, [], wal=False)
     await ssc.start()
     await ssc.stop()
+
+
+def test_an_input_log_truncates_only_what_a_committed_batch_consumed(tmp_path: Path) -> None:
+    from asyncstream._wal import InputLog, WriteAheadLog
+
+    tmp_path.chmod(0o700)
+    wal = WriteAheadLog(str(tmp_path))
+    try:
+        log = InputLog(wal, "s", 0)
+        log.batch_done()  # no cut yet: nothing to do
+        log.append(["a"])
+        assert log.cut() == 1
+        log.append(["b"])
+        assert log.cut() == 2
+        log.batch_done()
+        assert wal.replay("s", 0) == [["b"]]
+        log.batch_done()
+        assert wal.replay("s", 0) == []
+        wal.fsync(False)  # the benchmark's switch
+        log.append(["c"])
+        assert log.cut() == 3
+        log.consumed = 5  # already past it (a later commit): nothing to delete
+        log.batch_done()
+        assert wal.replay("s", 0) == [["c"]]
+    finally:
+        wal.close()
+
+
+class Gone:
+    """A record class the next run no longer has."""
+
+
+def test_authentic_rows_that_do_not_load_fail_start_with_what_to_do(tmp_path: Path) -> None:
+    from asyncstream._wal import WriteAheadLog
+
+    tmp_path.chmod(0o700)
+    wal = WriteAheadLog(str(tmp_path))
+    wal.append("gone", [Gone()])
+    wal.append("odd", cast("list[Any]", {"not": "a list"}))
+    wal.close()
+    wal = WriteAheadLog(str(tmp_path))
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.delattr(sys.modules[__name__], "Gone")
+            with pytest.raises(
+                CheckpointError,
+                match=r"holds authentic records of source 'gone' that cannot be unpickled .*"
+                r"bring it back, or restore the checkpoint directory",
+            ):
+                wal.replay("gone", 0)
+        with pytest.raises(CheckpointError, match=r"is not authentic: row 2 of source 'odd'"):
+            wal.replay("odd", 0)
+    finally:
+        wal.close()
+
+
+def test_a_corrupt_log_fails_with_the_path(tmp_path: Path) -> None:
+    from asyncstream._wal import WriteAheadLog
+
+    tmp_path.chmod(0o700)
+    wal = WriteAheadLog(str(tmp_path))
+    wal._conn.execute("DROP TABLE asyncstream_wal")
+    try:
+        with pytest.raises(CheckpointError, match=r"wal\.db.* cannot be read \(no such table"):
+            wal.replay("s", 0)
+    finally:
+        wal.close()
+
+
+def test_a_checkpointed_log_position_is_checked() -> None:
+    ssc = StreamingContext(1)
+    ssc.input_stream()
+    op = cast("Any", ssc._graph.inputs[0].op)
+    assert op.position() == {"wal_seq": 0}
+    op.restore({"wal_seq": 4})
+    assert op.restored_position == 4
+    with pytest.raises(ValueError, match=r"^the checkpointed position of input_stream is not a "):
+        op.restore({"wal_seq": -1})
