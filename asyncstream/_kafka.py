@@ -17,7 +17,8 @@ Spark's direct Kafka stream, on aiokafka (imported on first use: the ``kafka`` e
   keyed state (exactly-once state). After a batch ran (and committed) the offsets are
   also committed to the group, when there is one (at-least-once without a checkpoint).
   A job starts at the checkpoint's offsets, else the group's committed offsets, else
-  ``start``.
+  ``start``. The batch in flight when a job died is read again whole
+  (:mod:`asyncstream._kafka_plans`).
 - **Errors.** An unreachable broker, a missing topic or a failed fetch or commit is a
   source event (``on_source_error``), never a crash; the source reconnects with
   exponential backoff (0.5 s doubling to 30 s) and goes on from the next offset it has
@@ -339,7 +340,7 @@ class KafkaSource:
         self._tps = tps
         for tp in tps:
             self._backlog.setdefault(tp, collections.deque())
-        consumer.assign([_tp(tp) for tp in tps])
+        consumer.assign([tp_of(tp) for tp in tps])
         return []
 
     async def _seek(self, consumer: Any) -> None:
@@ -348,19 +349,19 @@ class KafkaSource:
         for tp in self._tps:
             offset = self._next.get(tp, self._restored.get(tp))
             if offset is None and self.group_id is not None:
-                committed = await consumer.committed(_tp(tp))
+                committed = await consumer.committed(tp_of(tp))
                 offset = committed if isinstance(committed, int) and committed >= 0 else None
             if offset is None:
                 reset.append(tp)
             else:
-                consumer.seek(_tp(tp), offset)
+                consumer.seek(tp_of(tp), offset)
                 self._next[tp] = offset
                 self.ends.setdefault(tp, offset)
         if reset:
             seek = consumer.seek_to_beginning if self.start == "earliest" else consumer.seek_to_end
-            await seek(*map(_tp, reset))
+            await seek(*map(tp_of, reset))
             for tp in reset:
-                offset = await consumer.position(_tp(tp))
+                offset = await consumer.position(tp_of(tp))
                 self._next[tp] = offset
                 self.ends.setdefault(tp, offset)
 
@@ -391,7 +392,7 @@ class KafkaSource:
                 batch = fresh(got, self._next.get(tp, 0))
                 if not batch:
                     continue
-                self._backlog[tp].extend(_records(tp, batch))
+                self._backlog[tp].extend(records_of(tp, batch))
                 self._next[tp] = batch[-1].offset + 1
                 self.records += len(batch)
 
@@ -439,7 +440,7 @@ class KafkaSource:
     def _pause(self, consumer: Any) -> list[TP]:
         """Pause the partitions with a backlog (quota or buffer full); resume the others."""
         paused = [tp for tp in self._tps if self._backlog[tp]]
-        pause = {_tp(tp) for tp in paused}
+        pause = {tp_of(tp) for tp in paused}
         now = consumer.paused()
         if pause != now:
             consumer.resume(*(now - pause))
@@ -468,7 +469,7 @@ class KafkaSource:
                 self.group_commits += 1
 
     def _offsets(self, ends: Mapping[TP, int]) -> dict[Any, int]:
-        return {_tp(tp): offset for tp, offset in ends.items() if tp in self._tps}
+        return {tp_of(tp): offset for tp, offset in ends.items() if tp in self._tps}
 
 
 def fresh(batch: list[Any], first: int) -> list[Any]:
@@ -490,7 +491,7 @@ def fresh(batch: list[Any], first: int) -> list[Any]:
 _RECORD_BYTES: Final = sys.getsizeof(KafkaRecord("", 0, 0, None, None, datetime.min)) + 8
 
 
-def _records(tp: TP, batch: list[Any]) -> list[KafkaRecord]:
+def records_of(tp: TP, batch: list[Any]) -> list[KafkaRecord]:
     """The records aiokafka fetched, as KafkaRecords: the hot loop of the source.
 
     Timestamps repeat (records produced in the same millisecond), so each is converted
@@ -511,7 +512,7 @@ def _records(tp: TP, batch: list[Any]) -> list[KafkaRecord]:
     return out
 
 
-def _tp(tp: TP) -> Any:
+def tp_of(tp: TP) -> Any:
     from aiokafka import TopicPartition
 
     return TopicPartition(*tp)
@@ -527,14 +528,53 @@ class KafkaInput(BufferedInput[KafkaRecord]):
         self.kafka = source
         self._parts: list[list[Any]] = [[]]
         self._cut: list[KafkaRecord] | None = None
+        # With a checkpoint: where plans go, the plans of cut batches not yet written, and
+        # the batch read again at restart (see _kafka_plans).
+        self._log: Any = None
+        self._log_name = ""
+        self._plans: collections.deque[list[list[Any]]] = collections.deque()
+        self._replay: list[tuple[list[KafkaRecord], list[list[Any]], dict[TP, int]]] = []
 
     replayable = True
+    plans_ranges = True
 
     def cut(self) -> list[Any]:
-        """The records fetched since the previous tick."""
-        records, self._parts = self.kafka.cut(self.buffer)
+        """The records fetched since the previous tick (or the batch read again at restart)."""
+        from ._kafka_plans import plan_of
+
+        if self._replay:
+            records, self._parts, ends = self._replay.pop()
+            kafka = self.kafka
+            kafka.ends.update(ends)
+            kafka._done.append(dict(kafka.ends))
+        else:
+            records, self._parts = self.kafka.cut(self.buffer)
+        if self._log is not None:
+            self._plans.append(plan_of(self._parts))
         self._cut = records
         return records
+
+    async def recover(self, log: Any, name: str, first_ms: int) -> None:
+        """Keep plans in ``log``; read the batch ``first_ms`` again if it was in flight."""
+        from ._kafka_plans import check_plan, fetch_plan
+
+        self._log, self._log_name = log, name
+        plans = dict(log.plans(name, first_ms - 1))
+        plan = check_plan(plans.get(first_ms))
+        if plan:
+            kafka = self.kafka
+            options = {k: v for k, v in kafka._options.items() if k != "auto_offset_reset"}
+            batch = await fetch_plan(kafka._bootstrap, options, plan)
+            if batch is not None:
+                self._replay.append(batch)
+                kafka.restore({**kafka._restored, **batch[2]})
+
+    def before_batch(self, t: int) -> Awaitable[None] | None:
+        """Write the planned ranges of batch ``t`` (in a worker thread) before it runs."""
+        if self._log is None or not self._plans:
+            return None
+        plan = self._plans.popleft()
+        return anyio.to_thread.run_sync(self._log.write_plan, self._log_name, t, plan, t - 1)
 
     def partition(self, records: list[Any]) -> list[Collection[Any]]:
         """One partition per Kafka partition (sorted), each in offset order."""

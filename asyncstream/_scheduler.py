@@ -84,6 +84,7 @@ class Scheduler:
         self._inputs = plan.inputs
         self._outputs = plan.outputs
         self._stateful = plan.stateful
+        self._planning = [op for _, op in plan.inputs if op.plans_ranges]
         self._caching = plan.caching
         self._checkpoint = checkpoint
         self._listeners = listeners
@@ -239,6 +240,9 @@ class Scheduler:
         times: dict[str, float] = {}  # this batch's operator times (see _graph.batch_at)
         graph.times = times
         graph.nested = 0.0
+        for input_op in self._planning:
+            if (pending := input_op.before_batch(t)) is not None:
+                await pending  # its planned ranges are durable before any output runs
         try:
             for node, op in self._stateful:
                 await feed(node, op, t)

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import collections
 import hmac
+import json
 import os
 import pickle
 import sqlite3
+import threading
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from . import _auth
@@ -64,6 +66,9 @@ class WriteAheadLog:
         row = self._conn.execute("SELECT max(seq) FROM asyncstream_wal").fetchone()
         self.last_seq: int = row[0] if row and type(row[0]) is int else 0
         self._macs: dict[str, bytes] = {}
+        # Appends run on the loop, plans in a worker thread: one statement or transaction
+        # at a time on the connection.
+        self._lock = threading.Lock()
 
     def fsync(self, on: bool) -> None:
         """Sync every append to disk (the default), or leave it to the OS (benchmarks only)."""
@@ -80,10 +85,11 @@ class WriteAheadLog:
         data = pickle.dumps(records, pickle.HIGHEST_PROTOCOL)
         seq = self.last_seq + 1
         tag = _auth.pair_mac(self._subkey(source), str(seq).encode(), data)
-        self._conn.execute(
-            "INSERT INTO asyncstream_wal (seq, source, value, mac) VALUES (?, ?, ?, ?)",
-            (seq, source, data, tag),
-        )
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO asyncstream_wal (seq, source, value, mac) VALUES (?, ?, ?, ?)",
+                (seq, source, data, tag),
+            )
         self.last_seq = seq
 
     def replay(self, source: str, after: int) -> list[list[Any]]:
@@ -130,9 +136,62 @@ class WriteAheadLog:
 
     def truncate(self, source: str, upto: int) -> None:
         """Delete the rows of ``source`` up to sequence number ``upto`` (consumed, committed)."""
-        self._conn.execute(
-            "DELETE FROM asyncstream_wal WHERE source = ? AND seq <= ?", (source, upto)
-        )
+        with self._lock:
+            self._conn.execute(
+                "DELETE FROM asyncstream_wal WHERE source = ? AND seq <= ?", (source, upto)
+            )
+
+    def write_plan(self, source: str, batch_time_ms: int, plan: Any, committed: int) -> None:
+        """Keep the planned ranges of a batch; forget those of batches up to ``committed``.
+
+        Called in a worker thread before the batch runs (one fsynced transaction).
+        """
+        data = json.dumps(plan, separators=(",", ":")).encode()
+        tag = _auth.pair_mac(self._signer.subkey("plan", source), str(batch_time_ms).encode(), data)
+        conn = self._conn
+        with self._lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "DELETE FROM asyncstream_plans WHERE source = ? AND batch_time_ms <= ?",
+                    (source, committed),
+                )
+                conn.execute(
+                    "INSERT OR REPLACE INTO asyncstream_plans (source, batch_time_ms, value, mac) "
+                    "VALUES (?, ?, ?, ?)",
+                    (source, batch_time_ms, data, tag),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def plans(self, source: str, after: int) -> list[tuple[int, Any]]:
+        """The verified plans of ``source`` for batches after ``after``, in time order.
+
+        Raises:
+            CheckpointError: A row is not authentic.
+        """
+        key = self._signer.subkey("plan", source)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT batch_time_ms, value, mac FROM asyncstream_plans "
+                "WHERE source = ? AND batch_time_ms > ? ORDER BY batch_time_ms",
+                (source, after),
+            ).fetchall()
+        out = []
+        for when, value, tag in rows:
+            if not (
+                type(when) is int
+                and type(value) is bytes
+                and type(tag) is bytes
+                and hmac.compare_digest(tag, _auth.pair_mac(key, str(when).encode(), value))
+            ):
+                what = f"a planned batch of source {source!r}"
+                raise _auth.tampered(self.path, WAL_LAYOUT.label, what, _FIX)
+            out.append((when, json.loads(value)))
+        return out
 
     def close(self) -> None:
         """Close the file (idempotent)."""

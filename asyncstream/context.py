@@ -538,8 +538,16 @@ class StreamingContext(SourceStreams):
                     position = checkpoint.blob(f"source:{name}")
                     if position is not None:
                         input_op.restore(position)
-                if self._write_ahead_log:
-                    self._wal = attach_log(checkpoint.directory, _logged_inputs(plan))
+                logged = _logged_inputs(plan) if self._write_ahead_log else []
+                planning = [
+                    (name, op)
+                    for name, (_, op) in zip(plan.input_names, plan.inputs, strict=True)
+                    if op.plans_ranges
+                ]
+                if logged or planning:
+                    self._wal = attach_log(checkpoint.directory, logged)
+                    for name, input_op in planning:
+                        await input_op.recover(self._wal, name, first)
             await self._graph.executor.start()
         except BaseException:
             if checkpoint is not None:

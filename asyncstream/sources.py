@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import collections
 import itertools
-from collections.abc import AsyncIterable, Collection, Iterable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, final
 
 from . import operators as ops
@@ -62,6 +62,17 @@ class Input(ops.Operator):
 
     def batch_done(self, t: int) -> None:
         """The batch of time ``t`` ran (and committed, with a checkpoint); in time order."""
+
+    #: Whether the input keeps the ranges of its batch in flight, so that a restart runs
+    #: it with the same records (Kafka; see ``before_batch`` and ``recover``).
+    plans_ranges = False
+
+    def before_batch(self, t: int) -> Awaitable[None] | None:
+        """Batch ``t`` is about to run: what to wait for first (``None``: nothing)."""
+        return None
+
+    async def recover(self, log: Any, name: str, first_ms: int) -> None:
+        """At start with a checkpoint: keep plans in ``log``; rebuild batch ``first_ms``."""
 
     reads = ops.Reads.NOTHING
 

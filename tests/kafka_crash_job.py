@@ -8,8 +8,12 @@ batch time, and a line ``batch TIME TOTAL`` printed per batch.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from asyncstream import KafkaRecord, StreamingContext
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 INTERVAL = 0.05
 PER_BATCH = 150  # records per partition per batch: the topic takes many batches
@@ -29,7 +33,16 @@ def setup(bootstrap: str, topic: str, out_dir: str) -> StreamingContext:
     )
     totals.transform(sorted).save_as_text_files(f"{out_dir}/totals")
     totals.foreach_batch(lambda b: print("batch", b.time_ms, sum(n for _, n in b), flush=True))
+    records.foreach_batch(lambda b: print("records", b.time_ms, digest(b), flush=True))
     return ssc
+
+
+def digest(records: Iterable[KafkaRecord]) -> str:
+    """Which records a batch holds: per partition, its offsets' first, last and count."""
+    offsets: dict[int, list[int]] = {}
+    for r in records:
+        offsets.setdefault(r.partition, []).append(r.offset)
+    return ",".join(f"{p}:{o[0]}-{o[-1]}:{len(o)}" for p, o in sorted(offsets.items())) or "-"
 
 
 def main(bootstrap: str, topic: str, checkpoint_dir: str, out_dir: str, seconds: float) -> None:

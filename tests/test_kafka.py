@@ -314,3 +314,53 @@ async def test_kafka_wordcount_example_counts_and_resumes(
     await produce(kafka_broker, topic, ((None, b"be") for _ in range(3)))
     out = await anyio.to_thread.run_sync(_run_example, kafka_broker, topic, tmp_path)
     assert out.rstrip().endswith("('be', 23)\n('to', 20)\n('not', 10)\n...")
+
+
+async def test_a_batch_that_failed_before_its_commit_runs_again_with_the_same_records(
+    kafka_broker: str, tmp_path: Path, clock: ManualClock
+) -> None:
+    topic = _topic()
+    await create_topic(kafka_broker, topic, 3)
+    await produce(kafka_broker, topic, ((None, b"%d" % i) for i in range(60)))
+
+    def job(seen: dict[int, list[tuple[int, int]]], fail_at: int | None) -> StreamingContext:
+        ssc = StreamingContext(1, clock=clock)
+        ssc.checkpoint(tmp_path)
+        stream = ssc.kafka_stream(
+            topic, bootstrap_servers=kafka_broker, max_records_per_partition=4
+        )
+
+        def note(batch: Batch[KafkaRecord]) -> None:
+            seen.setdefault(batch.time_ms, [(r.partition, r.offset) for r in batch])
+
+        stream.foreach_batch(note)
+
+        def fail(batch: Batch[KafkaRecord]) -> None:
+            if batch.time_ms == fail_at:
+                msg = "the job dies after its outputs ran, before the commit"
+                raise RuntimeError(msg)
+
+        stream.foreach_batch(fail)
+        return ssc
+
+    first: dict[int, list[tuple[int, int]]] = {}
+    ssc = job(first, fail_at=2000)
+    await ssc.start()
+    for _ in range(2):
+        await eventually(lambda: len(stream_buffer(ssc)) == 12)
+        await clock.advance(1)
+    with pytest.raises(BatchError, match=r"the job dies after its outputs ran"):
+        await ssc.await_termination()
+    assert [len(first[t]) for t in (1000, 2000)] == [12, 12]
+    second: dict[int, list[tuple[int, int]]] = {}
+    ssc = job(second, fail_at=None)
+    async with ssc:
+        await clock.advance(1)  # at once: nothing was fetched by this run yet
+        await eventually(lambda: len(stream_buffer(ssc)) == 12)
+        await clock.advance(1)
+    assert second[2000] == first[2000]  # read again from its planned ranges
+    later = sorted(r for t, records in second.items() if t > 2000 for r in records)
+    for p in range(3):  # then each partition goes on after the planned range
+        offsets = [o for q, o in later if q == p]
+        assert offsets == list(range(8, 8 + len(offsets)))
+        assert len(offsets) >= 4

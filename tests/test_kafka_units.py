@@ -189,3 +189,36 @@ async def test_save_to_kafka_with_idempotence_asked_for_fails_on_a_broker_withou
     await clock.advance(1)
     with pytest.raises(BatchError, match=r"^save_to_kafka\(t\) at .* failed in the batch of "):
         await ssc.await_termination()
+
+
+class _Plans:
+    def __init__(self, plans: list[tuple[int, Any]]) -> None:
+        self._plans = plans
+
+    def plans(self, source: str, after: int) -> list[tuple[int, Any]]:
+        return [(t, p) for t, p in self._plans if t > after]
+
+
+async def test_a_batch_in_flight_that_cannot_be_read_again_goes_into_new_batches(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from kafka_broker import free_port
+
+    source = _source()
+    source._bootstrap = f"127.0.0.1:{free_port()}"
+    op = KafkaInput(source, 10)
+    await op.recover(_Plans([(2000, [["t", 0, 3, 5]])]), "kafka_stream#0", 2000)
+    assert op._replay == []
+    assert "could not be read again" in caplog.text
+    assert op.before_batch(2000) is None  # nothing cut yet
+
+
+async def test_plans_of_another_time_or_shape_are_ignored() -> None:
+    from asyncstream._kafka_plans import check_plan
+
+    op = KafkaInput(_source(), 10)
+    await op.recover(_Plans([(3000, [["t", 0, 3, 5]]), (2000, [["t", 0, 5, 3]])]), "k", 2000)
+    assert op._replay == []
+    for bad in ("x", [["t", 0, 1]], [["t", -1, 1, 2]], [[0, 0, 1, 2]]):
+        assert check_plan(bad) is None
+    assert check_plan([["t", 0, 1, 2]]) == [["t", 0, 1, 2]]
