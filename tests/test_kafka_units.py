@@ -222,3 +222,36 @@ async def test_plans_of_another_time_or_shape_are_ignored() -> None:
     for bad in ("x", [["t", 0, 1]], [["t", -1, 1, 2]], [[0, 0, 1, 2]]):
         assert check_plan(bad) is None
     assert check_plan([["t", 0, 1, 2]]) == [["t", 0, 1, 2]]
+
+
+class _Cluster:
+    def __init__(self, partitions: set[int]) -> None:
+        self._partitions = partitions
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return self._partitions
+
+
+class _Client:
+    def __init__(self, partitions: set[int]) -> None:
+        self.partitions = partitions
+
+    async def fetch_all_metadata(self) -> _Cluster:
+        return _Cluster(self.partitions)
+
+
+class _Consumer:
+    def __init__(self, partitions: set[int]) -> None:
+        self._client = _Client(partitions)
+
+
+async def test_a_topic_whose_partitions_change_is_assigned_again() -> None:
+    from asyncstream._kafka import KafkaRebalance
+
+    source = _source()
+    source._tps = [("t", 0)]
+    await source._check(_Consumer({0}))  # unchanged: nothing to do
+    with pytest.raises(
+        KafkaRebalance, match=r"^the partitions of t changed from 1 to 2; assigning them again$"
+    ):
+        await source._check(_Consumer({0, 1}))
