@@ -435,7 +435,8 @@ class SourceStreams:
           else ``start`` (``"earliest"`` or ``"latest"``).
         - An unreachable broker, a missing topic, a failed fetch or commit are source
           events (``on_source_error``, kinds ``connect``, ``topic_missing``, ``broker``,
-          ``commit``); the source tries again with backoff (0.5 s doubling to 30 s).
+          ``commit``, ``partitions``); the source tries again with backoff (0.5 s doubling
+          to 30 s; to 2 s while a topic is missing).
 
         Args:
             topics: A topic name or a list of them.

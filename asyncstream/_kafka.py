@@ -21,8 +21,8 @@ Spark's direct Kafka stream, on aiokafka (imported on first use: the ``kafka`` e
   (:mod:`asyncstream._kafka_plans`).
 - **Errors.** An unreachable broker, a missing topic or a failed fetch or commit is a
   source event (``on_source_error``), never a crash; the source reconnects with
-  exponential backoff (0.5 s doubling to 30 s) and goes on from the next offset it has
-  not read.
+  exponential backoff (0.5 s doubling to 30 s; to 2 s while a topic is missing) and goes
+  on from the next offset it has not read.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ TP = tuple[str, int]  # (topic, partition)
 OWNED_OPTIONS: Final = ("bootstrap_servers", "group_id", "enable_auto_commit")
 _BACKOFF_MIN: Final = 0.5
 _BACKOFF_MAX: Final = 30.0
+_MISSING_TOPIC_MAX: Final = 2.0
 _POLL_MS: Final = 100
 _IDLE_POLLS: Final = 20  # empty polls (about 2 s) before the cluster is checked
 _MAX_RECORDS_PER_FETCH: Final = 50_000
@@ -281,7 +282,10 @@ class KafkaSource:
                 return  # the buffer was closed: the context is stopping
             if kind != "partitions":
                 await self._sleep(delay)
-                delay = min(delay * 2, _BACKOFF_MAX)
+                # A missing topic is looked for often (producers create topics on first
+                # use); a broker that fails, less and less often.
+                cap = _MISSING_TOPIC_MAX if kind == "topic_missing" else _BACKOFF_MAX
+                delay = min(delay * 2, cap)
             else:
                 delay = _BACKOFF_MIN
 
