@@ -5,8 +5,11 @@ every batch interval on deadlines computed from the aligned start (``first + k *
 interval``, so no drift); the timer's callback (:meth:`Scheduler._tick`) cuts every input
 into a batch and queues the batch time, without a task switch. One job task
 (:meth:`Scheduler.run_jobs`) runs the queued batches in time order, one at a time:
-stateful operators are fed, then the outputs run in registration order; then the caches
-the batch no longer needs are forgotten and, with a checkpoint, the batch is committed.
+inputs that plan their batches write the batch's ranges first (Kafka), stateful
+operators are fed, then the outputs run in registration order; then the caches the
+batch no longer needs are forgotten and, with a checkpoint, the batch is committed in a
+worker thread (the loop keeps ticking meanwhile); last, every input hears that the
+batch is done (Kafka commits its offsets to the group, a write-ahead log truncates).
 
 It knows the graph only through the :class:`~asyncstream._graph.Plan` the context made
 at start, and reports an error that must stop the context through ``fail``.
