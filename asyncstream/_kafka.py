@@ -163,7 +163,6 @@ class KafkaSource:
         self.quota = max_records_per_partition
         self._options = consumer_options
         self._sleep = sleep
-        self._out: RecordBuffer[KafkaRecord] | None = None
         self._consumer: Any = None
         self._tps: list[TP] = []  # assigned, sorted
         self._restored: dict[TP, int] = {}  # the checkpoint's offsets
@@ -243,7 +242,6 @@ class KafkaSource:
 
         Group commits run beside, on the connected consumer.
         """
-        self._out = out
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._commit_loop, events)
             await self._connect_and_fetch(out, events)
