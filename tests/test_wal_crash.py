@@ -124,3 +124,51 @@ def _committed(out: Path) -> int:
         return sum(_last_totals(out).values())
     except (IndexError, FileNotFoundError, SyntaxError, ValueError):
         return 0
+
+
+def _input_job(checkpoint: Path, out: Path, send: int, seconds: float) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(HERE / "wal_input_job.py"),
+            str(checkpoint),
+            str(out),
+            str(seconds),
+            str(send),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(HERE.parent)},
+    )
+
+
+def _counts(out: Path) -> dict[str, int]:
+    files = sorted(out.glob("counts-*"), key=lambda p: int(p.name.split("-")[1]))
+    return dict(ast.literal_eval(line) for line in files[-1].read_text().splitlines())
+
+
+def test_kill_9_while_input_stream_sends_then_every_acknowledged_record_counts_once(
+    tmp_path: Path,
+) -> None:
+    checkpoint, out = tmp_path / "checkpoint", tmp_path / "out"
+    rng = random.Random(os.environ.get("WAL_CRASH_SEED"))
+    proc = _input_job(checkpoint, out, 100_000, 60)
+    assert proc.stdout is not None
+    acked = -1
+    stop_at = rng.randint(200, 2000)
+    for line in proc.stdout:  # kill it at a random acknowledgement, mid-stream
+        if line.startswith("acked "):
+            acked = int(line.split()[1])
+            if acked >= stop_at:
+                proc.send_signal(signal.SIGKILL)
+                break
+    proc.communicate(timeout=20)
+    assert proc.returncode == -signal.SIGKILL
+    # The restart sends nothing: what the log holds is replayed first, then counted.
+    proc = _input_job(checkpoint, out, 0, 1.0)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    counts = _counts(out)
+    assert set(counts.values()) == {1}  # nothing counted twice
+    assert {f"r{i}" for i in range(acked + 1)} <= set(counts)  # nothing acknowledged lost
