@@ -174,3 +174,25 @@ def test_a_checkpointed_log_position_is_checked() -> None:
     assert op.restored_position == 4
     with pytest.raises(ValueError, match=r"^the checkpointed position of input_stream is not a "):
         op.restore({"wal_seq": -1})
+
+
+def test_planned_ranges_are_kept_one_at_a_time_and_authenticated(tmp_path: Path) -> None:
+    from asyncstream._wal import WriteAheadLog
+
+    tmp_path.chmod(0o700)
+    wal = WriteAheadLog(str(tmp_path))
+    try:
+        wal.write_plan("k", 1000, [["t", 0, 0, 5]], 999)
+        wal.write_plan("k", 2000, [["t", 0, 5, 9]], 1999)  # batch 1000 committed: dropped
+        assert wal.plans("k", 0) == [(2000, [["t", 0, 5, 9]])]
+        wal._conn.execute("UPDATE asyncstream_plans SET value = ?", (b'[["t",0,0,9]]',))
+        with pytest.raises(
+            CheckpointError, match=r"is not authentic: a planned batch of source 'k'"
+        ):
+            wal.plans("k", 0)
+        wal._conn.execute("DROP TABLE asyncstream_plans")
+        with pytest.raises(sqlite3.OperationalError, match=r"no such table"):
+            wal.write_plan("k", 3000, [], 2999)
+        assert not wal._conn.in_transaction  # rolled back
+    finally:
+        wal.close()
