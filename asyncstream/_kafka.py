@@ -164,6 +164,7 @@ class KafkaSource:
         self._options = consumer_options
         self._sleep = sleep
         self._consumer: Any = None
+        self._parked: Any = None  # the consumer when the source stopped, until aclose()
         self._tps: list[TP] = []  # assigned, sorted
         self._restored: dict[TP, int] = {}  # the checkpoint's offsets
         self._next: dict[TP, int] = {}  # the next offset to fetch (end of what was read)
@@ -262,9 +263,14 @@ class KafkaSource:
             try:
                 kind, problem = await self._session(consumer, out)
             except BaseException:  # cancelled: the context stops
+                if self._consumer is consumer:
+                    # Connected: kept open, so that the offsets of the batches a graceful
+                    # stop still runs are committed to the group at the end (aclose).
+                    self._parked = consumer
+                else:
+                    with anyio.move_on_after(5, shield=True):
+                        await self._stop(consumer)
                 self._consumer = None
-                with anyio.move_on_after(5, shield=True):
-                    await self._stop(consumer)
                 raise
             if self._consumer is consumer:  # it was connected: backoff starts over
                 delay = _BACKOFF_MIN
@@ -319,6 +325,12 @@ class KafkaSource:
                 return "connect", problem
             return "broker", f"the Kafka broker at {self.servers} failed: {_error_text(exc)}"
         raise AssertionError  # pragma: no cover - _fetch returns only by raising
+
+    async def aclose(self) -> None:
+        """The context stopped: commit the last batch's offsets to the group, disconnect."""
+        consumer, self._parked = self._parked, None
+        if consumer is not None:
+            await self._stop(consumer)
 
     async def _stop(self, consumer: Any) -> None:
         pending = self._to_commit
@@ -611,6 +623,10 @@ class KafkaInput(BufferedInput[KafkaRecord]):
     def pending(self) -> int:
         """Records buffered or fetched and waiting (graceful stop puts them in batches)."""
         return len(self.buffer)
+
+    async def shutdown(self) -> None:
+        """The context stopped (every batch ran): commit to the group, disconnect."""
+        await self.kafka.aclose()
 
 
 def _offset_row(row: object) -> bool:

@@ -37,7 +37,7 @@ from .errors import ContextStateError
 from .executors import Executor, InlineExecutor
 from .metrics import BatchInfo, Listeners, SourceErrorInfo
 from .operators import Transform
-from .sources import BufferedInput, ScannedInput
+from .sources import BufferedInput, Input, ScannedInput
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -628,9 +628,12 @@ class StreamingContext(SourceStreams):
         finally:
             with anyio.move_on_after(30, shield=True):  # a Dask client, then its cluster
                 await self._graph.executor.aclose()
-            with anyio.move_on_after(10, shield=True):  # outputs' connections (save_to_kafka)
+            with anyio.move_on_after(10, shield=True):  # connections (Kafka)
                 for _, out in self._graph.outputs:
                     await out.shutdown()
+                for node in self._graph.inputs:
+                    if isinstance(node.op, Input):
+                        await node.op.shutdown()
             with anyio.move_on_after(5, shield=True):  # async listeners hear the last batch
                 await self._listeners.flush()
             self._listeners.discard()

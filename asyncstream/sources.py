@@ -74,6 +74,9 @@ class Input(ops.Operator):
     async def recover(self, log: Any, name: str, first_ms: int) -> None:
         """At start with a checkpoint: keep plans in ``log``; rebuild batch ``first_ms``."""
 
+    async def shutdown(self) -> None:
+        """The context stopped and every batch ran: release what must be awaited."""
+
     reads = ops.Reads.NOTHING
 
     async def compute(self, t: int, inputs: list[Any]) -> ops.Parts:
