@@ -15,7 +15,9 @@ Spark's direct Kafka stream, on aiokafka (imported on first use: the ``kafka`` e
 - **Offsets.** After each cut, the next offset of every partition is the input's
   position: with a checkpoint it commits in the batch's SQLite transaction, with the
   keyed state (exactly-once state). After a batch ran (and committed) the offsets are
-  also committed to the group, when there is one (at-least-once without a checkpoint).
+  also committed to the group, when there is one (at-least-once without a checkpoint;
+  the consumer stays open until a graceful stop has run its last batches, whose offsets
+  it then commits).
   A job starts at the checkpoint's offsets, else the group's committed offsets, else
   ``start``. The batch in flight when a job died is read again whole
   (:mod:`asyncstream._kafka_plans`).
