@@ -30,6 +30,7 @@ Example:
 """
 
 from ._dask_executor import DaskExecutor as DaskExecutor
+from ._kafka import KafkaRecord as KafkaRecord
 from ._process_executor import ProcessExecutor as ProcessExecutor
 from .batch import Batch as Batch
 from .clock import Clock as Clock
@@ -92,6 +93,7 @@ __all__ = [
     "IncompatibleStreamsError",
     "InlineExecutor",
     "InputSender",
+    "KafkaRecord",
     "KeyedDStream",
     "ListenerResult",
     "MapWithStateDStream",

@@ -399,7 +399,9 @@ def open_db(
     # mode=rw: never create a file here (one removed meanwhile is an error, not a reset).
     uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=rw"
     try:
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+        # Used from one thread at a time, but not always the same one: a checkpoint commits
+        # in a worker thread so that the event loop keeps its ticks (see _scheduler).
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     except sqlite3.DatabaseError as exc:
         raise refuse(path, layout.label, f"cannot be opened ({exc})", fix) from exc
     try:

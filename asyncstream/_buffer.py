@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Final, Generic, TypeVar
 from .errors import StreamClosedError
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterable
+    from collections.abc import Callable, Collection, Iterable
 
     from ._throttle import Throttle
 
@@ -87,6 +87,7 @@ class RecordBuffer(Generic[T]):
         "_reserved",
         "_size",
         "_space",
+        "log",
         "throttle",
     )
 
@@ -108,6 +109,8 @@ class RecordBuffer(Generic[T]):
         self._closed_reason = "the streaming context has stopped"
         #: The source's rate limit (``rate=``), if any.
         self.throttle: Throttle | None = None
+        #: Called with each chunk before it is taken (a write-ahead log, see _wal.py).
+        self.log: Callable[[list[T]], None] | None = None
 
     @property
     def maxsize(self) -> int:
@@ -199,7 +202,10 @@ class RecordBuffer(Generic[T]):
             nbytes = nbytes * room // n
             n = room
         # Always a copy: the caller keeps its list, and ``put`` may extend our tail chunk.
-        self._chunks.append(items[:n])
+        chunk = items[:n]
+        if self.log is not None:
+            self.log(chunk)
+        self._chunks.append(chunk)
         self._size += n
         self._bytes += nbytes
         return n
@@ -210,6 +216,8 @@ class RecordBuffer(Generic[T]):
         Nothing is put into a closed buffer (the context stopped without draining).
         """
         if items and not self._closed:
+            if self.log is not None:
+                self.log(items)
             self._chunks.append(items[:])
             self._size += len(items)
             self._bytes += estimate_bytes(items) if nbytes is None else nbytes
@@ -250,6 +258,8 @@ class RecordBuffer(Generic[T]):
         while True:
             self._check_open()
             if not self.full() and (self.throttle is None or self.throttle.take(1)):
+                if self.log is not None:
+                    self.log([item])
                 if self._chunks and len(self._chunks[-1]) < 1024:
                     self._chunks[-1].append(item)
                 else:

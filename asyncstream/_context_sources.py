@@ -20,9 +20,10 @@ from .sources import BufferedInput, Input, InputSender, IterableSource, QueueInp
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import AsyncIterable, Iterable, Sequence
+    from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 
     from ._graph import Graph
+    from ._kafka import KafkaRecord
     from .clock import Clock
 
 __all__: list[str] = []
@@ -406,6 +407,80 @@ class SourceStreams:
         source = BinaryRecordsSource(directory, record_length, max_file_bytes=max_file_bytes)
         throttle = self._throttle(rate, initial_rate, max_rate)
         return self._add_scanned(source, "binary_records_stream", throttle)
+
+    def kafka_stream(
+        self,
+        topics: str | Sequence[str],
+        *,
+        bootstrap_servers: str | Sequence[str],
+        group_id: str | None = None,
+        start: str = "earliest",
+        max_records_per_partition: int | None = None,
+        consumer_options: Mapping[str, Any] | None = None,
+    ) -> DStream[KafkaRecord]:
+        """The records of Kafka topics, as Spark's direct Kafka stream (needs aiokafka).
+
+        Each batch holds what was fetched since the previous tick: one batch partition
+        per Kafka partition (sorted by topic, partition), in offset order, at most
+        ``max_records_per_partition`` of each (Spark's ``maxRatePerPartition`` times the batch
+        interval); the rest waits on the broker. The source assigns itself every
+        partition of ``topics`` (no group membership, so no rebalances).
+
+        - With :meth:`checkpoint`, the offsets after each batch commit in the same
+          SQLite transaction as its state: after a crash the job goes on from them, so
+          keyed state counts every record exactly once.
+        - After a batch ran (and committed) its offsets are committed to ``group_id``
+          when given: without a checkpoint that is at-least-once.
+        - A job starts at the checkpoint's offsets, else the group's committed offsets,
+          else ``start`` (``"earliest"`` or ``"latest"``).
+        - An unreachable broker, a missing topic, a failed fetch or commit are source
+          events (``on_source_error``, kinds ``connect``, ``topic_missing``, ``broker``,
+          ``commit``, ``partitions``); the source tries again with backoff (0.5 s doubling
+          to 30 s; to 2 s while a topic is missing).
+
+        Args:
+            topics: A topic name or a list of them.
+            bootstrap_servers: ``"host:port"`` or a list of them.
+            group_id: The consumer group whose committed offsets are used and updated.
+            start: Where to start without committed offsets.
+            max_records_per_partition: Records per partition per batch (``None``: only
+                the stream's buffer bounds apply).
+            consumer_options: More ``aiokafka.AIOKafkaConsumer`` keyword arguments
+                (not ``bootstrap_servers``, ``group_id`` nor ``enable_auto_commit``).
+
+        Raises:
+            MissingExtraError: aiokafka is not installed (``pip install 'asyncstream[kafka]'``).
+
+        Example:
+            The stream connects once the context starts (here it is only built):
+
+            >>> clicks = ssc.kafka_stream("clicks", bootstrap_servers="localhost:9092")
+            >>> clicks.map(lambda r: (r.key, 1)).reduce_by_key(operator.add).pprint()
+            >>> clicks
+            <DStream kafka_stream at ... slide=1s>
+        """
+        from ._kafka import (
+            OWNED_OPTIONS,
+            KafkaInput,
+            KafkaSource,
+            check_kafka_args,
+            check_options,
+            import_aiokafka,
+        )
+
+        names = check_kafka_args(topics, start, max_records_per_partition)
+        options = check_options(consumer_options, OWNED_OPTIONS, "consumer_options")
+        import_aiokafka()
+        source = KafkaSource(
+            names,
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            start=start,
+            max_records_per_partition=max_records_per_partition,
+            consumer_options=options,
+            sleep=self._sleep,
+        )
+        return self._add_input(KafkaInput(source, DEFAULT_MAXSIZE), "kafka_stream")
 
     def _add_scanned(
         self,

@@ -5,8 +5,11 @@ every batch interval on deadlines computed from the aligned start (``first + k *
 interval``, so no drift); the timer's callback (:meth:`Scheduler._tick`) cuts every input
 into a batch and queues the batch time, without a task switch. One job task
 (:meth:`Scheduler.run_jobs`) runs the queued batches in time order, one at a time:
-stateful operators are fed, then the outputs run in registration order; then the caches
-the batch no longer needs are forgotten and, with a checkpoint, the batch is committed.
+inputs that plan their batches write the batch's ranges first (Kafka), stateful
+operators are fed, then the outputs run in registration order; then the caches the
+batch no longer needs are forgotten and, with a checkpoint, the batch is committed in a
+worker thread (the loop keeps ticking meanwhile); last, every input hears that the
+batch is done (Kafka commits its offsets to the group, a write-ahead log truncates).
 
 It knows the graph only through the :class:`~asyncstream._graph.Plan` the context made
 at start, and reports an error that must stop the context through ``fail``.
@@ -84,6 +87,7 @@ class Scheduler:
         self._inputs = plan.inputs
         self._outputs = plan.outputs
         self._stateful = plan.stateful
+        self._planning = [op for _, op in plan.inputs if op.plans_ranges]
         self._caching = plan.caching
         self._checkpoint = checkpoint
         self._listeners = listeners
@@ -239,6 +243,9 @@ class Scheduler:
         times: dict[str, float] = {}  # this batch's operator times (see _graph.batch_at)
         graph.times = times
         graph.nested = 0.0
+        for input_op in self._planning:
+            if (pending := input_op.before_batch(t)) is not None:
+                await pending  # its planned ranges are durable before any output runs
         try:
             for node, op in self._stateful:
                 await feed(node, op, t)
@@ -277,15 +284,26 @@ class Scheduler:
                 for buffer, n in self._held.pop(t, ()):
                     buffer.release(n)
         if self._checkpoint is not None:
-            self._commit(t)
+            await self._commit(t)
+        for _, input_op in self._inputs:
+            input_op.batch_done(t)
         self.completed += 1
         self._last_info = last = (t, num, submitted, started, clock.now(), times)
         self._recorder.batch_completed(t, counts, submitted, started, last[4], times)
         if listeners is not None:
             listeners.emit("on_batch_completed", BatchInfo(*last))
 
-    def _commit(self, t: int) -> None:
-        assert self._checkpoint is not None
+    async def _commit(self, t: int) -> None:
+        """Commit batch ``t`` in a worker thread: the loop keeps ticking meanwhile.
+
+        No batch runs until the commit is done (the job runner awaits it), so nothing
+        changes the state the thread pickles; ticks still fire on schedule and queue
+        their batches. The thread yields the GIL every 1,024 rows
+        (``stores.SqliteStateStore.prepare_write``), so a large commit delays a tick by
+        far less than the interpreter's switch interval.
+        """
+        checkpoint = self._checkpoint
+        assert checkpoint is not None
         blobs: dict[str, tuple[str, Any]] = {
             f"source:{name}": ("source", position)
             for name, position in self._positions.pop(t, {}).items()
@@ -294,7 +312,9 @@ class Scheduler:
             blob = op.checkpoint_blob()
             if blob is not None:
                 blobs[op.name or op.kind] = (op.kind, blob)  # named at start
-        self._checkpoint.commit(t, {"zero_ms": self._graph.zero_ms}, blobs)
+        meta = {"zero_ms": self._graph.zero_ms}
+        # Not cancellable: a stop waits for the transaction rather than leave it half done.
+        await anyio.to_thread.run_sync(checkpoint.commit, t, meta, blobs)
 
     def _forget(self, t: int) -> None:
         for node in self._caching:

@@ -169,6 +169,10 @@ class _Pump:
         self._wake = asyncio.Event()
         self.closed_error: StreamClosedError | None = None
 
+    def waiting_lines(self) -> int:
+        """Lines read but still in the backlog: not yet handed to the stream."""
+        return sum(len(lines) for lines, _ in self.backlog)
+
     def wake(self) -> None:
         self._wake.set()
 
@@ -475,7 +479,7 @@ class SocketTextSource:
             (refusals plus ended connections), ``connections`` (made so far) and
             ``paused`` (times reading stopped: a bound or the rate limit was reached).
         """
-        stats = self._counters.as_dict()
+        stats = _handed_over(self._counters.as_dict(), self._pump)
         stats["reconnects"] = self._reconnects
         stats["connections"] = self._connections
         stats["paused"] = self._pump.pauses if self._pump is not None else 0
@@ -644,7 +648,7 @@ class SocketServerSource:
             stopped at the cap), ``accept_errors`` and ``paused`` (times reading was
             paused because the buffer was full).
         """
-        stats = self._counters.as_dict()
+        stats = _handed_over(self._counters.as_dict(), self._pump)
         stats["connections"] = self._connections
         stats["open_connections"] = self._open
         stats["idle_closed"] = self._idle_closed
@@ -801,3 +805,14 @@ class SocketServerSource:
                     )
                     events.error("idle", detail, origin=proto.origin)
                     proto.close()
+
+
+def _handed_over(stats: dict[str, int], pump: _Pump | None) -> dict[str, int]:
+    """The counters, with ``lines`` only what the stream has.
+
+    Lines read while the buffer is full wait in the source's backlog; they count once
+    they are in the buffer (with a write-ahead log: once appended to it, SPEC §10).
+    """
+    if pump is not None and pump.backlog:
+        stats["lines"] -= pump.waiting_lines()
+    return stats

@@ -105,6 +105,28 @@ STORE_LAYOUT: Final = _auth.Layout(
     (*META_SCHEMA, *STATE_SCHEMA),
     {**META_COLUMNS, **STATE_COLUMNS},
 )
+# The write-ahead log (asyncstream._wal), a file of its own beside checkpoint.db so that
+# appending never waits for a batch's commit: one row per chunk of records a source
+# received, in order, the chunk pickled; its MAC covers the sequence number and the bytes.
+WAL_NAME: Final = "wal.db"
+# Beside it, the planned offset ranges of the batches a replayable source (Kafka) cut and
+# that have not committed yet (JSON), so that a restart runs them with the same records.
+WAL_SCHEMA: Final = (
+    "CREATE TABLE asyncstream_wal (seq INTEGER PRIMARY KEY, source TEXT NOT NULL, "
+    "value BLOB NOT NULL, mac BLOB NOT NULL)",
+    "CREATE TABLE asyncstream_plans (source TEXT NOT NULL, batch_time_ms INTEGER NOT NULL, "
+    "value BLOB NOT NULL, mac BLOB NOT NULL, PRIMARY KEY (source, batch_time_ms))",
+)
+WAL_LAYOUT: Final = _auth.Layout(
+    "asyncstream-wal/1",
+    "write-ahead log",
+    (*META_SCHEMA, *WAL_SCHEMA),
+    {
+        **META_COLUMNS,
+        "asyncstream_wal": ("seq", "source", "value", "mac"),
+        "asyncstream_plans": ("source", "batch_time_ms", "value", "mac"),
+    },
+)
 #: What every error about a stand-alone state store file tells the user to do.
 STORE_FIX: Final = "delete the file (the state restarts empty) or use another path"
 _FIX: Final = (

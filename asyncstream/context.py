@@ -29,13 +29,15 @@ from ._runner import unwrap as _unwrap
 from ._scheduler import Scheduler
 from ._source_api import SourceEvents
 from ._util import Duration, call_site, to_ms
+from ._wal import WriteAheadLog
+from ._wal import attach as attach_log
 from .checkpoint import Checkpoint
 from .clock import Clock, SystemClock
 from .errors import ContextStateError
 from .executors import Executor, InlineExecutor
 from .metrics import BatchInfo, Listeners, SourceErrorInfo
 from .operators import Transform
-from .sources import BufferedInput, ScannedInput
+from .sources import BufferedInput, Input, ScannedInput
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -137,6 +139,8 @@ class StreamingContext(SourceStreams):
         self._state = ContextState.INITIALIZED
         self._checkpoint_dir: str | None = None
         self._checkpoint: Checkpoint | None = None
+        self._write_ahead_log = False
+        self._wal: WriteAheadLog | None = None
         self._listeners = Listeners()
         self._recorder = Recorder()  # its input streams are set at start()
         self._on_stop: list[Callable[[], Awaitable[None]]] = []  # e.g. the dashboard server
@@ -385,12 +389,22 @@ class StreamingContext(SourceStreams):
         """
         self._listeners.add(listener)
 
-    def checkpoint(self, directory: str | os.PathLike[str]) -> None:
+    def checkpoint(
+        self, directory: str | os.PathLike[str], *, write_ahead_log: bool = False
+    ) -> None:
         """Keep the job's state durable in ``directory`` (SQLite), committed every batch.
 
         On start, state found there is restored by operator name, sources that can replay
-        (``queue_stream``, file streams) go back to their checkpointed position, and the
-        batches after the last committed one run again, at their original times.
+        (``queue_stream``, file streams, Kafka) go back to their checkpointed position, and
+        the batches after the last committed one run again, at their original times.
+
+        With ``write_ahead_log=True``, what the sources that cannot replay (sockets,
+        ``input_stream``, ``iterable_stream``) receive is appended durably (fsynced) to
+        ``directory/wal.db`` before it counts as received (``send()`` returns after the
+        append); after a crash the records no committed batch held are replayed first,
+        in order. Commits delete what the log's readers consumed. Each append costs an
+        fsync: send in chunks (``send_many``). The flag set in ``setup()`` stays on when
+        :meth:`get_or_create` points the context at its directory.
 
         Example:
             A job that keeps a running total, run twice on the checkpoint in ``tmp`` (on
@@ -414,6 +428,7 @@ class StreamingContext(SourceStreams):
         """
         self._check_can_add("checkpoint()")
         self._checkpoint_dir = os.fspath(directory)
+        self._write_ahead_log = bool(write_ahead_log)
 
     @classmethod
     def get_or_create(
@@ -447,7 +462,7 @@ class StreamingContext(SourceStreams):
         if not isinstance(cast("object", ssc), StreamingContext):
             msg = f"get_or_create: setup() must return a StreamingContext, got {ssc!r}"
             raise TypeError(msg)
-        ssc.checkpoint(directory)
+        ssc.checkpoint(directory, write_ahead_log=ssc._write_ahead_log)
         return ssc
 
     def remember(self, duration: Duration) -> None:
@@ -523,10 +538,22 @@ class StreamingContext(SourceStreams):
                     position = checkpoint.blob(f"source:{name}")
                     if position is not None:
                         input_op.restore(position)
+                logged = _logged_inputs(plan) if self._write_ahead_log else []
+                planning = [
+                    (name, op)
+                    for name, (_, op) in zip(plan.input_names, plan.inputs, strict=True)
+                    if op.plans_ranges
+                ]
+                if logged or planning:
+                    self._wal = attach_log(checkpoint.directory, logged)
+                    for name, input_op in planning:
+                        await input_op.recover(self._wal, name, first)
             await self._graph.executor.start()
         except BaseException:
             if checkpoint is not None:
                 checkpoint.close()
+            if self._wal is not None:
+                self._wal.close()
             raise
         self._scheduler = sched = Scheduler(
             clock=self._clock,
@@ -601,6 +628,12 @@ class StreamingContext(SourceStreams):
         finally:
             with anyio.move_on_after(30, shield=True):  # a Dask client, then its cluster
                 await self._graph.executor.aclose()
+            with anyio.move_on_after(10, shield=True):  # connections (Kafka)
+                for _, out in self._graph.outputs:
+                    await out.shutdown()
+                for node in self._graph.inputs:
+                    if isinstance(node.op, Input):
+                        await node.op.shutdown()
             with anyio.move_on_after(5, shield=True):  # async listeners hear the last batch
                 await self._listeners.flush()
             self._listeners.discard()
@@ -619,6 +652,8 @@ class StreamingContext(SourceStreams):
             out.close()
         if self._checkpoint is not None:
             self._checkpoint.close()
+        if self._wal is not None:
+            self._wal.close()
         if self._remove_settler is not None:
             self._remove_settler()
         self._terminated.set()
@@ -767,3 +802,12 @@ class StreamingContext(SourceStreams):
             BatchError: A user function failed.
         """
         run_context(self, timeout, use_uvloop=self._uvloop)
+
+
+def _logged_inputs(plan: _graph.Plan) -> list[tuple[str, BufferedInput[Any]]]:
+    """The inputs a write-ahead log keeps: buffered ones whose source cannot replay."""
+    return [
+        (name, op)
+        for name, (_, op) in zip(plan.input_names, plan.inputs, strict=True)
+        if isinstance(op, BufferedInput) and not op.replayable
+    ]

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeAlias, TypeVar, cast, final, overload
 
 from . import operators as ops
@@ -947,16 +955,31 @@ class DStream(Generic[T_co]):
         """
         self._node.graph.add_output(self._node, sinks.PPrint(num))
 
-    def foreach_batch(self, fn: Callable[[Batch[T_co]], MaybeAwaitable[None]]) -> None:
+    def foreach_batch(
+        self,
+        fn: Callable[[Batch[T_co]], MaybeAwaitable[None]]
+        | Callable[[datetime, Batch[T_co]], MaybeAwaitable[None]],
+    ) -> None:
         """Call ``fn(batch)`` (sync or async) for every batch, empty ones included.
+
+        A function of two positional parameters is called ``fn(time, batch)``, ``time``
+        being the batch time (an aware ``datetime``, also ``batch.time``): the key that
+        makes an output idempotent, as Structured Streaming's ``foreachBatch`` passes the
+        batch id. Outputs are at-least-once: after a crash, the batches that were not
+        committed run again with the same time, so an output that replaces what it wrote
+        for that time (as ``save_as_text_files`` does) is exactly-once.
 
         Example:
             With ``ssc`` a context on the manual clock ``clock`` and ``lines`` its input:
 
             >>> async def show(batch) -> None:
             ...     print(batch.time_ms, list(batch))
+            >>> written = {}
+            >>> def upsert(time, batch) -> None:  # keyed by the batch time: a re-run replaces
+            ...     written[time.isoformat()] = list(batch)
             >>> lines.map(len).foreach_batch(lambda b: print(b.time, list(b)))
             >>> lines.count().foreach_batch(show)
+            >>> lines.count().foreach_batch(upsert)
             >>> async def main() -> None:
             ...     async with ssc:
             ...         await clock.advance(3)
@@ -967,8 +990,56 @@ class DStream(Generic[T_co]):
             2000 [1]
             1970-01-01 00:00:03+00:00 []
             3000 [0]
+            >>> written["1970-01-01T00:00:02+00:00"]
+            [1]
         """
         self._node.graph.add_output(self._node, sinks.ForeachBatch(fn))
+
+    def save_to_kafka(
+        self,
+        topic: str,
+        *,
+        bootstrap_servers: str | Sequence[str],
+        key: Callable[[T_co], bytes | None] | None = None,
+        value: Callable[[T_co], bytes | None] | None = None,
+        producer_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Send every record of each batch to the Kafka ``topic`` (needs aiokafka).
+
+        ``value(record)`` and ``key(record)`` give the bytes sent (default: a ``bytes``
+        record as it is, a ``str`` encoded as UTF-8, a ``KafkaRecord``'s own key and
+        value). A batch's output ends when the broker acknowledged all its records
+        (``acks="all"``), through an idempotent producer. Delivery is at-least-once:
+        after a crash, a batch that was not committed runs again and sends again (see
+        ``asyncstream._kafka_sink``). ``producer_options`` are more
+        ``aiokafka.AIOKafkaProducer`` keyword arguments.
+
+        Raises:
+            MissingExtraError: aiokafka is not installed (``pip install 'asyncstream[kafka]'``).
+
+        Example:
+            Records go to the broker once the context runs (here the job is only built):
+
+            >>> words = lines.flat_map(str.split)
+            >>> words.save_to_kafka("words", bootstrap_servers="localhost:9092")
+            >>> counts = words.count_by_value()
+            >>> counts.save_to_kafka(
+            ...     "word-counts",
+            ...     bootstrap_servers="localhost:9092",
+            ...     key=lambda pair: pair[0].encode(),
+            ...     value=lambda pair: str(pair[1]).encode(),
+            ... )
+        """
+        from ._kafka_sink import SaveToKafka
+
+        sink = SaveToKafka(
+            topic,
+            bootstrap_servers=bootstrap_servers,
+            key=key,
+            value=value,
+            producer_options=producer_options,
+        )
+        self._node.graph.add_output(self._node, sink)
 
     def save_as_text_files(self, prefix: str, suffix: str | None = None) -> None:
         """Write each batch to ``{prefix}-{time_ms}[.{suffix}]``, one record per line.

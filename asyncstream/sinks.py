@@ -20,6 +20,7 @@ import anyio.to_thread
 
 from ._util import call_site, fn_name, is_async_callable
 from .batch import Batch
+from .operators import wants_time
 
 __all__: list[str] = []
 
@@ -47,6 +48,9 @@ class Output:
 
     def close(self) -> None:
         """The context stopped: release what the output holds."""
+
+    async def shutdown(self) -> None:
+        """The context is stopping: release what must be awaited (a producer's connection)."""
 
 
 def pprint_text(batch: Batch[Any], num: int) -> str:
@@ -91,19 +95,20 @@ class PPrint(Output):
 
 
 class ForeachBatch(Output):
-    """Call a user function with every batch."""
+    """Call a user function with every batch (and its time, when it takes two arguments)."""
 
     kind = "foreach_batch"
 
-    def __init__(self, fn: Callable[[Batch[Any]], Any]) -> None:
+    def __init__(self, fn: Callable[..., Any]) -> None:
         super().__init__(f"foreach_batch({fn_name(fn)})")
         self.fn = fn
         self.user_fns = (fn,)
         self.is_async = is_async_callable(fn)
+        self.with_time = wants_time(fn, 1)
 
     def run(self, batch: Batch[Any]) -> Awaitable[Any] | None:
         """Call the function; what an async function returns is for the engine to await."""
-        result = self.fn(batch)
+        result = self.fn(batch.time, batch) if self.with_time else self.fn(batch)
         if result is not None and (self.is_async or inspect.isawaitable(result)):
             return cast("Awaitable[Any]", result)
         return None

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import collections
 import itertools
-from collections.abc import AsyncIterable, Collection, Iterable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, final
 
 from . import operators as ops
@@ -26,6 +26,7 @@ from ._buffer import DEFAULT_MAX_BUFFER_BYTES, RecordBuffer
 if TYPE_CHECKING:
     from ._source_api import Source, SourceEvents
     from ._throttle import Throttle
+    from ._wal import InputLog
 
 __all__ = ["InputSender"]
 
@@ -58,6 +59,23 @@ class Input(ops.Operator):
 
     def restore(self, position: Any) -> None:
         """Go back to a checkpointed position."""
+
+    def batch_done(self, t: int) -> None:
+        """The batch of time ``t`` ran (and committed, with a checkpoint); in time order."""
+
+    #: Whether the input keeps the ranges of its batch in flight, so that a restart runs
+    #: it with the same records (Kafka; see ``before_batch`` and ``recover``).
+    plans_ranges = False
+
+    def before_batch(self, t: int) -> Awaitable[None] | None:
+        """Batch ``t`` is about to run: what to wait for first (``None``: nothing)."""
+        return None
+
+    async def recover(self, log: Any, name: str, first_ms: int) -> None:
+        """At start with a checkpoint: keep plans in ``log``; rebuild batch ``first_ms``."""
+
+    async def shutdown(self) -> None:
+        """The context stopped and every batch ran: release what must be awaited."""
 
     reads = ops.Reads.NOTHING
 
@@ -152,10 +170,46 @@ class BufferedInput(Input, Generic[T]):
         self.name = name
         self.buffer: RecordBuffer[T] = RecordBuffer(maxsize, max_bytes)
         self.source = source
+        #: Its write-ahead log, when the checkpoint keeps one (set at start, see _wal.py).
+        self.wal: InputLog | None = None
+        self._position = 0
 
     def cut(self) -> list[Any]:
         """Everything buffered since the previous tick."""
-        return self.buffer.drain()
+        records = self.buffer.drain()
+        if self.wal is not None:
+            self._position = self.wal.cut()
+        return records
+
+    @property
+    def replayable(self) -> bool:  # type: ignore[override]
+        """With a write-ahead log: its position is the log's, replayed after a crash."""
+        return self.wal is not None
+
+    def position(self) -> Any:
+        """The log's last sequence number in the batches cut so far (with a log)."""
+        return {"wal_seq": self._position}
+
+    def restore(self, position: Any) -> None:
+        """Note the committed log position (the log replays what follows it at start)."""
+        seq = position.get("wal_seq") if isinstance(position, dict) else None
+        if type(seq) is not int or seq < 0:
+            msg = (
+                f"the checkpointed position of {self.name} is not a write-ahead log position: "
+                f"{position!r}; use a new checkpoint directory"
+            )
+            raise ValueError(msg)
+        self._position = seq
+
+    @property
+    def restored_position(self) -> int:
+        """The committed log position read from the checkpoint (0 when none)."""
+        return self._position
+
+    def batch_done(self, t: int) -> None:
+        """The oldest cut batch committed: the log forgets what it consumed."""
+        if self.wal is not None:
+            self.wal.batch_done()
 
     def pending(self) -> int:
         """Records in the buffer."""

@@ -73,7 +73,7 @@ class UpdateStateByKey(Generic[K, V, S]):
         [('a', 11), ('b', 3)]
     """
 
-    __slots__ = ("_fn", "_state", "_store")
+    __slots__ = ("_fn", "_state", "_store", "_stored")
 
     def __init__(
         self,
@@ -85,6 +85,7 @@ class UpdateStateByKey(Generic[K, V, S]):
         self._fn = fn
         self._state: dict[K, S] = dict(initial) if initial is not None else {}
         self._store = store
+        self._stored = not self._state  # whether the store holds self._state
 
     def step(self, new_pairs: Iterable[tuple[K, V]]) -> ItemsView[K, S]:
         """Apply one batch and return the full state as a view of ``(key, state)`` pairs.
@@ -112,10 +113,22 @@ class UpdateStateByKey(Generic[K, V, S]):
         return new.items()
 
     def _sync(self, store: StateStore[K, S], new: dict[K, S]) -> None:
-        for k in self._state:
+        old = self._state
+        for k in old:
             if k not in new:
                 store.delete(k)
+        # ``fn`` runs for every key every batch, but most keys keep their state: an
+        # unchanged value of an immutable type is not written again (a durable store
+        # then commits only the keys that changed). Mutable values are always written:
+        # ``fn`` may have changed them in place.
+        before: dict[K, S] = old if self._stored else {}
+        get, immutable = before.get, _IMMUTABLE
+        self._stored = True
         for k, s in new.items():
+            if type(s) in immutable:
+                o = get(k, _MISSING)
+                if type(o) is type(s) and o == s:
+                    continue
             store.put(k, s)
 
     def snapshot(self) -> list[tuple[K, S]]:
@@ -129,6 +142,12 @@ class UpdateStateByKey(Generic[K, V, S]):
     def restore(self, pairs: Iterable[tuple[K, S]]) -> None:
         """Replace the state (and any ``initial``) with ``pairs``, e.g. ``store.items()``."""
         self._state = dict(pairs)
+        self._stored = False  # the next batch writes every key once
+
+
+_MISSING: Final[Any] = object()
+#: Types whose values cannot change in place: an equal value is the same state.
+_IMMUTABLE: Final = frozenset({int, float, complex, str, bytes, bool})
 
 
 # --- map_with_state -------------------------------------------------------------------

@@ -24,6 +24,7 @@ import os
 import pickle
 import sqlite3
 import struct
+import time
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar, final
 
 from . import _auth
@@ -309,7 +310,9 @@ class SqliteStateStore(Generic[K, S]):
         new_keys: dict[K, bytes] = {}
         name = self.operator_name
         mac, dumps = self._state_mac, pickle.dumps
-        for key, state in self._pending.items():
+        for i, (key, state) in enumerate(self._pending.items()):
+            if not i & 1023:
+                _yield_gil()
             kb = self._key_bytes.get(key)
             if state is _DELETED:
                 if kb is not None:
@@ -369,6 +372,11 @@ class SqliteStateStore(Generic[K, S]):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _yield_gil() -> None:
+    """Let another thread (the event loop, during an off-loop commit) take the GIL now."""
+    time.sleep(0)
 
 
 def checkpoint_store(checkpoint: Checkpoint, operator: str) -> SqliteStateStore[Any, Any]:

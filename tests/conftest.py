@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -9,7 +10,7 @@ import pytest
 from asyncstream.testing import ManualClock
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
     from pathlib import Path
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
@@ -75,3 +76,19 @@ def each_executor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
 
         monkeypatch.setattr("asyncstream.context.InlineExecutor", RoundTripExecutor)
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[str]:
+    """A Tansu broker on a free loopback port for the session: its ``host:port``.
+
+    A broker that cannot start fails the test with the reason; it is never skipped.
+    """
+    from kafka_broker import start_broker
+
+    with contextlib.ExitStack() as stack:
+        try:
+            broker = stack.enter_context(start_broker())
+        except RuntimeError as exc:
+            pytest.fail(f"the Kafka tests need a broker, which could not start: {exc}")
+        yield broker.bootstrap

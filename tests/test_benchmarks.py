@@ -130,3 +130,26 @@ def test_bench_executors() -> None:
     assert "start-up s" in out.header
     assert {"inline", "processes:2", "dask:2"} <= out.first_cells(), out.text
     assert any(line.startswith("heavy: ") and "µs/call" in line for line in out.lines), out.text
+
+
+def test_bench_checkpoint() -> None:
+    out = run_bench("bench_checkpoint.py", "--quick")
+    assert out.header[:5] == ["workload", "baseline", "engine", "baseline value", "cost"]
+    firsts = out.first_cells()
+    assert "W4 update_state_by_key, checkpointed" in firsts, out.text
+    assert any(cell.startswith("L1 tick lateness") for cell in firsts), out.text
+    assert sum(cell.startswith("WAL, chunks of") for cell in firsts) == 4, out.text
+
+
+def test_bench_kafka(kafka_broker: str) -> None:
+    out = run_bench(
+        "bench_kafka.py", "--records", "3000", "--rounds", "1", "--bootstrap", kafka_broker
+    )
+    assert out.header[:5] == [
+        "workload",
+        "baseline",
+        "engine records/s",
+        "baseline records/s",
+        "throughput ratio",
+    ]
+    assert out.first_cells() == {"K1 kafka_stream -> count()"}, out.text

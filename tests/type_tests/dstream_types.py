@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import operator
-from typing import assert_type
+from typing import TYPE_CHECKING, assert_type
 
-from asyncstream import Batch, DStream, StreamingContext
+from asyncstream import Batch, DStream, KafkaRecord, StreamingContext
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 def check(ssc: StreamingContext, lines: DStream[str]) -> None:
@@ -33,5 +36,14 @@ def check(ssc: StreamingContext, lines: DStream[str]) -> None:
         print(batch.time, list(batch))
 
     words.foreach_batch(show)
+
+    def upsert(time: datetime, batch: Batch[str]) -> None:
+        print(time.isoformat(), list(batch))
+
+    words.foreach_batch(upsert)
+    records = ssc.kafka_stream("t", bootstrap_servers="localhost:9092")
+    assert_type(records, DStream[KafkaRecord])
+    assert_type(records.map(lambda r: r.value), DStream[bytes | None])
+    records.save_to_kafka("out", bootstrap_servers="localhost:9092", value=lambda r: r.value)
     # Keyed operators are a type error on a stream that is not of pairs:
     words.reduce_by_key(operator.add)  # type: ignore[misc]
