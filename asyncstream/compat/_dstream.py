@@ -1,0 +1,354 @@
+"""``DStream``: PySpark's DStream methods (camelCase, PySpark's keywords) over the engine's."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+
+from ._functions import as_records, check_function, local_time, with_time
+from ._rdd import RDD
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from datetime import datetime
+
+    from asyncstream import Batch, StateSpec
+    from asyncstream import DStream as EngineDStream
+
+    from ._streaming import StreamingContext
+
+__all__ = ["DStream"]
+
+T_co = TypeVar("T_co", covariant=True)  # element type of the stream
+
+Duration = float | int
+
+
+@final
+class DStream(Generic[T_co]):
+    """A PySpark DStream over an :class:`asyncstream.DStream`.
+
+    DStreams come from a compat :class:`~asyncstream.compat.StreamingContext` or from
+    operators, as in PySpark. Functions that PySpark gives an RDD get a list-backed
+    :class:`~asyncstream.compat.RDD`, with the batch time (a naive local ``datetime``)
+    first when they take one more parameter.
+
+    Example:
+        >>> from asyncstream.compat import SparkContext, StreamingContext
+        >>> sc = SparkContext("local[2]", "example")
+        >>> ssc = StreamingContext(sc, 1)
+        >>> lines = ssc.queueStream([["a b", "b"]])
+        >>> counts = lines.flatMap(str.split).map(lambda w: (w, 1)).reduceByKey(operator.add)
+        >>> def show(time, rdd):
+        ...     print(sorted(rdd.collect()))
+        ...     ssc.stop(stopSparkContext=False)  # inside a batch: asks for the stop
+        >>> counts.foreachRDD(show)
+        >>> counts.context() is ssc
+        True
+        >>> ssc.start()
+        >>> ssc.awaitTermination()
+        [('a', 1), ('b', 2)]
+        >>> sc.stop()
+    """
+
+    __slots__ = ("_ssc", "_stream")
+
+    def __init__(self, stream: EngineDStream[Any], ssc: StreamingContext) -> None:
+        self._stream = stream
+        self._ssc = ssc
+
+    def _wrap(self, stream: EngineDStream[Any]) -> DStream[Any]:
+        return DStream(stream, self._ssc)
+
+    def __repr__(self) -> str:
+        return f"<compat DStream over {self._stream!r}>"
+
+    def context(self) -> StreamingContext:
+        """The StreamingContext of this stream (a method, as in PySpark)."""
+        return self._ssc
+
+    # --- per record / partition ----------------------------------------------------------
+
+    def map(self, f: Callable[[Any], Any], preservesPartitioning: bool = False) -> DStream[Any]:
+        """``f`` of every record."""
+        check_function(f, "f", "map")
+        return self._wrap(self._stream.map(f))
+
+    def flatMap(
+        self, f: Callable[[Any], Iterable[Any]], preservesPartitioning: bool = False
+    ) -> DStream[Any]:
+        """Every record of ``f(x)``."""
+        check_function(f, "f", "flatMap")
+        return self._wrap(self._stream.flat_map(f))
+
+    def filter(self, f: Callable[[Any], object]) -> DStream[Any]:
+        """The records for which ``f`` is true."""
+        check_function(f, "f", "filter")
+        return self._wrap(self._stream.filter(f))
+
+    def mapPartitions(
+        self, f: Callable[[Iterable[Any]], Iterable[Any]], preservesPartitioning: bool = False
+    ) -> DStream[Any]:
+        """``f`` over each partition's records."""
+        check_function(f, "f", "mapPartitions")
+        return self._wrap(self._stream.map_partitions(f))
+
+    def mapPartitionsWithIndex(
+        self, f: Callable[[int, Iterable[Any]], Iterable[Any]], preservesPartitioning: bool = False
+    ) -> DStream[Any]:
+        """``f(index, records)`` over each partition."""
+        check_function(f, "f", "mapPartitionsWithIndex")
+        return self._wrap(self._stream.map_partitions_with_index(f))
+
+    def mapValues(self, f: Callable[[Any], Any]) -> DStream[Any]:
+        """``(k, f(v))`` for every pair."""
+        check_function(f, "f", "mapValues")
+        return self._wrap(self._stream.map_values(f))
+
+    def flatMapValues(self, f: Callable[[Any], Iterable[Any]]) -> DStream[Any]:
+        """``(k, w)`` for every ``w`` in ``f(v)``."""
+        check_function(f, "f", "flatMapValues")
+        return self._wrap(self._stream.flat_map_values(f))
+
+    def glom(self) -> DStream[list[Any]]:
+        """Each partition as one list record."""
+        return self._wrap(self._stream.glom())
+
+    def repartition(self, numPartitions: int) -> DStream[Any]:
+        """The records in ``numPartitions`` partitions."""
+        return self._wrap(self._stream.repartition(numPartitions))
+
+    def partitionBy(
+        self, numPartitions: int, partitionFunc: Callable[[Any], int] = hash
+    ) -> DStream[Any]:
+        """Pairs in ``numPartitions`` partitions by ``partitionFunc(key)``."""
+        check_function(partitionFunc, "partitionFunc", "partitionBy")
+        return self._wrap(self._stream.partition_by(numPartitions, partitionFunc))
+
+    # --- per batch -------------------------------------------------------------------------
+
+    def count(self) -> DStream[int]:
+        """One record per batch: its number of records."""
+        return self._wrap(self._stream.count())
+
+    def countByValue(self) -> DStream[tuple[Any, int]]:
+        """``(value, count)`` per distinct record."""
+        return self._wrap(self._stream.count_by_value())
+
+    def reduce(self, func: Callable[[Any, Any], Any]) -> DStream[Any]:
+        """The batch's records combined with ``func`` (nothing for an empty batch)."""
+        check_function(func, "func", "reduce")
+        return self._wrap(self._stream.reduce(func))
+
+    def reduceByKey(
+        self, func: Callable[[Any, Any], Any], numPartitions: int | None = None
+    ) -> DStream[Any]:
+        """Per key, its values combined with ``func``."""
+        check_function(func, "func", "reduceByKey")
+        return self._wrap(self._stream.reduce_by_key(func, numPartitions))
+
+    def combineByKey(
+        self,
+        createCombiner: Callable[[Any], Any],
+        mergeValue: Callable[[Any, Any], Any],
+        mergeCombiners: Callable[[Any, Any], Any],
+        numPartitions: int | None = None,
+    ) -> DStream[Any]:
+        """Per key, its values combined with the three functions."""
+        check_function(createCombiner, "createCombiner", "combineByKey")
+        check_function(mergeValue, "mergeValue", "combineByKey")
+        check_function(mergeCombiners, "mergeCombiners", "combineByKey")
+        return self._wrap(
+            self._stream.combine_by_key(createCombiner, mergeValue, mergeCombiners, numPartitions)
+        )
+
+    def groupByKey(self, numPartitions: int | None = None) -> DStream[Any]:
+        """Per key, the list of its values."""
+        return self._wrap(self._stream.group_by_key(numPartitions))
+
+    def union(self, other: DStream[Any]) -> DStream[Any]:
+        """The records of both streams."""
+        return self._wrap(self._stream.union(_engine(other, "union")))
+
+    def join(self, other: DStream[Any], numPartitions: int | None = None) -> DStream[Any]:
+        """``(k, (v, w))`` for the keys of both streams in the same batch."""
+        return self._wrap(self._stream.join(_engine(other, "join"), numPartitions))
+
+    def leftOuterJoin(self, other: DStream[Any], numPartitions: int | None = None) -> DStream[Any]:
+        """Like :meth:`join`, keeping this stream's keys (``w`` is ``None``)."""
+        return self._wrap(
+            self._stream.left_outer_join(_engine(other, "leftOuterJoin"), numPartitions)
+        )
+
+    def rightOuterJoin(self, other: DStream[Any], numPartitions: int | None = None) -> DStream[Any]:
+        """Like :meth:`join`, keeping the other stream's keys (``v`` is ``None``)."""
+        return self._wrap(
+            self._stream.right_outer_join(_engine(other, "rightOuterJoin"), numPartitions)
+        )
+
+    def fullOuterJoin(self, other: DStream[Any], numPartitions: int | None = None) -> DStream[Any]:
+        """Like :meth:`join`, keeping the keys of either stream."""
+        return self._wrap(
+            self._stream.full_outer_join(_engine(other, "fullOuterJoin"), numPartitions)
+        )
+
+    def cogroup(self, other: DStream[Any], numPartitions: int | None = None) -> DStream[Any]:
+        """``(k, (vs, ws))`` for every key of either stream."""
+        return self._wrap(self._stream.cogroup(_engine(other, "cogroup"), numPartitions))
+
+    def transform(self, func: Callable[..., Any]) -> DStream[Any]:
+        """``func(rdd)`` or ``func(time, rdd)`` per batch; it returns an RDD or a list."""
+        check_function(func, "func", "transform")
+        call = with_time(func, 1)
+        sc = self._ssc.sparkContext
+
+        def apply(time: datetime, records: list[Any]) -> list[Any]:
+            return as_records(call(local_time(time), RDD([records], sc)), "transform")
+
+        return self._wrap(self._stream.transform(apply))
+
+    def transformWith(
+        self, func: Callable[..., Any], other: DStream[Any], keepSerializer: bool = False
+    ) -> DStream[Any]:
+        """``func(rdd, other_rdd)`` or ``func(time, rdd, other_rdd)`` per batch."""
+        check_function(func, "func", "transformWith")
+        call = with_time(func, 2)
+        sc = self._ssc.sparkContext
+
+        def apply(time: datetime, records: list[Any], others: list[Any]) -> list[Any]:
+            rdds = RDD([records], sc), RDD([others], sc)
+            return as_records(call(local_time(time), *rdds), "transformWith")
+
+        return self._wrap(self._stream.transform_with(apply, _engine(other, "transformWith")))
+
+    def slice(self, begin: datetime | float, end: datetime | float) -> list[RDD[Any]]:
+        """The RDDs of the batches between ``begin`` and ``end`` (both included)."""
+        batches = self._ssc._call(self._stream.slice(begin, end))
+        return [RDD(batch.partitions, self._ssc.sparkContext) for batch in batches]
+
+    # --- windows ---------------------------------------------------------------------------
+
+    def window(
+        self, windowDuration: Duration, slideDuration: Duration | None = None
+    ) -> DStream[Any]:
+        """The records of the batches in the last ``windowDuration`` seconds."""
+        return self._wrap(self._stream.window(windowDuration, slideDuration))
+
+    def countByWindow(self, windowDuration: Duration, slideDuration: Duration) -> DStream[int]:
+        """The number of records in each window."""
+        return self._wrap(self._stream.count_by_window(windowDuration, slideDuration))
+
+    def reduceByWindow(
+        self,
+        reduceFunc: Callable[[Any, Any], Any],
+        invReduceFunc: Callable[[Any, Any], Any] | None,
+        windowDuration: Duration,
+        slideDuration: Duration,
+    ) -> DStream[Any]:
+        """The window's records combined with ``reduceFunc``."""
+        check_function(reduceFunc, "reduceFunc", "reduceByWindow")
+        check_function(invReduceFunc, "invReduceFunc", "reduceByWindow", optional=True)
+        return self._wrap(
+            self._stream.reduce_by_window(reduceFunc, invReduceFunc, windowDuration, slideDuration)
+        )
+
+    def reduceByKeyAndWindow(
+        self,
+        func: Callable[[Any, Any], Any],
+        invFunc: Callable[[Any, Any], Any] | None,
+        windowDuration: Duration,
+        slideDuration: Duration | None = None,
+        numPartitions: int | None = None,
+        filterFunc: Callable[[Any], object] | None = None,
+    ) -> DStream[Any]:
+        """Per key, the window's values combined with ``func`` (``invFunc``: incrementally)."""
+        check_function(func, "func", "reduceByKeyAndWindow")
+        check_function(invFunc, "invFunc", "reduceByKeyAndWindow", optional=True)
+        check_function(filterFunc, "filterFunc", "reduceByKeyAndWindow", optional=True)
+        return self._wrap(
+            self._stream.reduce_by_key_and_window(
+                func, invFunc, windowDuration, slideDuration, filter_func=filterFunc
+            )
+        )
+
+    def countByValueAndWindow(
+        self, windowDuration: Duration, slideDuration: Duration, numPartitions: int | None = None
+    ) -> DStream[Any]:
+        """``(value, count)`` per distinct record in each window."""
+        return self._wrap(self._stream.count_by_value_and_window(windowDuration, slideDuration))
+
+    def groupByKeyAndWindow(
+        self, windowDuration: Duration, slideDuration: Duration, numPartitions: int | None = None
+    ) -> DStream[Any]:
+        """Per key, the list of the window's values."""
+        return self._wrap(self._stream.group_by_key_and_window(windowDuration, slideDuration))
+
+    # --- state -----------------------------------------------------------------------------
+
+    def updateStateByKey(
+        self,
+        updateFunc: Callable[[list[Any], Any], Any],
+        numPartitions: int | None = None,
+        initialRDD: RDD[Any] | Iterable[tuple[Any, Any]] | None = None,
+    ) -> DStream[Any]:
+        """Per key, ``updateFunc(new_values, state)`` every batch (``None`` deletes the key)."""
+        check_function(updateFunc, "updateFunc", "updateStateByKey")
+        initial = initialRDD.collect() if isinstance(initialRDD, RDD) else initialRDD
+        return self._wrap(self._stream.update_state_by_key(updateFunc, initial))
+
+    def mapWithState(self, spec: StateSpec[Any, Any, Any, Any]) -> DStream[Any]:
+        """Scala's ``mapWithState`` (not in PySpark): the engine's ``map_with_state``."""
+        return self._wrap(self._stream.map_with_state(spec))
+
+    def stateSnapshots(self) -> DStream[Any]:
+        """The full state each batch, on a stream made by :meth:`mapWithState`.
+
+        Raises:
+            TypeError: This stream was not made by :meth:`mapWithState`.
+        """
+        snapshots = getattr(self._stream, "state_snapshots", None)
+        if snapshots is None:
+            msg = "stateSnapshots() is a method of the stream that mapWithState() returns"
+            raise TypeError(msg)
+        return self._wrap(snapshots())
+
+    # --- outputs ---------------------------------------------------------------------------
+
+    def pprint(self, num: int = 10) -> None:
+        """Print the first ``num`` records of each batch, as PySpark does."""
+        self._stream.pprint(num)
+
+    def foreachRDD(self, func: Callable[..., Any]) -> None:
+        """``func(rdd)`` or ``func(time, rdd)`` for every batch."""
+        check_function(func, "func", "foreachRDD")
+        call = with_time(func, 1)
+        sc = self._ssc.sparkContext
+
+        def run(batch: Batch[Any]) -> None:
+            call(local_time(batch.time), RDD(batch.partitions, sc))
+
+        self._stream.foreach_batch(run)
+
+    def saveAsTextFiles(self, prefix: str, suffix: str | None = None) -> None:
+        """Write each batch to ``prefix-TIME_IN_MS[.suffix]``."""
+        self._stream.save_as_text_files(prefix, suffix)
+
+    # --- accepted for PySpark programs ---------------------------------------------------
+
+    def cache(self) -> DStream[T_co]:
+        """A no-op: every batch stays in memory as long as it is needed."""
+        return self
+
+    def persist(self, storageLevel: object) -> DStream[T_co]:
+        """A no-op: every batch stays in memory as long as it is needed."""
+        return self
+
+    def checkpoint(self, interval: Duration) -> DStream[T_co]:
+        """A no-op: state is checkpointed after every batch (``ssc.checkpoint``)."""
+        return self
+
+
+def _engine(other: object, where: str) -> EngineDStream[Any]:
+    if not isinstance(other, DStream):
+        msg = f"{where}: other must be a DStream of this StreamingContext, got {other!r}"
+        raise TypeError(msg)
+    return other._stream

@@ -1,0 +1,277 @@
+"""``StreamingContext``: PySpark's blocking API over the engine's asyncio context."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast, final
+
+import asyncstream
+
+from ._dstream import DStream
+from ._functions import as_records, check_function, local_time
+from ._rdd import RDD
+from ._spark_context import SparkContext
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Coroutine, Iterable
+
+    from ._loop import LoopThread
+
+__all__ = ["StreamingContext"]
+
+T = TypeVar("T")  # what a coroutine returns
+
+Duration = float | int
+
+
+@final
+class StreamingContext:
+    """PySpark's StreamingContext: blocking calls, the engine on a background loop.
+
+    ``start()`` returns once the engine runs on the SparkContext's event loop, in a
+    thread of its own; ``awaitTermination()`` blocks until it stops and re-raises the
+    :class:`~asyncstream.BatchError` that stopped it. As in PySpark, one StreamingContext
+    may be active per process.
+
+    Args:
+        sparkContext: The process's :class:`~asyncstream.compat.SparkContext`.
+        batchDuration: Seconds between two batches.
+
+    Example:
+        >>> from asyncstream.compat import SparkContext
+        >>> sc = SparkContext("local[2]", "example")
+        >>> ssc = StreamingContext(sc, 0.5)
+        >>> def show(rdd):
+        ...     print(rdd.collect())
+        ...     ssc.stop(stopSparkContext=False)  # inside a batch: asks for the stop
+        >>> ssc.queueStream([[1, 2, 3]]).count().foreachRDD(show)
+        >>> ssc.start()
+        >>> ssc.awaitTermination()
+        [3]
+        >>> StreamingContext(sc, 0)
+        Traceback (most recent call last):
+        ...
+        asyncstream.errors.DurationError: batchDuration must be a positive number of seconds ...
+        >>> sc.stop()
+    """
+
+    _active: ClassVar[StreamingContext | None] = None
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, sparkContext: SparkContext, batchDuration: Duration) -> None:
+        if not isinstance(cast("object", sparkContext), SparkContext):
+            msg = (
+                "StreamingContext(sparkContext, batchDuration): sparkContext must be an "
+                f"asyncstream.compat.SparkContext, got {sparkContext!r}"
+            )
+            raise TypeError(msg)
+        self._sc = sparkContext
+        self._engine = asyncstream.StreamingContext(_seconds(batchDuration))
+        self._started = False
+
+    # --- the engine's loop -----------------------------------------------------------------
+
+    def _loop(self) -> LoopThread:
+        return self._sc._engine_loop()
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the engine's loop and wait for it."""
+        return self._loop().call(coro)
+
+    @property
+    def sparkContext(self) -> SparkContext:
+        """The SparkContext this StreamingContext was made with."""
+        return self._sc
+
+    @classmethod
+    def getActive(cls) -> StreamingContext | None:
+        """The started and not yet stopped StreamingContext, if any."""
+        return cls._active
+
+    @classmethod
+    def getOrCreate(
+        cls, checkpointPath: str, setupFunc: Callable[[], StreamingContext]
+    ) -> StreamingContext:
+        """``setupFunc()``'s context, with its state restored from ``checkpointPath``.
+
+        Unlike PySpark, ``setupFunc`` is always called: the checkpoint holds the state and
+        the sources' positions, not the program, which ``setupFunc`` builds again.
+
+        Raises:
+            TypeError: ``setupFunc`` did not return a compat StreamingContext.
+        """
+        check_function(setupFunc, "setupFunc", "getOrCreate")
+        ssc = setupFunc()
+        if not isinstance(cast("object", ssc), StreamingContext):
+            msg = (
+                "getOrCreate: setupFunc() must return an asyncstream.compat.StreamingContext, "
+                f"got {ssc!r}"
+            )
+            raise TypeError(msg)
+        ssc.checkpoint(checkpointPath)
+        return ssc
+
+    @classmethod
+    def getActiveOrCreate(
+        cls, checkpointPath: str | None, setupFunc: Callable[[], StreamingContext]
+    ) -> StreamingContext:
+        """The active context, else :meth:`getOrCreate` (or ``setupFunc()`` with no path)."""
+        if cls._active is not None:
+            return cls._active
+        if checkpointPath is None:
+            return setupFunc()
+        return cls.getOrCreate(checkpointPath, setupFunc)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the engine; returns once it runs.
+
+        Raises:
+            ValueError: Another StreamingContext is active in this process.
+            ContextStateError: Already started or stopped, or no output operation.
+        """
+        with StreamingContext._lock:
+            active = StreamingContext._active
+            if active is not None and active is not self:
+                msg = (
+                    "Only one StreamingContext may be started in this process; stop the "
+                    "active one first (StreamingContext.getActive().stop(False))"
+                )
+                raise ValueError(msg)
+            self._call(self._engine.start())
+            StreamingContext._active = self
+            self._started = True
+
+    def awaitTermination(self, timeout: Duration | None = None) -> None:
+        """Block until the context stops (at most ``timeout`` seconds).
+
+        Raises:
+            BatchError: A user function failed; it stopped the context.
+        """
+        if timeout is None:
+            self._wait(None)
+        else:
+            self.awaitTerminationOrTimeout(timeout)
+
+    def awaitTerminationOrTimeout(self, timeout: Duration) -> bool:
+        """Block until the context stops or ``timeout`` seconds pass.
+
+        Returns:
+            Whether the context stopped.
+
+        Raises:
+            BatchError: A user function failed; it stopped the context.
+        """
+        return self._wait(_seconds(timeout, "timeout"))
+
+    def _wait(self, timeout: float | None) -> bool:
+        try:
+            stopped = self._call(self._engine.await_termination(timeout))
+        except BaseException:
+            self._forget()
+            raise
+        if stopped:
+            self._forget()
+        return stopped
+
+    def stop(self, stopSparkContext: bool = True, stopGraceFully: bool = False) -> None:
+        """Stop the context (and the SparkContext, unless ``stopSparkContext=False``).
+
+        With ``stopGraceFully`` every record already received is processed first. Called
+        from inside a batch (a ``foreachRDD`` function), it asks for the stop and returns.
+        """
+        loop = self._loop() if not self._sc._stopped else None
+        if loop is not None and loop.in_loop():
+            loop.submit(self._engine.stop(graceful=stopGraceFully))
+            return
+        if loop is not None:
+            loop.call(self._engine.stop(graceful=stopGraceFully))
+        self._forget()
+        if stopSparkContext:
+            self._sc.stop()
+
+    def _forget(self) -> None:
+        with StreamingContext._lock:
+            if StreamingContext._active is self:
+                StreamingContext._active = None
+
+    def checkpoint(self, directory: str | os.PathLike[str]) -> None:
+        """Keep the state durable in ``directory``, restored at the next start."""
+        self._engine.checkpoint(directory)
+
+    def remember(self, duration: Duration) -> None:
+        """Keep every stream's batches at least ``duration`` seconds."""
+        self._engine.remember(_seconds(duration, "duration"))
+
+    # --- sources ---------------------------------------------------------------------------
+
+    def queueStream(
+        self,
+        rdds: Iterable[RDD[Any] | Iterable[Any]],
+        oneAtATime: bool = True,
+        default: RDD[Any] | Iterable[Any] | None = None,
+    ) -> DStream[Any]:
+        """A stream of the given RDDs (or lists), one per batch, or all in the first.
+
+        As in PySpark the list is read now: RDDs added to it later are not seen.
+        """
+        queue = [_records(rdd) for rdd in rdds]
+        fallback = None if default is None else _records(default)
+        stream = self._engine.queue_stream(
+            queue, oneAtATime, fallback, num_partitions=self._sc.defaultParallelism
+        )
+        return DStream(stream, self)
+
+    def socketTextStream(
+        self, hostname: str, port: int, storageLevel: object = None
+    ) -> DStream[str]:
+        """Lines from a TCP server (``nc -lk PORT``), reconnecting when it goes away."""
+        return DStream(self._engine.socket_text_stream(hostname, port), self)
+
+    def textFileStream(self, directory: str) -> DStream[str]:
+        """The lines of new files in ``directory``."""
+        return DStream(self._engine.text_file_stream(directory), self)
+
+    def binaryRecordsStream(self, directory: str, recordLength: int) -> DStream[bytes]:
+        """Fixed-length records of new files in ``directory``."""
+        return DStream(self._engine.binary_records_stream(directory, recordLength), self)
+
+    def union(self, *dstreams: DStream[Any]) -> DStream[Any]:
+        """The records of every stream, batch by batch."""
+        if not dstreams:
+            msg = "union() needs at least one DStream"
+            raise ValueError(msg)
+        return DStream(self._engine.union(*(d._stream for d in dstreams)), self)
+
+    def transform(
+        self, dstreams: list[DStream[Any]], transformFunc: Callable[[list[RDD[Any]]], Any]
+    ) -> DStream[Any]:
+        """``transformFunc(rdds)`` per batch, ``rdds`` the list of the streams' RDDs."""
+        check_function(transformFunc, "transformFunc", "transform")
+        sc = self._sc
+
+        def apply(time: object, *batches: list[Any]) -> list[Any]:
+            _ = local_time  # PySpark gives the time to nothing here either
+            return as_records(transformFunc([RDD([b], sc) for b in batches]), "transform")
+
+        streams = [d._stream for d in dstreams]
+        return DStream(self._engine.transform(streams, apply), self)
+
+
+def _seconds(value: object, what: str = "batchDuration") -> float:
+    """A duration in seconds, with an error in PySpark's terms."""
+    from asyncstream.errors import DurationError
+
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        msg = f"{what} must be a number of seconds (int or float), got {value!r}"
+        raise TypeError(msg)
+    if not value > 0 or value == float("inf"):
+        msg = f"{what} must be a positive number of seconds (e.g. 1 for one second), got {value!r}"
+        raise DurationError(msg)
+    return float(value)
+
+
+def _records(item: RDD[Any] | Iterable[Any]) -> list[Any]:
+    return item.collect() if isinstance(item, RDD) else list(item)
