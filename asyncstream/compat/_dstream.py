@@ -222,7 +222,7 @@ class DStream(Generic[T_co]):
 
     def slice(self, begin: datetime | float, end: datetime | float) -> list[RDD[Any]]:
         """The RDDs of the batches between ``begin`` and ``end`` (both included)."""
-        batches = self._ssc._call(self._stream.slice(begin, end))
+        batches = self._ssc._call(lambda: self._stream.slice(begin, end))
         return [RDD(batch.partitions, self._ssc.sparkContext) for batch in batches]
 
     # --- windows ---------------------------------------------------------------------------

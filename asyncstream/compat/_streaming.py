@@ -68,16 +68,17 @@ class StreamingContext:
             raise TypeError(msg)
         self._sc = sparkContext
         self._engine = asyncstream.StreamingContext(_seconds(batchDuration))
-        self._started = False
+        self._stopped = False
 
     # --- the engine's loop -----------------------------------------------------------------
 
     def _loop(self) -> LoopThread:
         return self._sc._engine_loop()
 
-    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the engine's loop and wait for it."""
-        return self._loop().call(coro)
+    def _call(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run the coroutine ``make()`` on the engine's loop and wait for it."""
+        loop = self._loop()
+        return loop.call(make())
 
     @property
     def sparkContext(self) -> SparkContext:
@@ -140,9 +141,8 @@ class StreamingContext:
                     "active one first (StreamingContext.getActive().stop(False))"
                 )
                 raise ValueError(msg)
-            self._call(self._engine.start())
+            self._call(self._engine.start)
             StreamingContext._active = self
-            self._started = True
 
     def awaitTermination(self, timeout: Duration | None = None) -> None:
         """Block until the context stops (at most ``timeout`` seconds).
@@ -167,8 +167,10 @@ class StreamingContext:
         return self._wait(_seconds(timeout, "timeout"))
 
     def _wait(self, timeout: float | None) -> bool:
+        if self._stopped:
+            return True
         try:
-            stopped = self._call(self._engine.await_termination(timeout))
+            stopped = self._call(lambda: self._engine.await_termination(timeout))
         except BaseException:
             self._forget()
             raise
@@ -188,6 +190,7 @@ class StreamingContext:
             return
         if loop is not None:
             loop.call(self._engine.stop(graceful=stopGraceFully))
+        self._stopped = True
         self._forget()
         if stopSparkContext:
             self._sc.stop()

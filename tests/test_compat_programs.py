@@ -1,0 +1,205 @@
+"""The classic Spark Streaming guide programs, in PySpark syntax, through asyncstream.compat.
+
+Real 1-second batches on the wall clock; every wait is bounded (an ``Event`` with a
+timeout, ``awaitTerminationOrTimeout``), none is a sleep.
+"""
+
+from __future__ import annotations
+
+import operator
+import shutil
+import socket
+import subprocess
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from asyncstream import BatchError
+from asyncstream.compat import SparkConf, SparkContext, StreamingContext
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+    from pathlib import Path
+
+    from asyncstream.compat import RDD
+
+WAIT = 30.0  # seconds: the bound of every wait, generous for a loaded machine
+
+
+@pytest.fixture(autouse=True)
+def _no_context_left() -> Iterator[None]:
+    yield
+    active = StreamingContext.getActive()
+    if active is not None:
+        active.stop(stopSparkContext=False)
+    if SparkContext._active is not None:
+        SparkContext._active.stop()
+
+
+@pytest.fixture
+def sc() -> SparkContext:
+    return SparkContext(conf=SparkConf().setMaster("local[2]").setAppName("guide"))
+
+
+class Collect:
+    """A foreachRDD function that keeps each batch and signals when ``until`` holds."""
+
+    def __init__(self, batches: int) -> None:
+        self.seen: list[tuple[datetime, list[Any]]] = []
+        self.batches = batches
+        self.done = threading.Event()
+
+    def __call__(self, time: datetime, rdd: RDD[Any]) -> None:
+        self.seen.append((time, rdd.collect()))
+        if len(self.seen) >= self.batches:
+            self.done.set()
+
+    def wait(self) -> list[list[Any]]:
+        assert self.done.wait(WAIT), f"only {len(self.seen)} batches in {WAIT} s"
+        return [records for _, records in self.seen[: self.batches]]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(shutil.which("nc") is None, reason="needs netcat (.ci/run installs it)")
+def test_network_word_count_with_a_real_nc(
+    sc: SparkContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    nc = subprocess.Popen(
+        ["nc", "-lk", "127.0.0.1", str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # NetworkWordCount, as in the Spark Streaming programming guide.
+        ssc = StreamingContext(sc, 1)
+        lines = ssc.socketTextStream("127.0.0.1", port)
+        counts = lines.flatMap(lambda line: line.split(" ")).map(lambda word: (word, 1))
+        counts = counts.reduceByKey(lambda a, b: a + b)
+        counts.pprint()
+        got = threading.Event()
+        counts.foreachRDD(lambda rdd: got.set() if not rdd.isEmpty() else None)
+        ssc.start()
+        assert nc.stdin is not None
+        nc.stdin.write(b"hello world hello\n")
+        nc.stdin.flush()
+        assert got.wait(WAIT)
+        ssc.stop(stopSparkContext=True, stopGraceFully=True)
+    finally:
+        nc.kill()
+        nc.wait()
+        if nc.stdin is not None:
+            nc.stdin.close()
+    out = capsys.readouterr().out
+    assert "-------------------------------------------\nTime: " in out
+    assert "('hello', 2)\n('world', 1)\n" in out or "('world', 1)\n('hello', 2)\n" in out
+
+
+@pytest.mark.timeout(60)
+def test_queue_stream_of_parallelized_rdds_with_windows(sc: SparkContext) -> None:
+    # QueueStream.py of the Spark examples, with the guide's window operations.
+    ssc = StreamingContext(sc, 1)
+    rdds = [sc.parallelize([j for j in range(1, 11) if j % 3 == i]) for i in range(3)]
+    numbers = ssc.queueStream(rdds)
+    mapped = numbers.map(lambda x: (x % 2, 1)).reduceByKey(lambda a, b: a + b)
+    per_batch, windows, counts, keyed = Collect(4), Collect(4), Collect(2), Collect(2)
+    mapped.foreachRDD(per_batch)
+    numbers.window(2, 1).foreachRDD(windows)
+    numbers.countByWindow(2, 2).foreachRDD(counts)
+    pairs = numbers.map(lambda x: (x % 2, x))
+    pairs.reduceByKeyAndWindow(operator.add, operator.sub, 2, 2).foreachRDD(keyed)
+    ssc.start()
+    assert [sorted(b) for b in per_batch.wait()] == [
+        [(0, 1), (1, 2)],  # 3, 6, 9
+        [(0, 2), (1, 2)],  # 1, 4, 7, 10
+        [(0, 2), (1, 1)],  # 2, 5, 8
+        [],
+    ]
+    assert [sorted(b) for b in windows.wait()] == [
+        [3, 6, 9],
+        [1, 3, 4, 6, 7, 9, 10],
+        [1, 2, 4, 5, 7, 8, 10],
+        [2, 5, 8],
+    ]
+    assert counts.wait() == [[7], [3]]
+    assert [sorted(b) for b in keyed.wait()] == [[(0, 20), (1, 20)], [(0, 10), (1, 5)]]
+    ssc.stop(stopSparkContext=True, stopGraceFully=False)
+
+
+def _stateful_job(sc: SparkContext, directory: str, out: Collect) -> StreamingContext:
+    # StatefulNetworkWordCount / RecoverableNetworkWordCount, on a queue.
+    ssc = StreamingContext(sc, 1)
+    ssc.checkpoint(directory)
+    batches = [["a b"], ["a"], ["b b"], ["a"]]
+    words = ssc.queueStream(batches).flatMap(lambda line: line.split(" "))
+    totals = words.map(lambda w: (w, 1)).updateStateByKey(
+        lambda new_values, last: sum(new_values) + (last or 0)
+    )
+    totals.foreachRDD(out)
+    return ssc
+
+
+@pytest.mark.timeout(60)
+def test_update_state_by_key_with_a_checkpoint_goes_on_after_a_restart(
+    sc: SparkContext, tmp_path: Path
+) -> None:
+    directory = str(tmp_path / "checkpoint")
+    first = Collect(2)
+    ssc = StreamingContext.getOrCreate(directory, lambda: _stateful_job(sc, directory, first))
+    ssc.start()
+    assert [sorted(b) for b in first.wait()] == [[("a", 1), ("b", 1)], [("a", 2), ("b", 1)]]
+    ssc.stop(stopSparkContext=False, stopGraceFully=True)
+    done = len(first.seen)  # a graceful stop may have run one more batch
+    again = Collect(4 - done)
+    ssc = StreamingContext.getOrCreate(directory, lambda: _stateful_job(sc, directory, again))
+    ssc.start()
+    totals = [sorted(b) for b in again.wait()]
+    ssc.stop()
+    assert totals[-1] == [("a", 3), ("b", 3)]
+
+
+@pytest.mark.timeout(60)
+def test_await_termination_raises_the_failed_batch_with_the_user_line(
+    sc: SparkContext,
+) -> None:
+    ssc = StreamingContext(sc, 1)
+
+    def parse(line: str) -> int:
+        return int(line)  # the failing line
+
+    ssc.queueStream([["1", "x"]]).map(parse).pprint()
+    ssc.start()
+    with pytest.raises(
+        BatchError, match=r"^map\(.*parse\) at test_compat_programs\.py:\d+ failed"
+    ) as info:
+        ssc.awaitTermination(WAIT)
+    cause = info.value.__cause__
+    assert isinstance(cause, ValueError)
+    frames = []
+    tb = cause.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    assert "parse" in frames
+    assert StreamingContext.getActive() is None
+
+
+@pytest.mark.timeout(60)
+def test_await_termination_or_timeout_then_a_graceful_stop(sc: SparkContext) -> None:
+    ssc = StreamingContext(sc, 1)
+    seen = Collect(1)
+    ssc.queueStream([[1, 2]]).count().foreachRDD(seen)
+    ssc.start()
+    assert seen.wait() == [[2]]
+    assert StreamingContext.getActive() is ssc
+    assert ssc.awaitTerminationOrTimeout(0.01) is False
+    ssc.stop(stopSparkContext=True, stopGraceFully=True)
+    assert ssc.awaitTerminationOrTimeout(0.01) is True
+    assert StreamingContext.getActive() is None
+    assert SparkContext._active is None
+    ssc.stop()  # idempotent, as in PySpark
