@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast, final
 import asyncstream
 
 from ._dstream import DStream
-from ._functions import as_records, check_function, local_time
+from ._functions import as_records, check_function
 from ._rdd import RDD
 from ._spark_context import SparkContext
 
@@ -255,8 +255,7 @@ class StreamingContext:
         check_function(transformFunc, "transformFunc", "transform")
         sc = self._sc
 
-        def apply(time: object, *batches: list[Any]) -> list[Any]:
-            _ = local_time  # PySpark gives the time to nothing here either
+        def apply(*batches: list[Any]) -> list[Any]:  # no time: PySpark passes none here
             return as_records(transformFunc([RDD([b], sc) for b in batches]), "transform")
 
         streams = [d._stream for d in dstreams]
