@@ -6,7 +6,6 @@ import asyncio
 import inspect
 import logging
 import operator
-import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
