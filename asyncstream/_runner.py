@@ -125,7 +125,9 @@ def run_context(
             try:
                 runner.run(_run_main(ssc, timeout, watch))
             except BaseExceptionGroup as group:
-                raise unwrap(group) from None
+                error = unwrap(group)
+                # Keep the chain: a BatchError's cause is the user's error and its traceback.
+                raise error from error.__cause__
             finally:
                 runner.close()  # inside the handlers' lifetime; the Runner's own is a no-op
 
@@ -196,7 +198,8 @@ class _SignalWatch:
         count = next(self._counter)
         name = signal.Signals(signum).name
         if count == 1:
-            _say(f"asyncstream: {name}: stopping gracefully; a second SIGINT or SIGTERM stops now")
+            again = "Ctrl-C again" if signum == signal.SIGINT else "a second SIGINT or SIGTERM"
+            _say(f"asyncstream: {name}: stopping gracefully ({again} to stop at once)")
         elif count == 2:
             os.write(self._pipe_w, bytes([signum]))  # arm the watchdog first
             _say(f"asyncstream: second signal ({name}): stopping now")

@@ -51,6 +51,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import logging
 import socket
 import struct
 import termios
@@ -68,6 +69,8 @@ if TYPE_CHECKING:
     from ._source_api import SourceEvents
 
 __all__ = ["SocketServerSource", "SocketTextSource"]
+
+logger = logging.getLogger("asyncstream.sources")
 
 SleepFn = Callable[[float], Awaitable[None]]
 NowFn = Callable[[], float]
@@ -520,6 +523,7 @@ class SocketTextSource:
                     events.error("connect", detail, address=address)
                 else:
                     self._connections += 1
+                    logger.info("connected to %s", address)
                     try:
                         await pump.serve(proto.finished)
                     finally:
@@ -705,7 +709,15 @@ class SocketServerSource:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 if family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                sock.bind((address[0], port, *address[2:]))
+                try:
+                    sock.bind((address[0], port, *address[2:]))
+                except OSError as exc:
+                    msg = (
+                        f"socket_server_stream cannot listen on {address[0]}:{port}: "
+                        f"{exc.strerror or exc} (another program, or an earlier run, may "
+                        "listen there); stop it or choose another port (0 picks a free one)"
+                    )
+                    raise OSError(exc.errno, msg) from exc
                 port = sock.getsockname()[1]
                 sock.listen(min(socket.SOMAXCONN, 1024))
                 sock.setblocking(False)

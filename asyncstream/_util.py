@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
 import sys
 from datetime import UTC, datetime, timedelta
@@ -32,9 +33,18 @@ def to_ms(duration: Duration, what: str = "duration") -> int:
         raise TypeError(msg)
     else:
         seconds = float(duration)
+    if not math.isfinite(seconds) or seconds <= 0:
+        msg = (
+            f"{what} must be a positive number of seconds (or a datetime.timedelta), "
+            f"got {duration!r}; e.g. 1 for one second, 0.5 for half a second"
+        )
+        raise DurationError(msg)
     ms = round(seconds * 1000)
-    if ms <= 0 or abs(ms - seconds * 1000) > 1e-6 * max(1.0, abs(seconds * 1000)):
-        msg = f"{what} must be a positive whole number of milliseconds, got {duration!r}"
+    if ms == 0 or abs(ms - seconds * 1000) > 1e-6 * max(1.0, abs(seconds * 1000)):
+        msg = (
+            f"{what} must be a whole number of milliseconds, got {duration!r} seconds; "
+            f"round it to 3 decimals, e.g. {max(ms, 1) / 1000:g}"
+        )
         raise DurationError(msg)
     return ms
 

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from . import _auth
+from ._util import ms_to_datetime
 from .errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -247,8 +248,17 @@ class Checkpoint:
         self.path = os.path.join(self.directory, DB_NAME)
         self.stores: dict[str, CommittingStore] = {}
         parent = os.path.dirname(os.path.abspath(self.directory))
-        os.makedirs(parent, exist_ok=True)
-        _auth.make_private_directory(self.directory, "checkpoint directory", _ELSEWHERE)
+        try:
+            os.makedirs(parent, exist_ok=True)
+            _auth.make_private_directory(self.directory, "checkpoint directory", _ELSEWHERE)
+        except OSError as exc:
+            where = os.fspath(exc.filename or self.directory)
+            if os.path.exists(where) and not os.path.isdir(where):
+                why = f"{where!r} is a file, not a directory"
+            else:
+                why = f"{exc.strerror or exc} ({where!r})"
+            msg = f"cannot use checkpoint directory {self.directory!r}: {why}; {_ELSEWHERE}"
+            raise CheckpointError(msg, path=self.directory) from exc
         self._lock = _DirectoryLock(self.directory)
         try:
             key = _auth.load_key()
@@ -484,12 +494,16 @@ class CheckpointInfo:
     own_key: bool = False
 
     def __str__(self) -> str:
-        when = "nothing committed yet" if self.batch_time_ms is None else f"{self.batch_time_ms} ms"
+        when = (
+            "nothing committed yet"
+            if self.batch_time_ms is None
+            else f"{ms_to_datetime(self.batch_time_ms)} ({self.batch_time_ms} ms)"
+        )
         whose = "this user's key" if self.own_key else "not this user's key"
         lines = [
             f"checkpoint: {self.path} ({self.file_bytes} bytes)",
             f"last committed batch time: {when}",
-            f"batch interval: {self.batch_interval_ms} ms",
+            f"batch interval: {_seconds(self.batch_interval_ms)}",
             f"written with key id: {self.key_id} ({whose})",
             f"{'operator':<40} {'kind':<12} {'keys':>10} {'bytes':>12}",
         ]
@@ -497,6 +511,10 @@ class CheckpointInfo:
             keys = "-" if op.keys is None else str(op.keys)
             lines.append(f"{op.name:<40} {op.kind:<12} {keys:>10} {op.size_bytes:>12}")
         return "\n".join(lines)
+
+
+def _seconds(ms: int | None) -> str:
+    return "unknown" if ms is None else f"{ms / 1000:g} s"
 
 
 def inspect_checkpoint(directory: str | os.PathLike[str]) -> CheckpointInfo:
@@ -524,8 +542,8 @@ def inspect_checkpoint(directory: str | os.PathLike[str]) -> CheckpointInfo:
         >>> asyncio.run(main())
         >>> print(inspect_checkpoint(tmp))  # doctest: +NORMALIZE_WHITESPACE
         checkpoint: .../checkpoint.db (... bytes)
-        last committed batch time: 2000 ms
-        batch interval: 1000 ms
+        last committed batch time: 1970-01-01 00:00:02+00:00 (2000 ms)
+        batch interval: 1 s
         written with key id: ... (this user's key)
         operator                   kind       keys        bytes
         source:queue_stream#0      source        -            1

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, cast, final
 import anyio
 
 from . import _graph
+from ._awaited import logged_if_never_awaited
 from ._context_sources import SourceStreams
 from ._observe import Observed, observe
 from ._recorder import Recorder, start_recording
@@ -37,6 +38,7 @@ from .errors import ContextStateError
 from .executors import Executor, InlineExecutor
 from .metrics import BatchInfo, Listeners, SourceErrorInfo
 from .operators import Transform
+from .sinks import BatchIterator
 from .sources import BufferedInput, Input, ScannedInput
 
 if TYPE_CHECKING:
@@ -487,6 +489,7 @@ class StreamingContext(SourceStreams):
 
     # --- lifecycle -----------------------------------------------------------------------
 
+    @logged_if_never_awaited("ssc.start()")
     async def start(self) -> None:
         """Start the ticker, the sources and the batch runner.
 
@@ -606,6 +609,11 @@ class StreamingContext(SourceStreams):
         """An error that stops the context (await_termination() re-raises it)."""
         if self._error is None:
             self._error = exc
+            # Seen at once, not only when the context is awaited (an embedding service).
+            logger.error("stopping the StreamingContext: %s", exc, exc_info=exc)
+            for _, out in self._graph.outputs:
+                if isinstance(out, BatchIterator):
+                    out.fail(exc)
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
 
@@ -647,7 +655,9 @@ class StreamingContext(SourceStreams):
         self._state = ContextState.STOPPED
         for node in self._graph.inputs:
             if isinstance(node.op, BufferedInput):
-                node.op.buffer.close()
+                node.op.buffer.close(
+                    "the StreamingContext has stopped; send before stop(), or start a new context"
+                )
         for _, out in self._graph.outputs:
             out.close()
         if self._checkpoint is not None:
@@ -680,6 +690,7 @@ class StreamingContext(SourceStreams):
 
     # --- stopping -----------------------------------------------------------------------------
 
+    @logged_if_never_awaited("ssc.stop()")
     async def stop(self, graceful: bool = False, timeout: Duration | None = None) -> None:  # noqa: ASYNC109 - SPEC: stop(timeout=)
         """Stop the context. Idempotent.
 
@@ -736,6 +747,7 @@ class StreamingContext(SourceStreams):
         inputs = [op for _, op in sched.inputs]
         await sched.drain(lambda: any(op.pending() for op in inputs))
 
+    @logged_if_never_awaited("ssc.await_termination()")
     async def await_termination(self, timeout: Duration | None = None) -> bool:  # noqa: ASYNC109 - Spark: awaitTerminationOrTimeout
         """Wait until the context stops; re-raise the error that stopped it.
 
@@ -799,9 +811,21 @@ class StreamingContext(SourceStreams):
         after that many seconds. Called outside the main thread, it handles no signals.
 
         Raises:
-            BatchError: A user function failed.
+            BatchError: A user function failed (its ``__cause__`` is the function's error,
+                with the failing line in its traceback).
+            ContextStateError: Called inside a running event loop (Jupyter, an async app).
         """
-        run_context(self, timeout, use_uvloop=self._uvloop)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            run_context(self, timeout, use_uvloop=self._uvloop)
+            return
+        msg = (
+            "run() was called inside a running event loop (Jupyter, an async app), where it "
+            "cannot start its own: use `await ssc.start()` and `await ssc.await_termination()`, "
+            "or `async with ssc:`; for blocking calls use asyncstream.compat"
+        )
+        raise ContextStateError(msg)
 
 
 def _logged_inputs(plan: _graph.Plan) -> list[tuple[str, BufferedInput[Any]]]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeAlias, TypeVar, ca
 
 from . import operators as ops
 from . import sinks
+from ._checks import check_fn
 from ._event_ops import EventTimeOp, LateRecords, MathsFactory
 from ._stateful import MapState, StateSnapshots, UpdateState, Window, bridged
 from ._util import Duration, check_partitions, fn_name, time_to_ms, to_ms
@@ -171,6 +172,7 @@ class DStream(Generic[T_co]):
         return DStream._new(self._node.graph, op, (self, *others), kind)
 
     def _narrow(self, kind: str, fn: Callable[..., Any], concurrency: int) -> DStream[Any]:
+        check_fn(fn, "fn", kind)
         if concurrency < 1:
             msg = f"{kind}: concurrency must be at least 1, got {concurrency!r}"
             raise ValueError(msg)
@@ -374,6 +376,7 @@ class DStream(Generic[T_co]):
             [[[('bb', 2)], [('a', 1), ('c', 3)]]]
         """
         check_partitions(num_partitions, "partition_by")
+        check_fn(partition_func, "partition_func", "partition_by")
         op = ops.Repartition(num_partitions, partition_func)
         return self._derive(op, f"partition_by({num_partitions})")
 
@@ -407,6 +410,7 @@ class DStream(Generic[T_co]):
             >>> asyncio.run(run_stream(build, [[[1, 2, 3], [4]]], batches=3))
             [[6], [4], []]
         """
+        check_fn(fn, "fn", "reduce")
         return self._derive(ops.Reduce(fn), f"reduce({fn_name(fn)})")
 
     def reduce_by_key(
@@ -422,6 +426,7 @@ class DStream(Generic[T_co]):
             [[('a', 1), ('b', 2)], [('c', 1)]]
         """
         check_partitions(num_partitions, "reduce_by_key")
+        check_fn(fn, "fn", "reduce_by_key")
         op = ops.CombineByKey(None, fn, fn, num_partitions)
         return self._derive(op, f"reduce_by_key({fn_name(fn)})")
 
@@ -446,6 +451,12 @@ class DStream(Generic[T_co]):
             [[('a', (4, 2)), ('b', (5, 1))]]
         """
         check_partitions(num_partitions, "combine_by_key")
+        for param, value in (
+            ("create_combiner", create_combiner),
+            ("merge_value", merge_value),
+            ("merge_combiners", merge_combiners),
+        ):
+            check_fn(value, param, "combine_by_key")
         op = ops.CombineByKey(create_combiner, merge_value, merge_combiners, num_partitions)
         return self._derive(op, f"combine_by_key({fn_name(create_combiner)})")
 
@@ -572,6 +583,7 @@ class DStream(Generic[T_co]):
             >>> asyncio.run(run_stream(build, [[[3, 1, 2]]], batches=1))
             [[('1970-01-01T00:00:01+00:00', 3)]]
         """
+        check_fn(fn, "fn", "transform")
         return self._derive(ops.Transform(fn, 1), f"transform({fn_name(fn)})")
 
     def transform_with(
@@ -584,6 +596,7 @@ class DStream(Generic[T_co]):
             >>> asyncio.run(run_stream(build, [[[1, 2, 3]], [[2]]], batches=1))
             [[1, 3]]
         """
+        check_fn(fn, "fn", "transform_with")
         return self._derive(ops.Transform(fn, 2), f"transform_with({fn_name(fn)})", other)
 
     async def slice(self, begin: datetime | float, end: datetime | float) -> list[Batch[T_co]]:
@@ -715,6 +728,9 @@ class DStream(Generic[T_co]):
             >>> asyncio.run(run_stream(build, [[[1], [2, 3]]], batches=7))[-3:]
             [[6], [5], [0]]
         """
+        order = "the order is (fn, inv_fn, window_duration, slide_duration), as in PySpark"
+        check_fn(fn, "fn", "reduce_by_window", hint=order)
+        check_fn(inv_fn, "inv_fn", "reduce_by_window", optional=True, hint=order)
         plain_fn, plain_inv = bridged(fn), bridged(inv_fn)
 
         def make(w: int, s: int, p: int, z: int) -> ReduceByWindow[Any]:
@@ -763,6 +779,10 @@ class DStream(Generic[T_co]):
             >>> asyncio.run(run_stream(build, [[[("a", 1)], [("b", 1)]]], batches=7))[-2:]
             [[('b', 1)], []]
         """
+        order = "the order is (fn, inv_fn, window_duration, slide_duration), as in PySpark"
+        check_fn(fn, "fn", "reduce_by_key_and_window", hint=order)
+        check_fn(inv_fn, "inv_fn", "reduce_by_key_and_window", optional=True, hint=order)
+        check_fn(filter_func, "filter_func", "reduce_by_key_and_window", optional=True)
         plain_fn, plain_inv, plain_filter = bridged(fn), bridged(inv_fn), bridged(filter_func)
 
         def make(w: int, s: int, p: int, z: int) -> KeyedWindowState[Any, Any]:
@@ -848,6 +868,7 @@ class DStream(Generic[T_co]):
             >>> asyncio.run(run_stream(build, [[[("a", 1), ("b", 2)], [("a", 3)]]], batches=3))
             [[('a', 11), ('b', 2)], [('a', 14), ('b', 2)], [('a', 14), ('b', 2)]]
         """
+        check_fn(fn, "fn", "update_state_by_key")
         op = UpdateState(fn, initial)
         op.name = name
         return DStream._new(self._node.graph, op, (self,), f"update_state_by_key({fn_name(fn)})")
@@ -993,6 +1014,7 @@ class DStream(Generic[T_co]):
             >>> written["1970-01-01T00:00:02+00:00"]
             [1]
         """
+        check_fn(fn, "fn", "foreach_batch")
         self._node.graph.add_output(self._node, sinks.ForeachBatch(fn))
 
     def save_to_kafka(

@@ -176,6 +176,7 @@ class BatchIterator(Output, AsyncIterator[Batch[T]], Generic[T]):
         self._max = max_buffered
         self._items: collections.deque[Batch[T]] = collections.deque()
         self._ended = False
+        self._error: BaseException | None = None
         self._reader_gone = False
         self._changed = asyncio.Event()
 
@@ -199,11 +200,18 @@ class BatchIterator(Output, AsyncIterator[Batch[T]], Generic[T]):
         self._ended = True
         self._notify()
 
+    def fail(self, error: BaseException) -> None:
+        """End the iteration with ``error`` once the buffered batches are read."""
+        self._error = error
+        self.close()
+
     def __aiter__(self) -> BatchIterator[T]:
         return self
 
     async def __anext__(self) -> Batch[T]:
         while not self._items:
+            if self._error is not None and not self._reader_gone:
+                raise self._error
             if self._ended or self._reader_gone:
                 raise StopAsyncIteration
             await self._changed.wait()

@@ -141,8 +141,8 @@ async def test_inspect_shows_what_the_checkpoint_holds(
     await run(ssc, clock, 4)
     assert cli_main(["inspect", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "last committed batch time: 4000 ms" in out
-    assert "batch interval: 1000 ms" in out
+    assert "last committed batch time: 1970-01-01 00:00:04+00:00 (4000 ms)" in out
+    assert "batch interval: 1 s" in out
     assert "(this user's key)" in out
     lines = {line.split()[0]: line.split()[1:] for line in out.splitlines()[5:]}
     assert lines["update_state_by_key#0"][:2] == ["state", "3"]  # a, b, c

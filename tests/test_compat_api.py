@@ -166,7 +166,7 @@ def test_streaming_context_rejects_bad_arguments(sc: SparkContext) -> None:
     for bad in (0, -1, float("nan"), float("inf")):
         with pytest.raises(DurationError, match=r"^batchDuration must be a positive number of"):
             StreamingContext(sc, bad)
-    with pytest.raises(TypeError, match=r"^batchDuration must be a number of seconds"):
+    with pytest.raises(TypeError, match=r"^batchDuration must be seconds \(int or float\)"):
         StreamingContext(sc, "1")  # type: ignore[arg-type]
     ssc = StreamingContext(sc, 1)
     with pytest.raises(TypeError, match=r"^getOrCreate: setupFunc\(\) must return an asyncstream"):
@@ -182,7 +182,10 @@ def test_operator_arguments_are_checked_when_the_graph_is_built(sc: SparkContext
         pairs.map("x")  # type: ignore[arg-type]
     with pytest.raises(
         TypeError,
-        match=r"^reduceByKeyAndWindow: invFunc must be a function or None, got 8 \(int\)$",
+        match=(
+            r"^reduceByKeyAndWindow: invFunc must be a function or None, got 8 \(int\); "
+            r"the order is \(func, invFunc, windowDuration, slideDuration\), as in PySpark$"
+        ),
     ):
         pairs.reduceByKeyAndWindow(operator.add, 8, 2)  # type: ignore[arg-type]
     with pytest.raises(

@@ -126,13 +126,28 @@ async def test_stop_before_start_and_await_termination_before_start() -> None:
 
 
 def test_batch_interval_must_be_positive_whole_milliseconds() -> None:
+    for bad in (-1, -0.5, float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(
+            DurationError,
+            match=rf"^batch_interval must be a positive number of seconds .*, got {bad!r};",
+        ):
+            StreamingContext(bad)
     with pytest.raises(
         DurationError,
-        match=r"^batch_interval must be a positive whole number of milliseconds, got 0$",
+        match=r"^batch_interval must be a positive number of seconds \(or a datetime\.timedelta\), "
+        r"got 0; e\.g\. 1 for one second, 0\.5 for half a second$",
     ):
         StreamingContext(0)
-    with pytest.raises(DurationError, match=r"got 0.0005$"):
+    with pytest.raises(
+        DurationError,
+        match=r"^batch_interval must be a whole number of milliseconds, got 0\.0005 seconds; "
+        r"round it to 3 decimals, e\.g\. 0\.001$",
+    ):
         StreamingContext(0.0005)
+    with pytest.raises(
+        DurationError, match=r"got 1\.0005 seconds; round it to 3 decimals, e\.g\. 1$"
+    ):
+        StreamingContext(1.0005)
     with pytest.raises(TypeError, match=r"^batch_interval must be seconds .* got '1'$"):
         StreamingContext("1")  # type: ignore[arg-type]
 

@@ -93,7 +93,8 @@ def _rest(proc: subprocess.Popen[str]) -> tuple[str, str]:
 
 
 def _first(name: str) -> str:
-    return f"asyncstream: {name}: stopping gracefully; a second SIGINT or SIGTERM stops now"
+    again = "Ctrl-C again" if name == "SIGINT" else "a second SIGINT or SIGTERM"
+    return f"asyncstream: {name}: stopping gracefully ({again} to stop at once)"
 
 
 @pytest.mark.parametrize("uvloop", LOOPS)

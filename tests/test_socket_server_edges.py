@@ -69,7 +69,12 @@ async def test_a_port_in_use_raises_and_leaves_no_socket_open() -> None:
         src = SocketServerSource(HOST, port)
         events, infos = _events()
         before = _open_fds()
-        with pytest.raises(OSError, match=r"Address already in use") as info:
+        message = (
+            rf"^\[Errno {errno.EADDRINUSE}\] socket_server_stream cannot listen on "
+            rf"{HOST}:{port}: Address already in use \(another program, or an earlier run, "
+            r"may listen there\); stop it or choose another port \(0 picks a free one\)$"
+        )
+        with pytest.raises(OSError, match=message) as info:
             await src.run(Lines(10), events)
         assert info.value.errno == errno.EADDRINUSE
         assert _open_fds() == before

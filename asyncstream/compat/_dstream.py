@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
-from ._functions import as_records, check_function, local_time, with_time
+from asyncstream._checks import check_fn
+
+from ._functions import as_records, local_time, with_time
 from ._rdd import RDD
 
 if TYPE_CHECKING:
@@ -70,43 +72,43 @@ class DStream(Generic[T_co]):
 
     def map(self, f: Callable[[Any], Any], preservesPartitioning: bool = False) -> DStream[Any]:
         """``f`` of every record."""
-        check_function(f, "f", "map")
+        check_fn(f, "f", "map")
         return self._wrap(self._stream.map(f))
 
     def flatMap(
         self, f: Callable[[Any], Iterable[Any]], preservesPartitioning: bool = False
     ) -> DStream[Any]:
         """Every record of ``f(x)``."""
-        check_function(f, "f", "flatMap")
+        check_fn(f, "f", "flatMap")
         return self._wrap(self._stream.flat_map(f))
 
     def filter(self, f: Callable[[Any], object]) -> DStream[Any]:
         """The records for which ``f`` is true."""
-        check_function(f, "f", "filter")
+        check_fn(f, "f", "filter")
         return self._wrap(self._stream.filter(f))
 
     def mapPartitions(
         self, f: Callable[[Iterable[Any]], Iterable[Any]], preservesPartitioning: bool = False
     ) -> DStream[Any]:
         """``f`` over each partition's records."""
-        check_function(f, "f", "mapPartitions")
+        check_fn(f, "f", "mapPartitions")
         return self._wrap(self._stream.map_partitions(f))
 
     def mapPartitionsWithIndex(
         self, f: Callable[[int, Iterable[Any]], Iterable[Any]], preservesPartitioning: bool = False
     ) -> DStream[Any]:
         """``f(index, records)`` over each partition."""
-        check_function(f, "f", "mapPartitionsWithIndex")
+        check_fn(f, "f", "mapPartitionsWithIndex")
         return self._wrap(self._stream.map_partitions_with_index(f))
 
     def mapValues(self, f: Callable[[Any], Any]) -> DStream[Any]:
         """``(k, f(v))`` for every pair."""
-        check_function(f, "f", "mapValues")
+        check_fn(f, "f", "mapValues")
         return self._wrap(self._stream.map_values(f))
 
     def flatMapValues(self, f: Callable[[Any], Iterable[Any]]) -> DStream[Any]:
         """``(k, w)`` for every ``w`` in ``f(v)``."""
-        check_function(f, "f", "flatMapValues")
+        check_fn(f, "f", "flatMapValues")
         return self._wrap(self._stream.flat_map_values(f))
 
     def glom(self) -> DStream[list[Any]]:
@@ -121,7 +123,7 @@ class DStream(Generic[T_co]):
         self, numPartitions: int, partitionFunc: Callable[[Any], int] = hash
     ) -> DStream[Any]:
         """Pairs in ``numPartitions`` partitions by ``partitionFunc(key)``."""
-        check_function(partitionFunc, "partitionFunc", "partitionBy")
+        check_fn(partitionFunc, "partitionFunc", "partitionBy")
         return self._wrap(self._stream.partition_by(numPartitions, partitionFunc))
 
     # --- per batch -------------------------------------------------------------------------
@@ -136,14 +138,14 @@ class DStream(Generic[T_co]):
 
     def reduce(self, func: Callable[[Any, Any], Any]) -> DStream[Any]:
         """The batch's records combined with ``func`` (nothing for an empty batch)."""
-        check_function(func, "func", "reduce")
+        check_fn(func, "func", "reduce")
         return self._wrap(self._stream.reduce(func))
 
     def reduceByKey(
         self, func: Callable[[Any, Any], Any], numPartitions: int | None = None
     ) -> DStream[Any]:
         """Per key, its values combined with ``func``."""
-        check_function(func, "func", "reduceByKey")
+        check_fn(func, "func", "reduceByKey")
         return self._wrap(self._stream.reduce_by_key(func, numPartitions))
 
     def combineByKey(
@@ -154,9 +156,9 @@ class DStream(Generic[T_co]):
         numPartitions: int | None = None,
     ) -> DStream[Any]:
         """Per key, its values combined with the three functions."""
-        check_function(createCombiner, "createCombiner", "combineByKey")
-        check_function(mergeValue, "mergeValue", "combineByKey")
-        check_function(mergeCombiners, "mergeCombiners", "combineByKey")
+        check_fn(createCombiner, "createCombiner", "combineByKey")
+        check_fn(mergeValue, "mergeValue", "combineByKey")
+        check_fn(mergeCombiners, "mergeCombiners", "combineByKey")
         return self._wrap(
             self._stream.combine_by_key(createCombiner, mergeValue, mergeCombiners, numPartitions)
         )
@@ -197,7 +199,7 @@ class DStream(Generic[T_co]):
 
     def transform(self, func: Callable[..., Any]) -> DStream[Any]:
         """``func(rdd)`` or ``func(time, rdd)`` per batch; it returns an RDD or a list."""
-        check_function(func, "func", "transform")
+        check_fn(func, "func", "transform")
         call = with_time(func, 1)
         sc = self._ssc.sparkContext
 
@@ -210,7 +212,7 @@ class DStream(Generic[T_co]):
         self, func: Callable[..., Any], other: DStream[Any], keepSerializer: bool = False
     ) -> DStream[Any]:
         """``func(rdd, other_rdd)`` or ``func(time, rdd, other_rdd)`` per batch."""
-        check_function(func, "func", "transformWith")
+        check_fn(func, "func", "transformWith")
         call = with_time(func, 2)
         sc = self._ssc.sparkContext
 
@@ -245,8 +247,8 @@ class DStream(Generic[T_co]):
         slideDuration: Duration,
     ) -> DStream[Any]:
         """The window's records combined with ``reduceFunc``."""
-        check_function(reduceFunc, "reduceFunc", "reduceByWindow")
-        check_function(invReduceFunc, "invReduceFunc", "reduceByWindow", optional=True)
+        check_fn(reduceFunc, "reduceFunc", "reduceByWindow")
+        check_fn(invReduceFunc, "invReduceFunc", "reduceByWindow", optional=True)
         return self._wrap(
             self._stream.reduce_by_window(reduceFunc, invReduceFunc, windowDuration, slideDuration)
         )
@@ -261,9 +263,10 @@ class DStream(Generic[T_co]):
         filterFunc: Callable[[Any], object] | None = None,
     ) -> DStream[Any]:
         """Per key, the window's values combined with ``func`` (``invFunc``: incrementally)."""
-        check_function(func, "func", "reduceByKeyAndWindow")
-        check_function(invFunc, "invFunc", "reduceByKeyAndWindow", optional=True)
-        check_function(filterFunc, "filterFunc", "reduceByKeyAndWindow", optional=True)
+        order = "the order is (func, invFunc, windowDuration, slideDuration), as in PySpark"
+        check_fn(func, "func", "reduceByKeyAndWindow", hint=order)
+        check_fn(invFunc, "invFunc", "reduceByKeyAndWindow", optional=True, hint=order)
+        check_fn(filterFunc, "filterFunc", "reduceByKeyAndWindow", optional=True)
         return self._wrap(
             self._stream.reduce_by_key_and_window(
                 func, invFunc, windowDuration, slideDuration, filter_func=filterFunc
@@ -291,7 +294,7 @@ class DStream(Generic[T_co]):
         initialRDD: RDD[Any] | Iterable[tuple[Any, Any]] | None = None,
     ) -> DStream[Any]:
         """Per key, ``updateFunc(new_values, state)`` every batch (``None`` deletes the key)."""
-        check_function(updateFunc, "updateFunc", "updateStateByKey")
+        check_fn(updateFunc, "updateFunc", "updateStateByKey")
         initial = initialRDD.collect() if isinstance(initialRDD, RDD) else initialRDD
         return self._wrap(self._stream.update_state_by_key(updateFunc, initial))
 
@@ -319,7 +322,7 @@ class DStream(Generic[T_co]):
 
     def foreachRDD(self, func: Callable[..., Any]) -> None:
         """``func(rdd)`` or ``func(time, rdd)`` for every batch."""
-        check_function(func, "func", "foreachRDD")
+        check_fn(func, "func", "foreachRDD")
         call = with_time(func, 1)
         sc = self._ssc.sparkContext
 

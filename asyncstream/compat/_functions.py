@@ -11,23 +11,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from datetime import datetime
 
-__all__ = ["as_records", "check_function", "local_time", "positional_count", "with_time"]
-
-
-def check_function(value: object, name: str, where: str, *, optional: bool = False) -> None:
-    """Raise ``TypeError`` unless ``value`` is callable (or ``None`` when optional).
-
-    Example:
-        >>> check_function("x", "f", "map")
-        Traceback (most recent call last):
-        ...
-        TypeError: map: f must be a function, got 'x' (str)
-    """
-    if callable(value) or (optional and value is None):
-        return
-    what = "a function or None" if optional else "a function"
-    msg = f"{where}: {name} must be {what}, got {value!r} ({type(value).__name__})"
-    raise TypeError(msg)
+__all__ = ["as_records", "local_time", "positional_count", "with_time"]
 
 
 def positional_count(func: Callable[..., Any]) -> int:

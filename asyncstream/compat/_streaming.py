@@ -6,9 +6,11 @@ import threading
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast, final
 
 import asyncstream
+from asyncstream._checks import check_fn
+from asyncstream._util import to_ms
 
 from ._dstream import DStream
-from ._functions import as_records, check_function
+from ._functions import as_records
 from ._rdd import RDD
 from ._spark_context import SparkContext
 
@@ -102,7 +104,7 @@ class StreamingContext:
         Raises:
             TypeError: ``setupFunc`` did not return a compat StreamingContext.
         """
-        check_function(setupFunc, "setupFunc", "getOrCreate")
+        check_fn(setupFunc, "setupFunc", "getOrCreate")
         ssc = setupFunc()
         if not isinstance(cast("object", ssc), StreamingContext):
             msg = (
@@ -252,7 +254,7 @@ class StreamingContext:
         self, dstreams: list[DStream[Any]], transformFunc: Callable[[list[RDD[Any]]], Any]
     ) -> DStream[Any]:
         """``transformFunc(rdds)`` per batch, ``rdds`` the list of the streams' RDDs."""
-        check_function(transformFunc, "transformFunc", "transform")
+        check_fn(transformFunc, "transformFunc", "transform")
         sc = self._sc
 
         def apply(*batches: list[Any]) -> list[Any]:  # no time: PySpark passes none here
@@ -262,17 +264,9 @@ class StreamingContext:
         return DStream(self._engine.transform(streams, apply), self)
 
 
-def _seconds(value: object, what: str = "batchDuration") -> float:
-    """A duration in seconds, with an error in PySpark's terms."""
-    from asyncstream.errors import DurationError
-
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        msg = f"{what} must be a number of seconds (int or float), got {value!r}"
-        raise TypeError(msg)
-    if not value > 0 or value == float("inf"):
-        msg = f"{what} must be a positive number of seconds (e.g. 1 for one second), got {value!r}"
-        raise DurationError(msg)
-    return float(value)
+def _seconds(value: Duration, what: str = "batchDuration") -> float:
+    """A duration in seconds, checked (``TypeError``/``DurationError``) under PySpark's name."""
+    return to_ms(value, what) / 1000
 
 
 def _records(item: RDD[Any] | Iterable[Any]) -> list[Any]:
