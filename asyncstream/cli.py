@@ -7,12 +7,14 @@ Exit codes: 0 success (also after Ctrl-C, which stops gracefully), 1 the job fai
 from __future__ import annotations
 
 import argparse
+import logging
 import operator
 import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import __version__
 from .checkpoint import inspect_checkpoint
 from .context import StreamingContext
 
@@ -30,6 +32,10 @@ _EPILOG = """examples:
   asyncstream wordcount localhost 9000  word counts of the lines, every second
   asyncstream demo --ui 4040            the same, with a live dashboard at http://127.0.0.1:4040/
 """
+
+
+_SECONDS_HELP = "stop gracefully by itself after this many seconds (default: run until Ctrl-C)"
+_SLIDE_HELP = "seconds between two windows, a multiple of --batch (default: --batch)"
 
 
 def _positive(text: str) -> float:
@@ -116,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"asyncstream {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser(
         "demo",
@@ -125,15 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  asyncstream demo --batch 1 --seconds 5",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--batch", type=_positive, default=1.0, help="batch interval, seconds")
     demo.add_argument(
-        "--seconds", type=_positive, default=None, help="stop by itself after this long"
+        "--batch", type=_positive, default=1.0, help="batch interval, seconds (default: 1)"
     )
-    demo.add_argument("--rate", type=int, default=20, help="sentences per second")
-    demo.add_argument("--seed", type=int, default=None, help="random seed, for repeatable output")
+    demo.add_argument("--seconds", type=_positive, default=None, help=_SECONDS_HELP)
+    demo.add_argument("--rate", type=int, default=20, help="sentences per second (default: 20)")
     demo.add_argument(
-        "--window", type=int, default=3, help="count over the last N batches (default 3)"
+        "--seed", type=int, default=None, help="random seed, for repeatable output (default: none)"
     )
+    demo.add_argument(
+        "--window",
+        type=_positive,
+        default=None,
+        help="count over a sliding window of this many seconds (default: 3 batches)",
+    )
+    demo.add_argument("--slide", type=_positive, default=None, help=_SLIDE_HELP)
     _observe_args(demo)
     wordcount = sub.add_parser(
         "wordcount",
@@ -145,23 +158,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wordcount.add_argument("host", help="server to connect to, e.g. localhost")
     wordcount.add_argument("port", type=int, help="its port, e.g. 9000")
-    wordcount.add_argument("--batch", type=_positive, default=1.0, help="batch interval, seconds")
     wordcount.add_argument(
-        "--seconds", type=_positive, default=None, help="stop by itself after this long"
+        "--batch", type=_positive, default=1.0, help="batch interval, seconds (default: 1)"
     )
+    wordcount.add_argument("--seconds", type=_positive, default=None, help=_SECONDS_HELP)
     wordcount.add_argument(
-        "--window", type=_positive, default=None, help="count over a sliding window, seconds"
+        "--window",
+        type=_positive,
+        default=None,
+        help="count over a sliding window of this many seconds (default: each batch alone)",
     )
     wordcount.add_argument(
         "--executor",
         type=_executor_spec,
         default="inline",
         metavar="SPEC",
-        help="where partition work runs: inline (default), processes:N, dask://HOST:PORT",
+        help="where partition work runs: inline, processes:N or dask://HOST:PORT (default: inline)",
     )
-    wordcount.add_argument(
-        "--slide", type=_positive, default=None, help="slide of the window (default: --batch)"
-    )
+    wordcount.add_argument("--slide", type=_positive, default=None, help=_SLIDE_HELP)
     _observe_args(wordcount)
     inspect = sub.add_parser(
         "inspect",
@@ -178,9 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  asyncstream bench --rounds 3",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    bench.add_argument("--rounds", type=int, default=5, help="rounds per side (median)")
     bench.add_argument(
-        "--quick", action="store_true", help="tiny sizes: checks that it runs, not speed"
+        "--rounds", type=int, default=5, help="rounds per side, the median counts (default: 5)"
+    )
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes: checks that it runs, not speed; targets are not judged (default: off)",
     )
     return parser
 
@@ -190,18 +208,23 @@ def run_demo(
     seconds: float | None,
     rate: int,
     seed: int | None,
-    window: int = 3,
+    window: float | None = None,
+    slide: float | None = None,
     ui: int | None = None,
     quiet: bool = False,
 ) -> None:
-    """Word counts of generated sentences over the last ``window`` batches, each batch."""
+    """Word counts of generated sentences over a sliding window (seconds; 3 batches)."""
     from ._demo import SentenceSource
 
     ssc = StreamingContext(batch)
     lines = ssc._add_source(SentenceSource(ssc.clock, rate, seed), "demo_stream", 10_000)
     pairs = lines.flat_map(str.split).map(lambda w: (w, 1))
     counts = pairs.reduce_by_key_and_window(
-        operator.add, operator.sub, window * batch, batch, filter_func=lambda kv: kv[1] > 0
+        operator.add,
+        operator.sub,
+        3 * batch if window is None else window,
+        slide,
+        filter_func=lambda kv: kv[1] > 0,
     )
     counts.transform(lambda pairs: sorted(pairs, key=lambda kv: (-kv[1], kv[0]))).pprint()
     run_observed(ssc, seconds, ui, quiet)
@@ -252,17 +275,40 @@ def run_bench(rounds: int, quick: bool) -> int:
     return subprocess.call([sys.executable, str(script), *args])
 
 
+def _say_what_happens() -> None:
+    """Show the sources' news (``connected to HOST:PORT``, retries) on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("asyncstream: %(message)s"))
+    sources = logging.getLogger("asyncstream.sources")
+    if not any(getattr(h, "_asyncstream_cli", False) for h in sources.handlers):
+        handler._asyncstream_cli = True  # type: ignore[attr-defined]
+        sources.addHandler(handler)
+        sources.setLevel(logging.INFO)
+        sources.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``asyncstream`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
+            if args.slide is not None and args.window is None:
+                build_parser().error("--slide needs --window")
+            _say_what_happens()
             run_demo(
-                args.batch, args.seconds, args.rate, args.seed, args.window, args.ui, args.quiet
+                args.batch,
+                args.seconds,
+                args.rate,
+                args.seed,
+                args.window,
+                args.slide,
+                args.ui,
+                args.quiet,
             )
         elif args.command == "wordcount":
             if args.slide is not None and args.window is None:
                 build_parser().error("--slide needs --window")
+            _say_what_happens()
             run_wordcount(
                 args.host,
                 args.port,

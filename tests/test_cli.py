@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import runpy
 import socket
 import subprocess
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+import asyncstream
 from asyncstream import cli
-from asyncstream.cli import main, make_executor
+from asyncstream.cli import build_parser, main, make_executor
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -145,3 +147,56 @@ def test_python_m_asyncstream_runs_the_command_line(
         runpy.run_module("asyncstream", run_name="__main__")
     assert exit_info.value.code == 1
     assert capsys.readouterr().err.startswith(f"asyncstream inspect: no checkpoint in '{tmp_path}'")
+
+
+def _actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [a for a in parser._actions if a.option_strings and a.help != argparse.SUPPRESS]
+
+
+def test_every_option_shows_its_default_in_the_help() -> None:
+    parser = build_parser()
+    [subparsers] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, sub in subparsers.choices.items():
+        for action in _actions(sub):
+            if action.dest == "help":
+                continue
+            assert "(default: " in (action.help or ""), f"{name} {action.option_strings}"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"asyncstream {asyncstream.__version__}\n"
+
+
+def test_demo_window_and_slide_are_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(cli, "run_demo", lambda *args: calls.append(args))
+    assert main(["demo", "--batch", "0.5", "--window", "2", "--slide", "1"]) == 0
+    assert calls == [(0.5, None, 20, None, 2.0, 1.0)]
+    assert main(["demo"]) == 0
+    assert calls[-1] == (1.0, None, 20, None, None, None)
+
+
+def test_demo_slide_needs_a_window(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["demo", "--slide", "1"])
+    assert "--slide needs --window" in capsys.readouterr().err
+
+
+def test_demo_rejects_a_window_that_is_not_a_multiple_of_the_batch(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["demo", "--batch", "1", "--window", "2.5", "--seconds", "1"]) == 1
+    assert capsys.readouterr().err == (
+        "asyncstream demo: window duration 2.5s is not a multiple of the parent stream's "
+        "slide duration 1s; use a duration such as 2s\n"
+    )
+
+
+def test_bench_quick_does_not_judge_targets(capfd: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--quick"]) == 0
+    captured = capfd.readouterr()
+    assert "NOT met" not in captured.out
+    assert "targets not judged: the sizes are not the targets' sizes" in captured.err

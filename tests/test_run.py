@@ -167,9 +167,11 @@ def test_wordcount_with_a_real_nc_process(extra: list[str]) -> None:
         # "within two batches": the next two blocks
         blocks = "".join(line for _ in range(3) for line in _read_until(proc, "Time: "))
         proc.send_signal(signal.SIGINT)
-        out, _ = _finish(proc)
+        out, err = _finish(proc)
         assert proc.returncode == 0
         assert "('hello', 2)\n('world', 1)\n" in blocks + out.split("Time: ")[0]
+        assert f"asyncstream: connected to 127.0.0.1:{port}\n" in err
+        assert "asyncstream: SIGINT: stopping gracefully (Ctrl-C again to stop at once)\n" in err
     finally:
         nc.kill()
         nc.wait()

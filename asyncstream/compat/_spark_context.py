@@ -124,12 +124,9 @@ class SparkContext:
     @property
     def version(self) -> str:
         """The asyncstream version."""
-        from importlib.metadata import PackageNotFoundError, version
+        import asyncstream
 
-        try:
-            return version("asyncstream")
-        except PackageNotFoundError:  # pragma: no cover - run from a source tree
-            return "unknown"
+        return asyncstream.__version__
 
     def getConf(self) -> SparkConf:
         """A copy of this context's configuration."""
