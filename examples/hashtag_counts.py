@@ -1,4 +1,4 @@
-"""Windowed hashtag counts: the top tags of the last 8 seconds, every 2 seconds (SPEC §6).
+"""Windowed hashtag counts: the top tags of the last 8 seconds, every 2 seconds.
 
 A producer task plays a script of tweets into an ``input_stream``, one tweet a second
 (at half past each second), paced by the context's clock. Each 2-second batch's tweets

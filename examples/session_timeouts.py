@@ -5,8 +5,12 @@ context's clock, each stamped with its time (seconds since the start). The state
 user is their open :class:`Session`. Every click extends it; a user idle for
 ``idle_timeout`` seconds times out (``state.is_timing_out()``) and the function emits a
 :class:`SessionEnded` record with the session's click count and duration. A click on
-``/logout`` ends the session at once (``state.remove()``). Every batch prints the
-sessions that ended, then ``state_snapshots()``: the sessions still open.
+``/logout`` ends the session at once (``state.remove()``). Every batch prints two
+labelled lines: the sessions that ended, then ``state_snapshots()``, the sessions still
+open::
+
+    [t=3s] sessions ended: bob (2 clicks in 1.9 s, logout)
+    [t=3s] sessions open: alice (3 clicks since 0.5 s)
 
 Timeouts follow Spark: a user's session is "touched" at the batch time of its last
 click, and times out at the first batch ``t`` with ``t - last_touch >= timeout``, after
@@ -94,6 +98,18 @@ def ended_only(record: SessionEnded | None) -> list[SessionEnded]:
     return [] if record is None else [record]
 
 
+def show_ended(batch: Batch[SessionEnded]) -> None:
+    """One labelled line: the sessions that ended in this batch."""
+    ended = [f"{e.user} ({e.clicks} clicks in {e.duration:g} s, {e.reason})" for e in batch]
+    print(f"[t={batch.time_ms / 1000:g}s] sessions ended: {', '.join(ended) or '-'}")
+
+
+def show_open(batch: Batch[tuple[str, Session]]) -> None:
+    """One labelled line: the sessions still open after this batch."""
+    still = [f"{user} ({s.clicks} clicks since {s.first:g} s)" for user, s in batch]
+    print(f"[t={batch.time_ms / 1000:g}s] sessions open: {', '.join(still) or '-'}")
+
+
 async def play(
     sender: InputSender[Click],
     clock: Clock,
@@ -128,8 +144,8 @@ async def main(
     sessions = by_user.map_with_state(StateSpec(track, timeout=idle_timeout))
     ended = sessions.flat_map(ended_only)
     still_open = sessions.state_snapshots().transform(sorted)
-    ended.pprint()
-    still_open.pprint()
+    ended.foreach_batch(show_ended)
+    still_open.foreach_batch(show_open)
 
     result = Sessions([], [])
 

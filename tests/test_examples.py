@@ -6,6 +6,7 @@ import functools
 import importlib.util
 import json
 import socket
+import subprocess
 import sys
 import threading
 from contextlib import asynccontextmanager
@@ -312,3 +313,37 @@ async def test_backpressure_dashboard_holds_the_source_to_what_the_job_takes(
     ]
     assert len(rates) == 1
     assert 100 <= rates[0] < 1000  # near what the job keeps up with, not the 2,000 offered
+
+
+# --- checkpointed_counts: kill -9, start again, the counts go on --------------------------
+
+
+def _words_so_far(line: str) -> int:
+    return int(line.split("  ")[1].split(" words so far")[0])
+
+
+@pytest.mark.timeout(60)
+def test_checkpointed_counts_goes_on_after_kill_9(tmp_path: Path) -> None:
+    script = str(EXAMPLES / "checkpointed_counts.py")
+    directory = str(tmp_path / "counts")
+    args = [sys.executable, script, directory, "--batch", "0.2"]
+    first = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert first.stdout is not None
+    seen = []
+    with first.stdout:
+        for line in first.stdout:  # bounded: the job runs out of lines after 8 batches
+            seen.append(_words_so_far(line))
+            if len(seen) == 3:
+                first.kill()  # SIGKILL: no graceful stop, no cleanup
+                break
+    first.wait(timeout=20)
+    assert seen[-1] > 0
+    second = subprocess.run(
+        [*args, "--seconds", "4"], capture_output=True, text=True, timeout=40, check=True
+    )
+    totals = [_words_so_far(line) for line in second.stdout.splitlines()]
+    # It went on from the checkpoint: never below what the first run committed before
+    # its last batch, and it ends with every word of the script.
+    assert totals[0] >= seen[-2]
+    assert totals == sorted(totals)
+    assert totals[-1] == load("checkpointed_counts").ALL_WORDS

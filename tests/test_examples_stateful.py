@@ -212,11 +212,16 @@ async def test_session_timeouts_end_sessions_with_counts_and_durations(
     ]
     assert result.still_open == still_open
 
-    # Per batch: first the sessions that ended, then the snapshot of those still open.
-    expected_out = "".join(
-        pprinted([(t, ended.get(t, [])), (t, snapshot)]) for t, snapshot in still_open
-    )
-    assert capsys.readouterr().out == expected_out
+    # Per batch, labelled: first the sessions that ended, then those still open.
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 * len(still_open)
+    assert out[4:6] == [
+        "[t=3s] sessions ended: bob (2 clicks in 1.9 s, logout)",
+        "[t=3s] sessions open: alice (3 clicks since 0.5 s)",
+    ]
+    assert out[0] == "[t=1s] sessions ended: -"
+    assert out[-1] == "[t=12s] sessions open: -"
+    assert out[-2] == "[t=12s] sessions ended: carol (3 clicks in 5.3 s, timeout)"
 
 
 async def test_session_timeouts_without_a_timeout_in_the_run() -> None:
