@@ -7,9 +7,12 @@ timeout, ``awaitTerminationOrTimeout``), none is a sleep.
 from __future__ import annotations
 
 import operator
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -203,3 +206,46 @@ def test_await_termination_or_timeout_then_a_graceful_stop(sc: SparkContext) -> 
     assert StreamingContext.getActive() is None
     assert SparkContext._active is None
     ssc.stop()  # idempotent, as in PySpark
+
+
+_INTERRUPTED = """
+import sys
+from asyncstream.compat import SparkContext, StreamingContext
+
+sc = SparkContext("local[2]", "interrupted")
+ssc = StreamingContext(sc, 0.2)
+ssc.queueStream([[], [], [1, 2, 3]]).count().pprint()
+ssc.start()
+print("started", flush=True)
+ssc.awaitTermination()
+print("after awaitTermination", flush=True)
+ssc.stop()
+"""
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_in_await_termination_stops_gracefully(tmp_path: Path) -> None:
+    script = tmp_path / "interrupted.py"
+    script.write_text(_INTERRUPTED)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    watchdog = threading.Timer(WAIT, proc.kill)  # bounds the reads on a hung child
+    watchdog.start()
+    try:
+        for line in proc.stdout:
+            if line == "3\n":  # the third batch: well after awaitTermination() began
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=WAIT)
+    finally:
+        watchdog.cancel()
+    assert proc.returncode == 0, err
+    assert "after awaitTermination\n" in out
+    assert err == "asyncstream: Ctrl-C: stopping gracefully (Ctrl-C again to stop at once)\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast, final
 
@@ -149,6 +150,9 @@ class StreamingContext:
     def awaitTermination(self, timeout: Duration | None = None) -> None:
         """Block until the context stops (at most ``timeout`` seconds).
 
+        Ctrl-C stops the context gracefully and returns (a second Ctrl-C stops it at
+        once), so the program ends normally, as ``ssc.run()`` does.
+
         Raises:
             BatchError: A user function failed; it stopped the context.
         """
@@ -173,12 +177,24 @@ class StreamingContext:
             return True
         try:
             stopped = self._call(lambda: self._engine.await_termination(timeout))
+        except KeyboardInterrupt:
+            self._interrupted()
+            return True
         except BaseException:
             self._forget()
             raise
         if stopped:
             self._forget()
         return stopped
+
+    def _interrupted(self) -> None:
+        """Ctrl-C while waiting: stop gracefully; a second Ctrl-C stops at once."""
+        _say("asyncstream: Ctrl-C: stopping gracefully (Ctrl-C again to stop at once)")
+        try:
+            self.stop(stopSparkContext=False, stopGraceFully=True)
+        except KeyboardInterrupt:
+            _say("asyncstream: second Ctrl-C: stopping now")
+            self.stop(stopSparkContext=False)
 
     def stop(self, stopSparkContext: bool = True, stopGraceFully: bool = False) -> None:
         """Stop the context (and the SparkContext, unless ``stopSparkContext=False``).
@@ -262,6 +278,10 @@ class StreamingContext:
 
         streams = [d._stream for d in dstreams]
         return DStream(self._engine.transform(streams, apply), self)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _seconds(value: Duration, what: str = "batchDuration") -> float:
