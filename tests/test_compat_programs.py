@@ -13,7 +13,9 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -24,7 +26,6 @@ from asyncstream.compat import SparkConf, SparkContext, StreamingContext
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from datetime import datetime
-    from pathlib import Path
 
     from asyncstream.compat import RDD
 
@@ -249,3 +250,65 @@ def test_ctrl_c_in_await_termination_stops_gracefully(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert "after awaitTermination\n" in out
     assert err == "asyncstream: Ctrl-C: stopping gracefully (Ctrl-C again to stop at once)\n"
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _migration_program() -> str:
+    """The Python block of the README's "Migrating from PySpark" section."""
+    section = README.read_text(encoding="utf-8").split("## Migrating from PySpark")[1]
+    block = section.split("```python\n")[1].split("```")[0]
+    return textwrap.dedent(block)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(shutil.which("nc") is None, reason="needs netcat (.ci/run installs it)")
+def test_the_readme_migration_walkthrough_word_for_word(tmp_path: Path) -> None:
+    program = _migration_program()
+    assert "from asyncstream.compat import SparkContext, StreamingContext" in program
+    script = tmp_path / "network_wordcount.py"
+    script.write_text(program)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    nc = subprocess.Popen(
+        ["nc", "-lk", "127.0.0.1", str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "127.0.0.1", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    watchdog = threading.Timer(WAIT, proc.kill)  # bounds the reads on a hung child
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        assert nc.stdin is not None
+        printed = []
+        for line in proc.stdout:
+            printed.append(line)
+            if line.startswith("Time: ") and len(printed) < 3:
+                nc.stdin.write(b"hello world hello\n")  # once it ticks: it is connected
+                nc.stdin.flush()
+            if line == "('world', 1)\n":
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=WAIT)
+    finally:
+        watchdog.cancel()
+        nc.kill()
+        nc.wait()
+        if nc.stdin is not None:
+            nc.stdin.close()
+    text = "".join(printed)
+    assert "('hello', 2)\n('world', 1)\n" in text or "('world', 1)\n('hello', 2)\n" in text
+    assert proc.returncode == 0, err
+    # (before it, a warning if nc was not listening yet when the program first connected)
+    assert err.endswith("asyncstream: Ctrl-C: stopping gracefully (Ctrl-C again to stop at once)\n")
