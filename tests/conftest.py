@@ -92,3 +92,16 @@ def kafka_broker() -> Iterator[str]:
         except RuntimeError as exc:
             pytest.fail(f"the Kafka tests need a broker, which could not start: {exc}")
         yield broker.bootstrap
+
+
+@pytest.fixture
+def no_compat_context_left() -> Iterator[None]:
+    """After the test, stop what asyncstream.compat left active (a failed test's context)."""
+    yield
+    from asyncstream.compat import SparkContext, StreamingContext
+
+    active = StreamingContext.getActive()
+    if active is not None:
+        active.stop(stopSparkContext=False)
+    if SparkContext._active is not None:
+        SparkContext._active.stop()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import TYPE_CHECKING, Any, TypeVar
+import socket
+import subprocess
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -12,7 +15,7 @@ from asyncstream import StreamingListener
 from asyncstream._source_api import SourceEvents
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterator
     from pathlib import Path
 
     from asyncstream.metrics import BatchInfo, SourceErrorInfo
@@ -67,3 +70,24 @@ class Completed(StreamingListener):
 
     def on_source_error(self, info: SourceErrorInfo) -> None:
         self.errors.append((info.source, info.kind))
+
+
+@contextlib.contextmanager
+def netcat() -> Iterator[tuple[int, IO[bytes]]]:
+    """A real ``nc -lk`` on a free loopback port: ``(port, its stdin)``; killed on exit."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    nc = subprocess.Popen(
+        ["nc", "-lk", "127.0.0.1", str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert nc.stdin is not None
+    try:
+        yield port, nc.stdin
+    finally:
+        nc.kill()
+        nc.wait()
+        nc.stdin.close()

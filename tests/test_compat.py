@@ -10,29 +10,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from test_conformance import CASES, _check, _inputs
+from test_conformance import CASES, _check, _inputs, _sorted_pair_lists
 
 from asyncstream.compat import SparkContext, StreamingContext
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from datetime import datetime
 
     from asyncstream.compat import RDD, DStream
 
 
-@pytest.fixture(autouse=True)
-def _no_context_left() -> Iterator[None]:
-    yield
-    active = StreamingContext.getActive()
-    if active is not None:
-        active.stop(stopSparkContext=False)
-    if SparkContext._active is not None:
-        SparkContext._active.stop()
-
-
-def _cogroup_sorted(vs: tuple[Any, Any]) -> list[Any]:
-    return [sorted(vs[0]), sorted(vs[1])]
+pytestmark = pytest.mark.usefixtures("no_compat_context_left")
 
 
 # Each case's PySpark "description", in PySpark syntax.
@@ -49,7 +38,7 @@ PYSPARK: dict[str, Callable[..., DStream[Any]]] = {
     "union": lambda s0, s1: s0.union(s1),
     "join": lambda s0, s1: s0.join(s1),
     "leftOuterJoin": lambda s0, s1: s0.leftOuterJoin(s1),
-    "cogroup": lambda s0, s1: s0.cogroup(s1).mapValues(_cogroup_sorted),
+    "cogroup": lambda s0, s1: s0.cogroup(s1).mapValues(_sorted_pair_lists),
     "transform_sortBy": lambda s0: s0.transform(lambda rdd: rdd.sortBy(lambda x: x)),
     "window_3_1": lambda s0: s0.window(3, 1),
     "window_4_2": lambda s0: s0.window(4, 2),

@@ -17,21 +17,12 @@ from asyncstream.compat._functions import as_records, positional_count
 from asyncstream.compat._spark_context import _parallelism
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from asyncstream.compat import DStream
 
 WAIT = 30.0
 
 
-@pytest.fixture(autouse=True)
-def _no_context_left() -> Iterator[None]:
-    yield
-    active = StreamingContext.getActive()
-    if active is not None:
-        active.stop(stopSparkContext=False)
-    if SparkContext._active is not None:
-        SparkContext._active.stop()
+pytestmark = pytest.mark.usefixtures("no_compat_context_left")
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import operator
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,12 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from helpers import netcat
 
 from asyncstream import BatchError
 from asyncstream.compat import SparkConf, SparkContext, StreamingContext
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from datetime import datetime
 
     from asyncstream.compat import RDD
@@ -32,14 +31,7 @@ if TYPE_CHECKING:
 WAIT = 30.0  # seconds: the bound of every wait, generous for a loaded machine
 
 
-@pytest.fixture(autouse=True)
-def _no_context_left() -> Iterator[None]:
-    yield
-    active = StreamingContext.getActive()
-    if active is not None:
-        active.stop(stopSparkContext=False)
-    if SparkContext._active is not None:
-        SparkContext._active.stop()
+pytestmark = pytest.mark.usefixtures("no_compat_context_left")
 
 
 @pytest.fixture
@@ -70,16 +62,7 @@ class Collect:
 def test_network_word_count_with_a_real_nc(
     sc: SparkContext, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    nc = subprocess.Popen(
-        ["nc", "-lk", "127.0.0.1", str(port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with netcat() as (port, nc_stdin):
         # NetworkWordCount, as in the Spark Streaming programming guide.
         ssc = StreamingContext(sc, 1)
         lines = ssc.socketTextStream("127.0.0.1", port)
@@ -89,16 +72,10 @@ def test_network_word_count_with_a_real_nc(
         got = threading.Event()
         counts.foreachRDD(lambda rdd: got.set() if not rdd.isEmpty() else None)
         ssc.start()
-        assert nc.stdin is not None
-        nc.stdin.write(b"hello world hello\n")
-        nc.stdin.flush()
+        nc_stdin.write(b"hello world hello\n")
+        nc_stdin.flush()
         assert got.wait(WAIT)
         ssc.stop(stopSparkContext=True, stopGraceFully=True)
-    finally:
-        nc.kill()
-        nc.wait()
-        if nc.stdin is not None:
-            nc.stdin.close()
     out = capsys.readouterr().out
     assert "-------------------------------------------\nTime: " in out
     assert "('hello', 2)\n('world', 1)\n" in out or "('world', 1)\n('hello', 2)\n" in out
@@ -269,44 +246,31 @@ def test_the_readme_migration_walkthrough_word_for_word(tmp_path: Path) -> None:
     assert "from asyncstream.compat import SparkContext, StreamingContext" in program
     script = tmp_path / "network_wordcount.py"
     script.write_text(program)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    nc = subprocess.Popen(
-        ["nc", "-lk", "127.0.0.1", str(port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, str(script), "127.0.0.1", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    watchdog = threading.Timer(WAIT, proc.kill)  # bounds the reads on a hung child
-    watchdog.start()
-    try:
-        assert proc.stdout is not None
-        assert nc.stdin is not None
-        printed = []
-        for line in proc.stdout:
-            printed.append(line)
-            if line.startswith("Time: ") and len(printed) < 3:
-                nc.stdin.write(b"hello world hello\n")  # once it ticks: it is connected
-                nc.stdin.flush()
-            if line == "('world', 1)\n":
-                break
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=WAIT)
-    finally:
-        watchdog.cancel()
-        nc.kill()
-        nc.wait()
-        if nc.stdin is not None:
-            nc.stdin.close()
+    with netcat() as (port, nc_stdin):
+        proc = subprocess.Popen(
+            [sys.executable, str(script), "127.0.0.1", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        watchdog = threading.Timer(WAIT, proc.kill)  # bounds the reads on a hung child
+        watchdog.start()
+        try:
+            assert proc.stdout is not None
+            printed = []
+            for line in proc.stdout:
+                printed.append(line)
+                if line.startswith("Time: ") and len(printed) < 3:
+                    nc_stdin.write(b"hello world hello\n")  # once it ticks
+                    nc_stdin.flush()
+                if line == "('world', 1)\n":
+                    break
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=WAIT)
+        finally:
+            watchdog.cancel()
     text = "".join(printed)
     assert "('hello', 2)\n('world', 1)\n" in text or "('world', 1)\n('hello', 2)\n" in text
     assert proc.returncode == 0, err

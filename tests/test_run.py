@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ import threading
 import time
 
 import pytest
+from helpers import netcat
 
 from asyncstream import BatchError, StreamingContext
 from asyncstream.cli import build_parser, main
@@ -147,23 +147,13 @@ def test_help_shows_an_example() -> None:
     "extra", [[], ["--window", "0.9", "--slide", "0.3"]], ids=["per-batch", "windowed"]
 )
 def test_wordcount_with_a_real_nc_process(extra: list[str]) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    nc = subprocess.Popen(
-        ["nc", "-lk", "127.0.0.1", str(port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with netcat() as (port, nc_stdin):
         proc = _spawn(
             ["-m", "asyncstream", "wordcount", "127.0.0.1", str(port), "--batch", "0.3", *extra]
         )
         _read_until(proc, "Time: ")  # connected (reconnects while nc starts) and ticking
-        assert nc.stdin is not None
-        nc.stdin.write(b"hello world hello\n")
-        nc.stdin.flush()
+        nc_stdin.write(b"hello world hello\n")
+        nc_stdin.flush()
         # "within two batches": the next two blocks
         blocks = "".join(line for _ in range(3) for line in _read_until(proc, "Time: "))
         proc.send_signal(signal.SIGINT)
@@ -172,11 +162,6 @@ def test_wordcount_with_a_real_nc_process(extra: list[str]) -> None:
         assert "('hello', 2)\n('world', 1)\n" in blocks + out.split("Time: ")[0]
         assert f"asyncstream: connected to 127.0.0.1:{port}\n" in err
         assert "asyncstream: SIGINT: stopping gracefully (Ctrl-C again to stop at once)\n" in err
-    finally:
-        nc.kill()
-        nc.wait()
-        if nc.stdin is not None:
-            nc.stdin.close()
 
 
 def test_run_raises_the_batch_error_itself() -> None:
