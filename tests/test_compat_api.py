@@ -315,3 +315,41 @@ def test_closing_the_loop_cancels_what_still_runs() -> None:
     loop.close()
     assert future.cancelled()
     loop.close()  # idempotent
+
+
+def test_more_rdd_methods(sc: SparkContext) -> None:
+    numbers = sc.parallelize([3, 1, 2, 3])
+    assert (numbers.sum(), numbers.max(), numbers.min()) == (9, 3, 1)
+    assert numbers.max(key=lambda x: -x) == 1
+    assert numbers.min(key=lambda x: -x) == 3
+    assert numbers.top(2) == [3, 3]
+    assert numbers.takeOrdered(2) == [1, 2]
+    assert numbers.takeOrdered(1, key=lambda x: -x) == [3]
+    assert numbers.countByValue() == {3: 2, 1: 1, 2: 1}
+    assert numbers.distinct().collect() == [3, 1, 2]
+    assert numbers.distinct(1).getNumPartitions() == 1
+    assert numbers.repartition(4).glom().collect() == [[3], [1], [2], [3]]
+    assert numbers.coalesce(1).glom().collect() == [[3, 1, 2, 3]]
+    assert numbers.zipWithIndex().collect() == [(3, 0), (1, 1), (2, 2), (3, 3)]
+    assert numbers.keyBy(str).collect()[0] == ("3", 3)
+    assert numbers.mapPartitionsWithIndex(lambda i, it: [(i, sum(it))]).collect() == [
+        (0, 4),
+        (1, 5),
+    ]
+    assert numbers.cache() is numbers
+    assert numbers.persist() is numbers
+    seen: list[list[int]] = []
+    numbers.foreachPartition(lambda it: seen.append(list(it)))
+    assert seen == [[3, 1], [2, 3]]
+    pairs = sc.parallelize([("a", 1), ("b", 2), ("a", 3)])
+    assert pairs.countByKey() == {"a": 2, "b": 1}
+    assert pairs.collectAsMap() == {"a": 3, "b": 2}
+    flat = [("a", 0), ("b", 0), ("b", 1), ("a", 0), ("a", 1), ("a", 2)]
+    assert pairs.flatMapValues(range).collect() == flat
+    names = sc.parallelize([("a", "ann"), ("c", "cy")])
+    assert sorted(pairs.join(names).collect()) == [("a", (1, "ann")), ("a", (3, "ann"))]
+    assert sorted(pairs.leftOuterJoin(names).collect()) == [
+        ("a", (1, "ann")),
+        ("a", (3, "ann")),
+        ("b", (2, None)),
+    ]

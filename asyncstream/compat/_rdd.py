@@ -6,6 +6,7 @@ methods PySpark streaming programs call on the RDDs of a batch, computed at once
 
 from __future__ import annotations
 
+import collections
 import itertools
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
@@ -51,6 +52,11 @@ def parallelize_slices(data: Iterable[T], num_slices: int) -> list[list[T]]:
 
 def _pairs(records: Iterable[Any]) -> Iterable[tuple[Any, Any]]:
     return records
+
+
+def _slices(records: list[Any], n: int) -> list[list[Any]]:
+    size = len(records)
+    return [records[i * size // n : (i + 1) * size // n] for i in range(n)]
 
 
 def _hash_partitions(pairs: Iterable[tuple[Any, Any]], n: int) -> list[list[Any]]:
@@ -146,6 +152,51 @@ class RDD(Generic[T]):
             acc = f(acc, x)
         return acc
 
+    def sum(self) -> Any:
+        """The sum of the records (0 for an empty RDD)."""
+        return sum(self.collect())
+
+    def max(self, key: Callable[[T], Any] | None = None) -> T:
+        """The largest record (by ``key``)."""
+        return max(self.collect(), key=key)  # type: ignore[type-var,arg-type]
+
+    def min(self, key: Callable[[T], Any] | None = None) -> T:
+        """The smallest record (by ``key``)."""
+        return min(self.collect(), key=key)  # type: ignore[type-var,arg-type]
+
+    def top(self, num: int, key: Callable[[T], Any] | None = None) -> list[T]:
+        """The ``num`` largest records, largest first."""
+        return sorted(self.collect(), key=key, reverse=True)[:num]  # type: ignore[type-var,arg-type]
+
+    def takeOrdered(self, num: int, key: Callable[[T], Any] | None = None) -> list[T]:
+        """The ``num`` smallest records, smallest first."""
+        return sorted(self.collect(), key=key)[:num]  # type: ignore[type-var,arg-type]
+
+    def countByValue(self) -> dict[T, int]:
+        """How many times each record occurs."""
+        return dict(collections.Counter(self.collect()))
+
+    def countByKey(self) -> dict[Any, int]:
+        """How many pairs each key has."""
+        return dict(collections.Counter(k for k, _ in _pairs(self.collect())))
+
+    def collectAsMap(self) -> dict[Any, Any]:
+        """The pairs as a dict (a later pair wins)."""
+        return dict(_pairs(self.collect()))
+
+    def foreachPartition(self, f: Callable[[Iterable[T]], object]) -> None:
+        """Call ``f`` on an iterator over each partition."""
+        for p in self._parts:
+            f(iter(p))
+
+    def cache(self) -> RDD[T]:
+        """A no-op: the records are in memory already."""
+        return self
+
+    def persist(self, storageLevel: object = None) -> RDD[T]:
+        """A no-op: the records are in memory already."""
+        return self
+
     def foreach(self, f: Callable[[T], object]) -> None:
         """Call ``f`` on every record."""
         for p in self._parts:
@@ -181,6 +232,57 @@ class RDD(Generic[T]):
     def mapValues(self, f: Callable[[Any], Any]) -> RDD[Any]:
         """``(k, f(v))`` for every pair ``(k, v)``."""
         return self._per_partition(lambda p: [(k, f(v)) for k, v in _pairs(p)])
+
+    def flatMapValues(self, f: Callable[[Any], Iterable[Any]]) -> RDD[Any]:
+        """``(k, w)`` for every ``w`` in ``f(v)``, for every pair ``(k, v)``."""
+        return self._per_partition(lambda p: [(k, w) for k, v in _pairs(p) for w in f(v)])
+
+    def mapPartitionsWithIndex(
+        self, f: Callable[[int, Iterable[T]], Iterable[Any]], preservesPartitioning: bool = False
+    ) -> RDD[Any]:
+        """``f(index, records)`` over each partition."""
+        return self._new([list(f(i, iter(p))) for i, p in enumerate(self._parts)])
+
+    def keyBy(self, f: Callable[[T], Any]) -> RDD[tuple[Any, T]]:
+        """``(f(x), x)`` for every record."""
+        return self._per_partition(lambda p: [(f(x), x) for x in p])
+
+    def zipWithIndex(self) -> RDD[tuple[T, int]]:
+        """``(x, i)``, ``i`` the record's position in the RDD."""
+        counter = itertools.count()
+        return self._per_partition(lambda p: [(x, next(counter)) for x in p])
+
+    def distinct(self, numPartitions: int | None = None) -> RDD[T]:
+        """Each record once (first occurrence kept)."""
+        unique = list(dict.fromkeys(self.collect()))
+        return self._new(_slices(unique, numPartitions or len(self._parts) or 1))
+
+    def repartition(self, numPartitions: int) -> RDD[T]:
+        """The records, in order, over ``numPartitions`` partitions."""
+        return self._new(_slices(self.collect(), numPartitions))
+
+    def coalesce(self, numPartitions: int, shuffle: bool = False) -> RDD[T]:
+        """The records, in order, over ``numPartitions`` partitions."""
+        return self.repartition(numPartitions)
+
+    def join(self, other: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
+        """``(k, (v, w))`` for every pair of values of a key in both RDDs."""
+        return self._join(other, numPartitions, keep_left=False)
+
+    def leftOuterJoin(self, other: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
+        """Like :meth:`join`, keeping this RDD's keys (``w`` is ``None``)."""
+        return self._join(other, numPartitions, keep_left=True)
+
+    def _join(self, other: RDD[Any], n: int | None, *, keep_left: bool) -> RDD[Any]:
+        right: dict[Any, list[Any]] = {}
+        for k, w in _pairs(other.collect()):
+            right.setdefault(k, []).append(w)
+        out = [
+            (k, (v, w))
+            for k, v in _pairs(self.collect())
+            for w in right.get(k, [None] if keep_left else [])
+        ]
+        return self._new(_hash_partitions(out, n or len(self._parts) or 1))
 
     def keys(self) -> RDD[Any]:
         """The key of every pair."""
@@ -218,9 +320,7 @@ class RDD(Generic[T]):
     ) -> RDD[T]:
         """The records sorted by ``keyfunc``, in ranges over ``numPartitions`` partitions."""
         records = sorted(self.collect(), key=keyfunc, reverse=not ascending)
-        n = numPartitions or len(self._parts) or 1
-        size = len(records)
-        return self._new([records[i * size // n : (i + 1) * size // n] for i in range(n)])
+        return self._new(_slices(records, numPartitions or len(self._parts) or 1))
 
     def sortByKey(
         self,
