@@ -6,6 +6,8 @@ import asyncio
 import inspect
 import logging
 import operator
+import subprocess
+import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,8 @@ from asyncstream.compat._functions import as_records, positional_count
 from asyncstream.compat._spark_context import _parallelism
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from asyncstream.compat import DStream
 
 WAIT = 30.0
@@ -353,3 +357,36 @@ def test_more_rdd_methods(sc: SparkContext) -> None:
         ("a", (3, "ann")),
         ("b", (2, None)),
     ]
+
+
+@pytest.mark.timeout(60)
+def test_stop_inside_a_batch_stops_the_spark_context_once_awaited(sc: SparkContext) -> None:
+    ssc = StreamingContext(sc, 0.2)
+    ssc.queueStream([[1]]).foreachRDD(lambda rdd: ssc.stop())  # stopSparkContext=True
+    ssc.start()
+    ssc.awaitTermination()
+    assert SparkContext._active is None
+    SparkContext("local", "next").stop()  # a new one may be made
+
+
+_LEFT_RUNNING = """
+from asyncstream.compat import SparkContext, StreamingContext
+
+sc = SparkContext("local[2]", "left running")
+ssc = StreamingContext(sc, 0.05)
+ssc.queueStream([[1, 2]]).count().pprint()
+ssc.start()
+ssc.awaitTerminationOrTimeout(0.3)
+print("end of script", flush=True)
+"""
+
+
+def test_a_program_that_never_stops_still_exits_cleanly(tmp_path: Path) -> None:
+    script = tmp_path / "left_running.py"
+    script.write_text(_LEFT_RUNNING)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("end of script\n")
+    assert done.stderr == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
@@ -114,6 +115,8 @@ class SparkContext:
                 )
                 raise ValueError(msg)
             SparkContext._active = self
+        # As PySpark does: stop at exit, before the interpreter tears the engine's thread down.
+        atexit.register(self.stop)
 
     @classmethod
     def getOrCreate(cls, conf: SparkConf | None = None) -> SparkContext:
@@ -194,6 +197,7 @@ class SparkContext:
         if self._loop is not None:
             self._loop.close()
         self._stopped = True
+        atexit.unregister(self.stop)
         with SparkContext._lock:
             if SparkContext._active is self:
                 SparkContext._active = None

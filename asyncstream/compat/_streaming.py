@@ -72,6 +72,7 @@ class StreamingContext:
         self._sc = sparkContext
         self._engine = asyncstream.StreamingContext(_seconds(batchDuration))
         self._stopped = False
+        self._stop_spark_context_after = False  # asked for by a stop() inside a batch
 
     # --- the engine's loop -----------------------------------------------------------------
 
@@ -185,6 +186,8 @@ class StreamingContext:
             raise
         if stopped:
             self._forget()
+            if self._stop_spark_context_after:
+                self._sc.stop()
         return stopped
 
     def _interrupted(self) -> None:
@@ -200,11 +203,13 @@ class StreamingContext:
         """Stop the context (and the SparkContext, unless ``stopSparkContext=False``).
 
         With ``stopGraceFully`` every record already received is processed first. Called
-        from inside a batch (a ``foreachRDD`` function), it asks for the stop and returns.
+        from inside a batch (a ``foreachRDD`` function), it asks for the stop and returns;
+        ``awaitTermination()`` then returns, and stops the SparkContext if asked to.
         """
         loop = self._loop() if not self._sc._stopped else None
         if loop is not None and loop.in_loop():
             loop.submit(self._engine.stop(graceful=stopGraceFully))
+            self._stop_spark_context_after = stopSparkContext  # by awaitTermination()
             return
         if loop is not None:
             loop.call(self._engine.stop(graceful=stopGraceFully))
