@@ -55,7 +55,7 @@ from .errors import CheckpointError
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["CheckpointInfo", "inspect_checkpoint"]
+__all__ = ["CheckpointInfo", "discard_checkpoint", "inspect_checkpoint"]
 
 DB_NAME: Final = "checkpoint.db"
 LOCK_NAME: Final = "lock"
@@ -588,6 +588,35 @@ def inspect_checkpoint(directory: str | os.PathLike[str]) -> CheckpointInfo:
         key_id if isinstance(key_id, str) else None,
         key is not None and key.id == key_id,
     )
+
+
+def discard_checkpoint(directory: str | os.PathLike[str]) -> bool:
+    """Delete the checkpoint in ``directory`` (its database), under its lock.
+
+    For PySpark's ``ssc.checkpoint(dir)`` without ``getOrCreate``, which starts afresh
+    (``asyncstream.compat``). Other files in the directory are left alone.
+
+    Returns:
+        Whether there was a checkpoint to delete.
+
+    Raises:
+        CheckpointError: Another job holds the directory.
+
+    Example:
+        >>> discard_checkpoint(tmp)  # nothing there
+        False
+    """
+    path = os.path.join(os.fspath(directory), DB_NAME)
+    if not os.path.exists(path):
+        return False
+    lock = _DirectoryLock(os.fspath(directory))
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path + suffix)
+    finally:
+        lock.release()
+    return True
 
 
 def _int_or_none(value: object) -> int | None:

@@ -6,6 +6,7 @@ timeout, ``awaitTerminationOrTimeout``), none is a sleep.
 
 from __future__ import annotations
 
+import logging
 import operator
 import os
 import shutil
@@ -24,9 +25,10 @@ from asyncstream import BatchError
 from asyncstream.compat import SparkConf, SparkContext, StreamingContext
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
 
-    from asyncstream.compat import RDD
+    from asyncstream.compat import RDD, DStream
 
 WAIT = 30.0  # seconds: the bound of every wait, generous for a loaded machine
 
@@ -276,3 +278,30 @@ def test_the_readme_migration_walkthrough_word_for_word(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     # (before it, a warning if nc was not listening yet when the program first connected)
     assert err.endswith("asyncstream: Ctrl-C: stopping gracefully (Ctrl-C again to stop at once)\n")
+
+
+@pytest.mark.timeout(60)
+def test_checkpoint_without_get_or_create_starts_afresh_as_in_pyspark(
+    sc: SparkContext, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = str(tmp_path / "checkpoint")  # reused by two programs, as "checkpoint" often is
+
+    def run(program: Callable[[DStream[Any]], DStream[Any]]) -> list[list[Any]]:
+        ssc = StreamingContext(sc, 0.2)
+        ssc.checkpoint(directory)
+        out = Collect(2)
+        program(ssc.queueStream([[("a", 1)], [("a", 2)]])).foreachRDD(out)
+        ssc.start()
+        got = out.wait()
+        ssc.stop(stopSparkContext=False)
+        return got
+
+    def running_sum(s: DStream[Any]) -> DStream[Any]:
+        return s.updateStateByKey(lambda vs, total: (total or 0) + sum(vs))
+
+    assert run(running_sum) == [[("a", 1)], [("a", 3)]]
+    with caplog.at_level(logging.INFO, "asyncstream"):
+        assert run(running_sum) == [[("a", 1)], [("a", 3)]]  # not restored: afresh
+    assert "without getOrCreate starts afresh, as in PySpark" in caplog.text
+    windowed = run(lambda s: s.reduceByKeyAndWindow(operator.add, operator.sub, 0.4, 0.2))
+    assert windowed == [[("a", 1)], [("a", 3)]]  # another program on the same directory

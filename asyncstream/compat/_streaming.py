@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 import threading
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast, final
@@ -9,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast, final
 import asyncstream
 from asyncstream._checks import check_fn
 from asyncstream._util import to_ms
+from asyncstream.checkpoint import discard_checkpoint
 
 from ._dstream import DStream
 from ._functions import as_records
@@ -16,7 +19,6 @@ from ._rdd import RDD
 from ._spark_context import SparkContext
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Callable, Coroutine, Iterable
 
     from ._loop import LoopThread
@@ -26,6 +28,8 @@ __all__ = ["StreamingContext"]
 T = TypeVar("T")  # what a coroutine returns
 
 Duration = float | int
+
+logger = logging.getLogger("asyncstream")
 
 
 @final
@@ -73,6 +77,8 @@ class StreamingContext:
         self._engine = asyncstream.StreamingContext(_seconds(batchDuration))
         self._stopped = False
         self._stop_spark_context_after = False  # asked for by a stop() inside a batch
+        self._checkpoint_dir: str | None = None
+        self._recovering = False  # made by getOrCreate: restore the checkpoint's state
 
     # --- the engine's loop -----------------------------------------------------------------
 
@@ -115,6 +121,7 @@ class StreamingContext:
             )
             raise TypeError(msg)
         ssc.checkpoint(checkpointPath)
+        ssc._recovering = True
         return ssc
 
     @classmethod
@@ -145,6 +152,8 @@ class StreamingContext:
                     "active one first (StreamingContext.getActive().stop(False))"
                 )
                 raise ValueError(msg)
+            if self._checkpoint_dir is not None and not self._recovering:
+                self._start_afresh(self._checkpoint_dir)
             self._call(self._engine.start)
             StreamingContext._active = self
 
@@ -224,8 +233,22 @@ class StreamingContext:
                 StreamingContext._active = None
 
     def checkpoint(self, directory: str | os.PathLike[str]) -> None:
-        """Keep the state durable in ``directory``, restored at the next start."""
+        """Keep the state durable in ``directory``.
+
+        As in PySpark, only :meth:`getOrCreate` restores a checkpoint: a context that
+        was not made by it starts afresh, replacing what ``directory`` held.
+        """
         self._engine.checkpoint(directory)
+        self._checkpoint_dir = os.fspath(directory)
+
+    @staticmethod
+    def _start_afresh(directory: str) -> None:
+        if discard_checkpoint(directory):
+            logger.info(
+                "checkpoint(%r) without getOrCreate starts afresh, as in PySpark: the "
+                "previous checkpoint there was replaced",
+                directory,
+            )
 
     def remember(self, duration: Duration) -> None:
         """Keep every stream's batches at least ``duration`` seconds."""
