@@ -305,3 +305,13 @@ def test_checkpoint_without_get_or_create_starts_afresh_as_in_pyspark(
     assert "without getOrCreate starts afresh, as in PySpark" in caplog.text
     windowed = run(lambda s: s.reduceByKeyAndWindow(operator.add, operator.sub, 0.4, 0.2))
     assert windowed == [[("a", 1)], [("a", 3)]]  # another program on the same directory
+
+
+@pytest.mark.timeout(60)
+def test_an_empty_queue_with_a_default_starts_with_an_empty_batch(sc: SparkContext) -> None:
+    ssc = StreamingContext(sc, 0.2)
+    out = Collect(3)
+    ssc.queueStream([], default=sc.parallelize([7])).foreachRDD(out)
+    ssc.start()
+    assert out.wait() == [[], [7], [7]]  # PySpark's rdds = [rdds] when the queue is empty
+    ssc.stop(stopSparkContext=False)

@@ -268,6 +268,8 @@ class StreamingContext:
         """
         queue = [_records(rdd) for rdd in rdds]
         fallback = None if default is None else _records(default)
+        if not queue and fallback:
+            queue = [[]]  # PySpark's queueStream([], default=...) starts with one empty batch
         stream = self._engine.queue_stream(
             queue, oneAtATime, fallback, num_partitions=self._sc.defaultParallelism
         )
