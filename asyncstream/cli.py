@@ -285,6 +285,8 @@ def _say_what_happens() -> None:
         sources.addHandler(handler)
         sources.setLevel(logging.INFO)
         sources.propagate = False
+        # A failed batch: main() says it when the job ends (at once), no second report.
+        logging.getLogger("asyncstream").addHandler(logging.NullHandler())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -818,14 +818,16 @@ class StreamingContext(SourceStreams):
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            run_context(self, timeout, use_uvloop=self._uvloop)
-            return
-        msg = (
-            "run() was called inside a running event loop (Jupyter, an async app), where it "
-            "cannot start its own: use `await ssc.start()` and `await ssc.await_termination()`, "
-            "or `async with ssc:`; for blocking calls use asyncstream.compat"
-        )
-        raise ContextStateError(msg)
+            pass  # no loop running here: run() makes its own (outside this handler)
+        else:
+            msg = (
+                "run() was called inside a running event loop (Jupyter, an async app), where "
+                "it cannot start its own: use `await ssc.start()` and `await "
+                "ssc.await_termination()`, or `async with ssc:`; for blocking calls use "
+                "asyncstream.compat"
+            )
+            raise ContextStateError(msg)
+        run_context(self, timeout, use_uvloop=self._uvloop)
 
 
 def _logged_inputs(plan: _graph.Plan) -> list[tuple[str, BufferedInput[Any]]]:

@@ -92,6 +92,7 @@ def test_run_keeps_the_users_traceback() -> None:
     printed = "".join(traceback.format_exception(info.value))
     assert "return int(text)  # the user's failing line" in printed
     assert "The above exception was the direct cause of the following exception" in printed
+    assert "During handling of the above exception" not in printed
 
 
 async def test_a_failed_batch_is_logged_when_it_fails(
