@@ -315,3 +315,22 @@ def test_an_empty_queue_with_a_default_starts_with_an_empty_batch(sc: SparkConte
     ssc.start()
     assert out.wait() == [[], [7], [7]]  # PySpark's rdds = [rdds] when the queue is empty
     ssc.stop(stopSparkContext=False)
+
+
+@pytest.mark.timeout(60)
+def test_a_stop_from_another_thread_ends_await_termination(sc: SparkContext) -> None:
+    ssc = StreamingContext(sc, 0.2)
+    seen = Collect(2)
+    ssc.queueStream([[1], [2]]).foreachRDD(seen)
+
+    def stop_when_seen() -> None:
+        seen.wait()
+        ssc.stop(stopSparkContext=True, stopGraceFully=True)
+
+    stopper = threading.Thread(target=stop_when_seen)
+    ssc.start()
+    stopper.start()
+    ssc.awaitTermination()  # returns (no CancelledError) once the other thread stopped it
+    stopper.join(WAIT)
+    assert seen.wait() == [[1], [2]]
+    assert SparkContext._active is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import sys
@@ -190,6 +191,10 @@ class StreamingContext:
         except KeyboardInterrupt:
             self._interrupted()
             return True
+        except concurrent.futures.CancelledError:
+            if self._stopped:  # stopped from another thread, the SparkContext with it
+                return True
+            raise  # pragma: no cover - only the loop's close cancels the wait, after a stop
         except BaseException:
             self._forget()
             raise
