@@ -192,7 +192,7 @@ class StreamingContext:
             self._interrupted()
             return True
         except concurrent.futures.CancelledError:
-            if self._stopped:  # stopped from another thread, the SparkContext with it
+            if self._is_stopped():  # stopped meanwhile by another thread, sc with it
                 return True
             raise  # pragma: no cover - only the loop's close cancels the wait, after a stop
         except BaseException:
@@ -203,6 +203,10 @@ class StreamingContext:
             if self._stop_spark_context_after:
                 self._sc.stop()
         return stopped
+
+    def _is_stopped(self) -> bool:
+        """Whether stop() ran (read again: another thread may have stopped it meanwhile)."""
+        return self._stopped
 
     def _interrupted(self) -> None:
         """Ctrl-C while waiting: stop gracefully; a second Ctrl-C stops at once."""
