@@ -390,3 +390,16 @@ def test_a_program_that_never_stops_still_exits_cleanly(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.endswith("end of script\n")
     assert done.stderr == ""
+
+
+def test_every_public_compat_method_has_an_example() -> None:
+    from asyncstream.compat import DStream
+
+    for cls in (DStream, StreamingContext, SparkContext, SparkConf, RDD):
+        for name in dir(cls):
+            if not name.startswith("_") and callable(getattr(cls, name)):
+                doc = getattr(cls, name).__doc__ or ""
+                if cls is DStream:
+                    assert "Example:" in doc, f"DStream.{name} has no example"
+                else:
+                    assert doc, f"{cls.__name__}.{name} has no docstring"
