@@ -24,6 +24,7 @@ from . import _graph
 from ._awaited import logged_if_never_awaited
 from ._context_sources import SourceStreams
 from ._observe import Observed, observe
+from ._pyspark_names import missing_attribute
 from ._recorder import Recorder, start_recording
 from ._runner import run_context
 from ._runner import unwrap as _unwrap
@@ -158,6 +159,11 @@ class StreamingContext(SourceStreams):
         self._stopping = False
         self._error: BaseException | None = None
         self._remove_settler: Callable[[], None] | None = None
+
+    if not TYPE_CHECKING:  # at run time only: mypy keeps reporting unknown attributes
+
+        def __getattr__(self, name: str) -> Any:
+            raise missing_attribute(self, name)
 
     # --- properties ---------------------------------------------------------------------
 

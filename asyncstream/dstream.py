@@ -17,6 +17,7 @@ from . import operators as ops
 from . import sinks
 from ._checks import check_fn
 from ._event_ops import EventTimeOp, LateRecords, MathsFactory
+from ._pyspark_names import missing_attribute
 from ._stateful import MapState, StateSnapshots, UpdateState, Window, bridged
 from ._util import Duration, check_partitions, fn_name, time_to_ms, to_ms
 from .errors import ContextStateError, DurationError, IncompatibleStreamsError
@@ -177,6 +178,11 @@ class DStream(Generic[T_co]):
             msg = f"{kind}: concurrency must be at least 1, got {concurrency!r}"
             raise ValueError(msg)
         return self._derive(ops.narrow(kind, fn, concurrency), f"{kind}({fn_name(fn)})")
+
+    if not TYPE_CHECKING:  # at run time only: mypy keeps reporting unknown attributes
+
+        def __getattr__(self, name: str) -> Any:
+            raise missing_attribute(self, name)
 
     # --- public properties ------------------------------------------------------------
 

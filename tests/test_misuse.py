@@ -230,3 +230,18 @@ async def test_checkpoint_directory_whose_parent_cannot_be_made() -> None:
     )
     with pytest.raises(CheckpointError, match=message):
         await ssc.start()
+
+
+def test_pyspark_names_on_the_native_api_say_the_native_name() -> None:
+    ssc = StreamingContext(1)
+    stream = ssc.queue_stream([[1]])
+    hint = "or asyncstream.compat for PySpark's names and blocking calls"
+    with pytest.raises(AttributeError, match=r"use await_termination \(awaited: `await ssc"):
+        ssc.awaitTerminationOrTimeout  # type: ignore[attr-defined]  # noqa: B018
+    with pytest.raises(AttributeError, match=rf"^DStream has no .* use foreach_batch, {hint}$"):
+        stream.foreachRDD  # type: ignore[attr-defined]  # noqa: B018
+    with pytest.raises(AttributeError, match=r"'reduceByKey': .* use reduce_by_key, or"):
+        stream.reduceByKey  # type: ignore[attr-defined]  # noqa: B018
+    with pytest.raises(AttributeError, match=r"^'DStream' object has no attribute 'nope'$"):
+        stream.nope  # type: ignore[attr-defined]  # noqa: B018
+    assert getattr(stream, "nope", None) is None
