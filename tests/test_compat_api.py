@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from asyncstream import DurationError, StateSpec
-from asyncstream.compat import RDD, SparkConf, SparkContext, StreamingContext
+from asyncstream.compat import RDD, SparkConf, SparkContext, StorageLevel, StreamingContext
 from asyncstream.compat._functions import as_records, positional_count
 from asyncstream.compat._spark_context import _parallelism
 
@@ -292,7 +292,7 @@ def test_get_active_or_create(sc: SparkContext, tmp_path: Any) -> None:
     again = StreamingContext.getActiveOrCreate(str(tmp_path), lambda: StreamingContext(sc, 1))
     assert again is not made
     assert again.sparkContext is sc
-    socket_lines = again.socketTextStream("127.0.0.1", 9)
+    socket_lines = again.socketTextStream("127.0.0.1", 9, StorageLevel.MEMORY_AND_DISK_2)
     files = again.textFileStream(str(tmp_path))
     records = again.binaryRecordsStream(str(tmp_path), 4)
     assert socket_lines.context() is files.context() is records.context() is again

@@ -4,6 +4,7 @@ A ``pyspark.streaming`` program runs after changing only its imports::
 
     from asyncstream.compat import SparkContext, StreamingContext
 
+(and ``SparkConf``, ``StorageLevel`` where the program imports them from ``pyspark``).
 The engine runs on its own event loop in a background thread; ``start()``,
 ``awaitTermination()`` and ``stop()`` block as in PySpark.
 
@@ -27,6 +28,7 @@ from ._conf import SparkConf as SparkConf
 from ._dstream import DStream as DStream
 from ._rdd import RDD as RDD
 from ._spark_context import SparkContext as SparkContext
+from ._storage import StorageLevel as StorageLevel
 from ._streaming import StreamingContext as StreamingContext
 
-__all__ = ["RDD", "DStream", "SparkConf", "SparkContext", "StreamingContext"]
+__all__ = ["RDD", "DStream", "SparkConf", "SparkContext", "StorageLevel", "StreamingContext"]
