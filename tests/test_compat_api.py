@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import logging
 import operator
+import re
 import subprocess
 import sys
 from datetime import datetime
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from asyncstream import DurationError, StateSpec
+from asyncstream import BatchError, DurationError, StateSpec
 from asyncstream.compat import RDD, SparkConf, SparkContext, StorageLevel, StreamingContext
 from asyncstream.compat._functions import as_records, positional_count
 from asyncstream.compat._spark_context import _parallelism
@@ -403,3 +404,15 @@ def test_every_public_compat_method_has_an_example() -> None:
                     assert "Example:" in doc, f"DStream.{name} has no example"
                 else:
                     assert doc, f"{cls.__name__}.{name} has no docstring"
+
+
+@pytest.mark.timeout(60)
+def test_blocking_calls_inside_a_batch_fail_instead_of_hanging(sc: SparkContext) -> None:
+    ssc = StreamingContext(sc, 0.2)
+    ssc.queueStream([[1]]).foreachRDD(lambda rdd: ssc.awaitTerminationOrTimeout(1))
+    ssc.start()
+    message = r"this call waits for the engine, so it cannot be made inside a function"
+    with pytest.raises(BatchError) as info:
+        ssc.awaitTermination(WAIT)
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert re.match(message, str(info.value.__cause__))

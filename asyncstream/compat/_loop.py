@@ -54,7 +54,16 @@ class LoopThread:
 
         Raises:
             TimeoutError: ``timeout`` seconds passed first (the coroutine is cancelled).
+            RuntimeError: Called from the loop's own thread, where it would wait for itself.
         """
+        if self.in_loop():
+            coro.close()
+            msg = (
+                "this call waits for the engine, so it cannot be made inside a function the "
+                "engine runs (foreachRDD, transform, map...): it would wait for itself; "
+                "there, ssc.stop() is the one call allowed (it asks for the stop)"
+            )
+            raise RuntimeError(msg)
         future = self.submit(coro)
         try:
             return future.result(timeout)
