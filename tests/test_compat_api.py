@@ -94,8 +94,13 @@ def test_one_spark_context_per_process() -> None:
     assert SparkContext.getOrCreate(SparkConf().setAppName("third")).appName == "third"
 
 
-def test_spark_context_helpers(sc: SparkContext, caplog: pytest.LogCaptureFixture) -> None:
+def test_spark_context_helpers(sc: SparkContext, tmp_path: Path) -> None:
+    text = tmp_path / "lines.txt"
+    text.write_text("a b\nc\n")
+    assert sc.textFile(str(text)).collect() == ["a b", "c"]
     assert sc.emptyRDD().isEmpty()
+    assert sc.range(5).glom().collect() == [[0, 1], [2, 3, 4]]
+    assert sc.range(1, 7, 2, numSlices=1).collect() == [1, 3, 5]
     assert sc.emptyRDD().getNumPartitions() == 0
     both = sc.union([sc.parallelize([1, 2]), sc.parallelize([3])])
     assert both.glom().collect() == [[1], [2], [], [3]]

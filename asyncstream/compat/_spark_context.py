@@ -147,6 +147,19 @@ class SparkContext:
             raise ValueError(msg)
         return RDD(parallelize_slices(data, n), self)
 
+    def range(
+        self, start: int, end: int | None = None, step: int = 1, numSlices: int | None = None
+    ) -> RDD[int]:
+        """The ints of ``range(start, end, step)`` (``range(start)`` without ``end``)."""
+        numbers = range(start) if end is None else range(start, end, step)
+        return self.parallelize(numbers, numSlices)
+
+    def textFile(self, name: str, minPartitions: int | None = None) -> RDD[str]:
+        """The lines of the local text file ``name`` (UTF-8), without their line ends."""
+        with open(name, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        return self.parallelize(lines, minPartitions)
+
     def emptyRDD(self) -> RDD[Any]:
         """An RDD with no partition."""
         return RDD([], self)
