@@ -1095,7 +1095,9 @@ class DStream(Generic[T_co]):
         """An async iterator over this stream's batches, for code that embeds the engine.
 
         Register it before ``start()``. Up to ``max_buffered`` batches wait for the reader;
-        past that, the engine waits too (backpressure). It ends when the context stops.
+        past that, the engine waits too (backpressure). It ends when the context stops; when
+        a batch failed, it raises that :class:`~asyncstream.BatchError` once the batches
+        before it are read.
 
         Example:
             With ``ssc`` a context on the manual clock ``clock`` and ``lines`` its input:
