@@ -334,3 +334,15 @@ def test_a_stop_from_another_thread_ends_await_termination(sc: SparkContext) -> 
     stopper.join(WAIT)
     assert seen.wait() == [[1], [2]]
     assert SparkContext._active is None
+
+
+@pytest.mark.timeout(60)
+def test_queued_rdds_keep_their_number_of_partitions(sc: SparkContext) -> None:
+    ssc = StreamingContext(sc, 0.2)
+    one, three = Collect(1), Collect(1)
+    ssc.queueStream([sc.parallelize([1, 2, 3], 1)]).glom().foreachRDD(one)
+    ssc.queueStream([sc.parallelize([1, 2, 3, 4, 5], 3)]).glom().foreachRDD(three)
+    ssc.start()
+    assert one.wait() == [[[1, 2, 3]]]
+    assert three.wait() == [[[1], [2, 3], [4, 5]]]  # as PySpark slices 5 records in 3
+    ssc.stop(stopSparkContext=False)

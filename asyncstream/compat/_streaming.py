@@ -273,15 +273,19 @@ class StreamingContext:
     ) -> DStream[Any]:
         """A stream of the given RDDs (or lists), one per batch, or all in the first.
 
-        As in PySpark the list is read now: RDDs added to it later are not seen.
+        As in PySpark the list is read now: RDDs added to it later are not seen. Each batch
+        has the partitions of ``sc.parallelize``: the RDDs' own number of them when they all
+        have the same, else the default parallelism.
         """
-        queue = [_records(rdd) for rdd in rdds]
+        items = list(rdds)
+        queue = [_records(rdd) for rdd in items]
         fallback = None if default is None else _records(default)
         if not queue and fallback:
             queue = [[]]  # PySpark's queueStream([], default=...) starts with one empty batch
-        stream = self._engine.queue_stream(
-            queue, oneAtATime, fallback, num_partitions=self._sc.defaultParallelism
-        )
+        slices = {x.getNumPartitions() for x in items if isinstance(x, RDD)} - {0}
+        same = len(slices) == 1 and all(isinstance(x, RDD) for x in items)
+        partitions = slices.pop() if same else self._sc.defaultParallelism
+        stream = self._engine.queue_stream(queue, oneAtATime, fallback, num_partitions=partitions)
         return DStream(stream, self)
 
     def socketTextStream(
