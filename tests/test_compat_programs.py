@@ -346,3 +346,19 @@ def test_queued_rdds_keep_their_number_of_partitions(sc: SparkContext) -> None:
     assert one.wait() == [[[1, 2, 3]]]
     assert three.wait() == [[[1], [2, 3], [4, 5]]]  # as PySpark slices 5 records in 3
     ssc.stop(stopSparkContext=False)
+
+
+@pytest.mark.timeout(60)
+def test_filter_func_applies_only_with_an_inverse_as_in_pyspark(sc: SparkContext) -> None:
+    ssc = StreamingContext(sc, 0.2)
+    pairs = ssc.queueStream([[("a", 1), ("b", 5)]])
+    keep_big = lambda kv: kv[1] > 2  # noqa: E731
+    plain, inverse = Collect(1), Collect(1)
+    pairs.reduceByKeyAndWindow(operator.add, None, 0.4, 0.2, filterFunc=keep_big).foreachRDD(plain)
+    pairs.reduceByKeyAndWindow(operator.add, operator.sub, 0.4, 0.2, 2, keep_big).foreachRDD(
+        inverse
+    )
+    ssc.start()
+    assert sorted(plain.wait()[0]) == [("a", 1), ("b", 5)]  # PySpark ignores it here
+    assert inverse.wait() == [[("b", 5)]]
+    ssc.stop(stopSparkContext=False)

@@ -503,6 +503,9 @@ class DStream(Generic[T_co]):
     ) -> DStream[Any]:
         """Per key, the window's values combined with ``func`` (``invFunc``: incrementally).
 
+        As in PySpark, ``filterFunc`` is applied only with an ``invFunc`` (the native
+        ``reduce_by_key_and_window`` applies it in both cases).
+
         Example:
             >>> sc, ssc, advance = manual()
             >>> pairs = ssc.queueStream([[("a", 1)], [("a", 1), ("b", 1)], []])
@@ -518,7 +521,11 @@ class DStream(Generic[T_co]):
         check_fn(filterFunc, "filterFunc", "reduceByKeyAndWindow", optional=True)
         return self._wrap(
             self._stream.reduce_by_key_and_window(
-                func, invFunc, windowDuration, slideDuration, filter_func=filterFunc
+                func,
+                invFunc,
+                windowDuration,
+                slideDuration,
+                filter_func=filterFunc if invFunc else None,  # PySpark: `if invFunc:`
             )
         )
 
