@@ -82,9 +82,12 @@ class LoopThread:
 
 
 async def _cancel_rest() -> None:
-    """Cancel every other task of the loop and wait for them to end."""
+    """Cancel every other task of the loop, then end what ``asyncio.run`` ends too."""
     me = asyncio.current_task()
     rest = [t for t in asyncio.all_tasks() if t is not me]
     for task in rest:
         task.cancel()
     await asyncio.gather(*rest, return_exceptions=True)
+    loop = asyncio.get_running_loop()
+    await loop.shutdown_asyncgens()
+    await loop.shutdown_default_executor()  # getaddrinfo's threads, for one
