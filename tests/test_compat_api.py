@@ -321,6 +321,11 @@ def test_closing_the_loop_cancels_what_still_runs() -> None:
     async def forever() -> None:
         await asyncio.Event().wait()
 
+    async def nested() -> None:
+        loop.call(forever())  # from the loop's own thread: it would wait for itself
+
+    with pytest.raises(RuntimeError, match=r"^this call waits for the engine, so it cannot"):
+        loop.submit(nested()).result(WAIT)
     future = loop.submit(forever())
     loop.close()
     assert future.cancelled()
@@ -412,7 +417,9 @@ def test_every_public_compat_method_has_an_example() -> None:
 
 
 @pytest.mark.timeout(60)
-def test_blocking_calls_inside_a_batch_fail_instead_of_hanging(sc: SparkContext) -> None:
+def test_blocking_calls_inside_a_batch_fail_instead_of_hanging(
+    sc: SparkContext, caplog: pytest.LogCaptureFixture
+) -> None:
     ssc = StreamingContext(sc, 0.2)
     ssc.queueStream([[1]]).foreachRDD(lambda rdd: ssc.awaitTerminationOrTimeout(1))
     ssc.start()
@@ -421,3 +428,4 @@ def test_blocking_calls_inside_a_batch_fail_instead_of_hanging(sc: SparkContext)
         ssc.awaitTermination(WAIT)
     assert isinstance(info.value.__cause__, RuntimeError)
     assert re.match(message, str(info.value.__cause__))
+    assert "without await" not in caplog.text  # no coroutine was made and dropped

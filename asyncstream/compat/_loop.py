@@ -45,6 +45,20 @@ class LoopThread:
         """Whether the caller runs on this loop's thread (inside a user function)."""
         return threading.current_thread() is self._thread
 
+    def check_outside(self) -> None:
+        """Raise ``RuntimeError`` on the loop's own thread, where a wait would never end.
+
+        Raises:
+            RuntimeError: The caller runs on the loop's thread (inside a user function).
+        """
+        if self.in_loop():
+            msg = (
+                "this call waits for the engine, so it cannot be made inside a function the "
+                "engine runs (foreachRDD, transform, map...): it would wait for itself; "
+                "there, ssc.stop() is the one call allowed (it asks for the stop)"
+            )
+            raise RuntimeError(msg)
+
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule ``coro`` on the loop; the future holds its result."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -58,12 +72,7 @@ class LoopThread:
         """
         if self.in_loop():
             coro.close()
-            msg = (
-                "this call waits for the engine, so it cannot be made inside a function the "
-                "engine runs (foreachRDD, transform, map...): it would wait for itself; "
-                "there, ssc.stop() is the one call allowed (it asks for the stop)"
-            )
-            raise RuntimeError(msg)
+            self.check_outside()
         future = self.submit(coro)
         try:
             return future.result(timeout)
@@ -75,6 +84,7 @@ class LoopThread:
         """Stop the loop, wait for its thread, and close it (cancelling what is left)."""
         if self._loop.is_closed():
             return
+        self.check_outside()
         self.call(_cancel_rest())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()

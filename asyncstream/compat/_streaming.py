@@ -89,6 +89,7 @@ class StreamingContext:
     def _call(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run the coroutine ``make()`` on the engine's loop and wait for it."""
         loop = self._loop()
+        loop.check_outside()  # before make(): a coroutine never awaited would be logged
         return loop.call(make())
 
     @property
