@@ -2,35 +2,43 @@
 
 ``ssc.start()`` without ``await`` makes a coroutine and drops it: nothing starts, and
 Python's only sign is a ``RuntimeWarning`` at garbage collection, easy to miss (a
-PySpark user expects a blocking call). The methods decorated here also log an error on
+PySpark user expects a blocking call). The methods registered here also log an error on
 the ``asyncstream`` logger that names the call and what to do.
+
+How: CPython reports a coroutine that is finalized without ever having started by
+calling ``warnings._warn_unawaited_coroutine(coro)``. This module wraps that function
+once, logs for the coroutines of the registered methods (recognised by their code
+object), then calls the original, so Python's own warning is unchanged. A coroutine
+that was started, or cancelled before its first step (a task cancelled early), is not
+reported: CPython only reports the ones it never ran. The methods themselves are left
+as they are (still ``async def``, no wrapper).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import weakref
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+import warnings
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Callable
+    from types import CodeType
 
 __all__ = ["logged_if_never_awaited"]
 
-P = ParamSpec("P")  # the method's parameters
-R = TypeVar("R")  # what the coroutine returns
+F = TypeVar("F", bound="Callable[..., Any]")  # the decorated async method
 
 logger = logging.getLogger("asyncstream")
 
+#: The code objects of the registered methods, and the call each one is named by.
+_CALLS: dict[CodeType, str] = {}
 
-def logged_if_never_awaited(
-    call: str,
-) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Callable[P, Coroutine[Any, Any, R]]]:
-    """Decorate an ``async def`` method: an unawaited call logs an error naming ``call``.
+
+def logged_if_never_awaited(call: str) -> Callable[[F], F]:
+    """Register an ``async def`` method: an unawaited call logs an error naming ``call``.
 
     Example:
-        >>> import logging, sys, warnings
+        >>> import sys, warnings
         >>> handler = logging.StreamHandler(sys.stdout)
         >>> logger.addHandler(handler)
         >>> @logged_if_never_awaited("ssc.start()")
@@ -45,33 +53,30 @@ def logged_if_never_awaited(
         >>> logger.removeHandler(handler)
     """  # noqa: E501
 
-    def decorate(
-        method: Callable[P, Coroutine[Any, Any, R]],
-    ) -> Callable[P, Coroutine[Any, Any, R]]:
-        @functools.wraps(method)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
-            awaited = [False]
+    def register(method: F) -> F:
+        _CALLS[method.__code__] = call
+        return method
 
-            async def body() -> R:
-                awaited[0] = True
-                return await method(*args, **kwargs)
-
-            body.__name__, body.__qualname__ = method.__name__, method.__qualname__
-            coro = body()
-            finalizer = weakref.finalize(coro, _report, awaited, call)
-            finalizer.atexit = False
-            return coro
-
-        return wrapper
-
-    return decorate
+    _install()
+    return register
 
 
-def _report(awaited: list[bool], call: str) -> None:
-    if not awaited[0]:
-        logger.error(
-            "%s was called without await, so it did nothing: use `await %s` or `ssc.run()`, "
-            "or `asyncstream.compat` for blocking calls",
-            call,
-            call,
-        )
+def _install() -> None:
+    """Wrap ``warnings._warn_unawaited_coroutine`` once (CPython looks it up each time)."""
+    original = getattr(warnings, "_warn_unawaited_coroutine", None)
+    if original is None or getattr(original, "_asyncstream", False):
+        return  # not CPython, or wrapped already (every registration calls this)
+
+    def report(coro: Any) -> None:
+        call = _CALLS.get(getattr(coro, "cr_code", None))  # type: ignore[arg-type]
+        if call is not None:
+            logger.error(
+                "%s was called without await, so it did nothing: use `await %s` or "
+                "`ssc.run()`, or `asyncstream.compat` for blocking calls",
+                call,
+                call,
+            )
+        original(coro)
+
+    report._asyncstream = True  # type: ignore[attr-defined]
+    warnings._warn_unawaited_coroutine = report  # type: ignore[attr-defined]

@@ -245,3 +245,25 @@ def test_pyspark_names_on_the_native_api_say_the_native_name() -> None:
     with pytest.raises(AttributeError, match=r"^'DStream' object has no attribute 'nope'$"):
         stream.nope  # type: ignore[attr-defined]  # noqa: B018
     assert getattr(stream, "nope", None) is None
+
+
+async def test_a_call_cancelled_before_it_ran_is_not_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ssc = StreamingContext(1)
+    task = asyncio.get_running_loop().create_task(ssc.stop())
+    task.cancel()  # before its first step: the coroutine never runs, but it was awaited
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    del task
+    gc.collect()
+    assert caplog.records == []
+
+
+def test_other_coroutines_keep_pythons_warning_only(caplog: pytest.LogCaptureFixture) -> None:
+    async def unrelated() -> None:
+        pass
+
+    with pytest.warns(RuntimeWarning, match=r"coroutine .*unrelated' was never awaited"):
+        unrelated()  # type: ignore[unused-coroutine]  # dropped at once: warned at once
+    assert caplog.records == []
