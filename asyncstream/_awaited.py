@@ -6,9 +6,11 @@ PySpark user expects a blocking call). The methods registered here also log an e
 the ``asyncstream`` logger that names the call and what to do.
 
 How: CPython reports a coroutine that is finalized without ever having started by
-calling ``warnings._warn_unawaited_coroutine(coro)``. This module wraps that function
-once, logs for the coroutines of the registered methods (recognised by their code
-object), then calls the original, so Python's own warning is unchanged. A coroutine
+calling ``warnings._warn_unawaited_coroutine(coro)``. This module replaces that function
+once: it logs for the coroutines of the registered methods (recognised by their code
+object), then warns as the original does, with the same message and ``stacklevel`` (the
+original cannot be called from here: its warning would point at this module instead of
+the line that dropped the coroutine). A coroutine
 that was started, or cancelled before its first step (a task cancelled early), is not
 reported: CPython only reports the ones it never ran. The methods themselves are left
 as they are (still ``async def``, no wrapper).
@@ -16,7 +18,9 @@ as they are (still ``async def``, no wrapper).
 
 from __future__ import annotations
 
+import linecache
 import logging
+import traceback
 import warnings
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -76,7 +80,14 @@ def _install() -> None:
                 call,
                 call,
             )
-        original(coro)
+        # CPython's message, origin lines included (sys.set_coroutine_origin_tracking_depth)
+        lines = [f"coroutine '{coro.__qualname__}' was never awaited\n"]
+        if coro.cr_origin is not None:
+            frames = [(f, n, fn, linecache.getline(f, n)) for f, n, fn in reversed(coro.cr_origin)]
+            lines.append("Coroutine created at (most recent call last)\n")
+            lines += traceback.format_list(frames)
+        message = "".join(lines).rstrip("\n")
+        warnings.warn(message, category=RuntimeWarning, stacklevel=2, source=coro)
 
     report._asyncstream = True  # type: ignore[attr-defined]
     warnings._warn_unawaited_coroutine = report  # type: ignore[attr-defined]

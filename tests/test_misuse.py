@@ -7,6 +7,7 @@ import gc
 import logging
 import operator
 import os
+import sys
 import traceback
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -264,6 +265,13 @@ def test_other_coroutines_keep_pythons_warning_only(caplog: pytest.LogCaptureFix
     async def unrelated() -> None:
         pass
 
-    with pytest.warns(RuntimeWarning, match=r"coroutine .*unrelated' was never awaited"):
+    with pytest.warns(RuntimeWarning, match=r"coroutine .*unrelated' was never awaited") as got:
         unrelated()  # type: ignore[unused-coroutine]  # dropped at once: warned at once
     assert caplog.records == []
+    assert got[0].filename == __file__  # the line that dropped it, as Python says
+    sys.set_coroutine_origin_tracking_depth(1)
+    try:
+        with pytest.warns(RuntimeWarning, match=r"(?s)never awaited\nCoroutine created at"):
+            unrelated()  # type: ignore[unused-coroutine]
+    finally:
+        sys.set_coroutine_origin_tracking_depth(0)
