@@ -85,10 +85,13 @@ def _observe_args(parser: argparse.ArgumentParser) -> None:
         type=_port,
         default=None,
         metavar="PORT",
-        help="serve the live dashboard and /metrics on 127.0.0.1:PORT (needs the ui extra)",
+        help="serve the live dashboard and /metrics on 127.0.0.1:PORT, with the ui extra "
+        "(default: none)",
     )
     parser.add_argument(
-        "--quiet", action="store_true", help="no live status line on stderr (shown on a terminal)"
+        "--quiet",
+        action="store_true",
+        help="no live status line on stderr (default: shown when stderr is a terminal)",
     )
 
 

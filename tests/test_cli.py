@@ -174,9 +174,9 @@ def test_demo_window_and_slide_are_seconds(monkeypatch: pytest.MonkeyPatch) -> N
     calls: list[tuple[Any, ...]] = []
     monkeypatch.setattr(cli, "run_demo", lambda *args: calls.append(args))
     assert main(["demo", "--batch", "0.5", "--window", "2", "--slide", "1"]) == 0
-    assert calls == [(0.5, None, 20, None, 2.0, 1.0)]
+    assert calls == [(0.5, None, 20, None, 2.0, 1.0, None, False)]
     assert main(["demo"]) == 0
-    assert calls[-1] == (1.0, None, 20, None, None, None)
+    assert calls[-1] == (1.0, None, 20, None, None, None, None, False)
 
 
 def test_demo_slide_needs_a_window(capsys: pytest.CaptureFixture[str]) -> None:
