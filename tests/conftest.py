@@ -98,10 +98,6 @@ def kafka_broker() -> Iterator[str]:
 def no_compat_context_left() -> Iterator[None]:
     """After the test, stop what asyncstream.compat left active (a failed test's context)."""
     yield
-    from asyncstream.compat import SparkContext, StreamingContext
+    from asyncstream.compat._manual import stop_active
 
-    active = StreamingContext.getActive()
-    if active is not None:
-        active.stop(stopSparkContext=False)
-    if SparkContext._active is not None:
-        SparkContext._active.stop()
+    stop_active()

@@ -12,14 +12,13 @@ from typing import TYPE_CHECKING
 import asyncstream
 from asyncstream.testing import ManualClock
 
+from ._spark_context import SparkContext
 from ._streaming import StreamingContext
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ._spark_context import SparkContext
-
-__all__ = ["manual_context"]
+__all__ = ["manual_context", "stop_active"]
 
 
 def manual_context(
@@ -49,3 +48,20 @@ def manual_context(
         ssc._call(lambda: clock.advance(seconds))
 
     return ssc, advance
+
+
+def stop_active() -> None:
+    """Stop the active StreamingContext and SparkContext, if any (a test's cleanup).
+
+    Example:
+        >>> from asyncstream.compat import SparkContext
+        >>> sc = SparkContext("local", "left over")
+        >>> stop_active()
+        >>> SparkContext._active is None
+        True
+    """
+    active = StreamingContext.getActive()
+    if active is not None:
+        active.stop(stopSparkContext=False)
+    if SparkContext._active is not None:
+        SparkContext._active.stop()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from asyncstream.compat import RDD, SparkConf, SparkContext, StreamingContext
-from asyncstream.compat._manual import manual_context
+from asyncstream.compat._manual import manual_context, stop_active
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -40,8 +40,4 @@ def _show(rdd: RDD[Any]) -> None:
 def _compat_doctest_names(doctest_namespace: dict[str, Any]) -> Iterator[None]:
     doctest_namespace.update(manual=_manual, show=_show)
     yield
-    active = StreamingContext.getActive()
-    if active is not None:
-        active.stop(stopSparkContext=False)
-    if SparkContext._active is not None:
-        SparkContext._active.stop()
+    stop_active()
