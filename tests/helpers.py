@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import socket
 import subprocess
+import sys
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -91,3 +93,26 @@ def netcat() -> Iterator[tuple[int, IO[bytes]]]:
         nc.kill()
         nc.wait()
         nc.stdin.close()
+
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+
+def start_job(script: str, *args: object, stderr: int = subprocess.PIPE) -> subprocess.Popen[str]:
+    """Run ``tests/<script>`` with ``args`` in a new Python process (text pipes).
+
+    The job imports this checkout's asyncstream (``PYTHONPATH`` is the project root).
+    """
+    return subprocess.Popen(
+        [sys.executable, os.path.join(TESTS, script), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.path.dirname(TESTS)},
+    )
+
+
+def last_saved(out: Path, prefix: str) -> dict[Any, Any]:
+    """The pairs of the latest ``save_as_text_files`` file ``out/<prefix>-<time>``."""
+    files = sorted(out.glob(f"{prefix}-*"), key=lambda p: int(p.name.split("-")[1]))
+    return dict(ast.literal_eval(line) for line in files[-1].read_text().splitlines())

@@ -1,24 +1,23 @@
 from __future__ import annotations
 
-import ast
 import operator
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import crash_job
 import pytest
-from helpers import aio
+from helpers import aio, last_saved, start_job
 
 from asyncstream import CheckpointError, ContextStateError, StreamingContext
 from asyncstream.checkpoint import inspect_checkpoint
 from asyncstream.cli import main as cli_main
 from asyncstream.state import StateSpec
 from asyncstream.testing import ListSink, ManualClock
+
+if TYPE_CHECKING:
+    import subprocess
 
 HERE = Path(__file__).parent
 
@@ -154,18 +153,11 @@ async def test_inspect_shows_what_the_checkpoint_holds(
 
 
 def _job(checkpoint: Path, out: Path, seconds: float) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(HERE / "crash_job.py"), str(checkpoint), str(out), str(seconds)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(HERE.parent)},
-    )
+    return start_job("crash_job.py", checkpoint, out, seconds)
 
 
 def _last_totals(out: Path) -> dict[str, int]:
-    files = sorted(out.glob("totals-*"), key=lambda p: int(p.name.split("-")[1]))
-    return dict(ast.literal_eval(line) for line in files[-1].read_text().splitlines())
+    return last_saved(out, "totals")
 
 
 def test_sigkill_in_the_middle_then_restart_loses_nothing_and_counts_nothing_twice(

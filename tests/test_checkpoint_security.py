@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import start_job
 
 from asyncstream import CheckpointError, DStream, SqliteStateStore, StreamingContext
 from asyncstream._auth import hmac_sha256, load_key
@@ -380,13 +381,7 @@ async def test_a_second_job_in_the_same_process_fails_at_start(tmp_path: Path) -
 
 
 def _crash_job(checkpoint: Path, out: Path, seconds: float) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(HERE / "crash_job.py"), str(checkpoint), str(out), str(seconds)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(HERE.parent)},
-    )
+    return start_job("crash_job.py", checkpoint, out, seconds)
 
 
 async def test_a_second_job_in_another_process_fails_at_start_naming_the_holder(

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import operator
-import os
 import signal
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import event_crash_job
 import pytest
-from helpers import aio
+from helpers import aio, start_job
 
 from asyncstream import (
     BatchError,
@@ -297,11 +295,7 @@ def test_sigkill_then_get_or_create_gives_the_output_of_an_uninterrupted_run(
     tmp_path: Path,
 ) -> None:
     checkpoint, out = tmp_path / "checkpoint", tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
-    args = [sys.executable, str(HERE / "event_crash_job.py"), str(checkpoint), str(out)]
-    proc = subprocess.Popen(
-        [*args, "30"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
-    )
+    proc = start_job("event_crash_job.py", checkpoint, out, 30, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     batches = 0
     for line in proc.stdout:  # a line per batch; kill it mid-way
@@ -315,8 +309,7 @@ def test_sigkill_then_get_or_create_gives_the_output_of_an_uninterrupted_run(
     committed = inspect_checkpoint(checkpoint).batch_time_ms
     assert committed is not None
     seconds = event_crash_job.BATCHES * event_crash_job.INTERVAL + 1.5
-    restarted = subprocess.run(
-        [*args, str(seconds)], capture_output=True, text=True, env=env, timeout=120, check=False
-    )
-    assert restarted.returncode == 0, restarted.stderr
+    restarted = start_job("event_crash_job.py", checkpoint, out, seconds)
+    _, err = restarted.communicate(timeout=120)
+    assert restarted.returncode == 0, err
     assert event_crash_job.collect(out) == event_crash_job.expected()

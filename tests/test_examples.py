@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from unittest.mock import ANY
@@ -20,7 +20,7 @@ import pytest
 from asyncstream.testing import ManualClock
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
     from types import ModuleType
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -52,27 +52,36 @@ async def test_embedded_counts_counts_every_batch() -> None:
     assert any(dict(b).get("click", 0) > 0 for b in results)
 
 
-def test_socket_print_prints_each_line(capsys: pytest.CaptureFixture[str]) -> None:
-    # run() blocks and needs the main thread (signal handlers): the server is a thread.
+@contextmanager
+def serving(data: bytes) -> Iterator[int]:
+    """A loopback server in a thread that sends ``data`` to its one client; its port.
+
+    ``run()`` blocks and needs the main thread (signal handlers), so the server is a thread.
+    It keeps the connection until the client (the example, when it stops) closes it.
+    """
     with socket.create_server(("127.0.0.1", 0)) as server:
         server.settimeout(5)
-        port = server.getsockname()[1]
 
         def feed() -> None:
             conn, _ = server.accept()
             with conn:
                 conn.settimeout(5)
-                conn.sendall(b"alpha\nbeta gamma\r\ndelta\n")
-                while conn.recv(1024):  # until the example disconnects when it stops
+                conn.sendall(data)
+                while conn.recv(1024):
                     pass
 
         thread = threading.Thread(target=feed)
         thread.start()
         try:
-            load("socket_print").main("127.0.0.1", port, seconds=0.5, interval=0.1)
+            yield server.getsockname()[1]
         finally:
             thread.join(5)
         assert not thread.is_alive()
+
+
+def test_socket_print_prints_each_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with serving(b"alpha\nbeta gamma\r\ndelta\n") as port:
+        load("socket_print").main("127.0.0.1", port, seconds=0.5, interval=0.1)
     out = capsys.readouterr().out
     assert out.startswith("-" * 43 + "\nTime: ")
     records = [line for line in out.splitlines() if line and not line.startswith(("---", "Time: "))]
@@ -273,25 +282,8 @@ def test_late_events_reads_json_lines_from_a_socket_and_skips_bad_ones(
         '{"user": "bob", "ts": "1970-01-01T00:01:59"}',
         '{"user": "ann", "ts": 200}',  # the watermark goes to 190 s: minute 1 is out
     ]
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        server.settimeout(5)
-        port = server.getsockname()[1]
-
-        def feed() -> None:
-            conn, _ = server.accept()
-            with conn:
-                conn.settimeout(5)
-                for line in lines:
-                    conn.sendall(line.encode() + b"\n")
-                while conn.recv(1024):  # until the example disconnects when it stops
-                    pass
-
-        thread = threading.Thread(target=feed)
-        thread.start()
-        try:
-            load("late_events").main(port, "127.0.0.1", seconds=0.6, interval=0.1)
-        finally:
-            thread.join(5)
+    with serving("".join(line + "\n" for line in lines).encode()) as port:
+        load("late_events").main(port, "127.0.0.1", seconds=0.6, interval=0.1)
     out = capsys.readouterr().out.splitlines()
     assert sorted(out) == ["00:01-00:02 ann: 1 clicks", "00:01-00:02 bob: 1 clicks"]
 

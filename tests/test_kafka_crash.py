@@ -5,19 +5,21 @@ The final state must equal the exact sums: no record lost, none counted twice.
 
 from __future__ import annotations
 
-import ast
 import itertools
 import os
 import random
 import signal
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
+from helpers import last_saved, start_job
 from kafka_broker import create_topic, produce
+
+if TYPE_CHECKING:
+    import subprocess
 
 HERE = Path(__file__).parent
 KEYS = 7
@@ -26,26 +28,11 @@ KILLS = 4
 
 
 def _job(bootstrap: str, topic: str, checkpoint: Path, out: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            str(HERE / "kafka_crash_job.py"),
-            bootstrap,
-            topic,
-            str(checkpoint),
-            str(out),
-            "60",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(HERE.parent)},
-    )
+    return start_job("kafka_crash_job.py", bootstrap, topic, checkpoint, out, 60)
 
 
 def _last_totals(out: Path) -> dict[str, int]:
-    files = sorted(out.glob("totals-*"), key=lambda p: int(p.name.split("-")[1]))
-    return dict(ast.literal_eval(line) for line in files[-1].read_text().splitlines())
+    return last_saved(out, "totals")
 
 
 def _run_until(

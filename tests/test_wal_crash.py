@@ -8,22 +8,22 @@ totals must count each received line exactly once.
 
 from __future__ import annotations
 
-import ast
 import os
 import pickle
 import random
 import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from collections import Counter
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from helpers import last_saved, start_job
+
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Callable
 
 HERE = Path(__file__).parent
@@ -32,20 +32,7 @@ WORDS = 11
 
 
 def _job(port: int, checkpoint: Path, out: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            str(HERE / "wal_crash_job.py"),
-            str(port),
-            str(checkpoint),
-            str(out),
-            "60",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(HERE.parent)},
-    )
+    return start_job("wal_crash_job.py", port, checkpoint, out, 60)
 
 
 def _logged(checkpoint: Path) -> list[str]:
@@ -64,8 +51,7 @@ def _logged(checkpoint: Path) -> list[str]:
 
 
 def _last_totals(out: Path) -> dict[str, int]:
-    files = sorted(out.glob("totals-*"), key=lambda p: int(p.name.split("-")[1]))
-    return dict(ast.literal_eval(line) for line in files[-1].read_text().splitlines())
+    return last_saved(out, "totals")
 
 
 def _until(predicate: Callable[[], bool], what: str, seconds: float = 20) -> None:
@@ -127,25 +113,11 @@ def _committed(out: Path) -> int:
 
 
 def _input_job(checkpoint: Path, out: Path, send: int, seconds: float) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            str(HERE / "wal_input_job.py"),
-            str(checkpoint),
-            str(out),
-            str(seconds),
-            str(send),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(HERE.parent)},
-    )
+    return start_job("wal_input_job.py", checkpoint, out, seconds, send)
 
 
 def _counts(out: Path) -> dict[str, int]:
-    files = sorted(out.glob("counts-*"), key=lambda p: int(p.name.split("-")[1]))
-    return dict(ast.literal_eval(line) for line in files[-1].read_text().splitlines())
+    return last_saved(out, "counts")
 
 
 def test_kill_9_while_input_stream_sends_then_every_acknowledged_record_counts_once(
