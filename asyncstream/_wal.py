@@ -109,15 +109,7 @@ class WriteAheadLog:
         except sqlite3.DatabaseError as exc:
             problem = f"cannot be read ({exc}): it is truncated or corrupt"
             raise _auth.refuse(self.path, WAL_LAYOUT.label, problem, _FIX) from exc
-        for seq, value, tag in rows:
-            if not (
-                type(seq) is int
-                and type(value) is bytes
-                and type(tag) is bytes
-                and hmac.compare_digest(tag, _auth.pair_mac(key, str(seq).encode(), value))
-            ):
-                what = f"a row of source {source!r}"
-                raise _auth.tampered(self.path, WAL_LAYOUT.label, what, _FIX)
+        for seq, value in self._verified(key, rows, f"a row of source {source!r}"):
             try:
                 chunk = pickle.loads(value)
             except Exception as exc:
@@ -180,17 +172,25 @@ class WriteAheadLog:
                 "WHERE source = ? AND batch_time_ms > ? ORDER BY batch_time_ms",
                 (source, after),
             ).fetchall()
+        what = f"a planned batch of source {source!r}"
+        return [(when, json.loads(value)) for when, value in self._verified(key, rows, what)]
+
+    def _verified(self, key: bytes, rows: list[Any], what: str) -> list[tuple[int, bytes]]:
+        """``(number, value)`` of each ``(number, value, mac)`` row, each checked first.
+
+        Raises:
+            CheckpointError: A row is not authentic (``what`` says which kind).
+        """
         out = []
-        for when, value, tag in rows:
+        for number, value, tag in rows:
             if not (
-                type(when) is int
+                type(number) is int
                 and type(value) is bytes
                 and type(tag) is bytes
-                and hmac.compare_digest(tag, _auth.pair_mac(key, str(when).encode(), value))
+                and hmac.compare_digest(tag, _auth.pair_mac(key, str(number).encode(), value))
             ):
-                what = f"a planned batch of source {source!r}"
                 raise _auth.tampered(self.path, WAL_LAYOUT.label, what, _FIX)
-            out.append((when, json.loads(value)))
+            out.append((number, value))
         return out
 
     def close(self) -> None:
