@@ -43,7 +43,7 @@ import itertools
 import math
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, TypeVar, cast, final
 
 from ._util import Duration, ms_to_datetime
 from .errors import DurationError
@@ -299,7 +299,9 @@ class EventWindows(_Timed):
         window, slide = self.window_ms, self.slide_ms
         # The first start of a window still open: end = start + window > wm_prev.
         first_open = None if wm_prev is None else _floor(wm_prev - window, slide) + slide
-        keyed, fn = self.keyed, self.fn
+        keyed = self.keyed
+        assert not keyed or self.fn is not None  # keyed windows reduce with fn
+        fn = cast("Callable[[Any, Any], Any]", self.fn)
         # Keyed: each pane (the slide-long piece of time a record falls in) reduced per
         # key. Not keyed: the records with their panes, in arrival order.
         parts: dict[int, dict[Any, Any]] = {}
@@ -311,7 +313,6 @@ class EventWindows(_Timed):
             if first_open is not None and pane < first_open:
                 late.append(record)  # its last window, [pane, pane + window), has closed
             elif keyed:
-                assert fn is not None
                 k, v = record
                 part = parts.get(pane)
                 if part is None:
