@@ -32,7 +32,6 @@ file is refused with a :class:`~asyncstream.errors.CheckpointError`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import hmac
 import json
 import os
@@ -48,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .errors import CheckpointError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
 
 __all__ = [
     "KEY_ENV",
@@ -57,7 +56,6 @@ __all__ = [
     "Layout",
     "Signer",
     "check_private_directory",
-    "hmac_sha256",
     "key_file_path",
     "load_key",
     "make_private_directory",
@@ -80,33 +78,6 @@ _FILE_MODE: Final = 0o600
 def _lp(*parts: bytes) -> bytes:
     """Length-prefixed concatenation: no two part lists give the same bytes."""
     return b"".join(_U32(len(p)) + p for p in parts)
-
-
-_TRANS_36: Final = bytes(x ^ 0x36 for x in range(256))
-_TRANS_5C: Final = bytes(x ^ 0x5C for x in range(256))
-
-
-def hmac_sha256(key: bytes) -> Callable[[bytes], bytes]:
-    """HMAC-SHA256 under ``key``, as a function of the message.
-
-    The same bytes as ``hmac.digest(key, msg, "sha256")`` (RFC 2104), with the two
-    padded key blocks hashed once: per call it costs half as much, which matters at one
-    call per changed state row.
-    """
-    if len(key) > 64:
-        key = hashlib.sha256(key).digest()
-    block = key.ljust(64, b"\0")
-    inner_copy = hashlib.sha256(block.translate(_TRANS_36)).copy
-    outer_copy = hashlib.sha256(block.translate(_TRANS_5C)).copy
-
-    def mac(msg: bytes) -> bytes:
-        inner = inner_copy()
-        inner.update(msg)
-        outer = outer_copy()
-        outer.update(inner.digest())
-        return outer.digest()
-
-    return mac
 
 
 def pair_mac(key: bytes, first: bytes, second: bytes) -> bytes:

@@ -4,8 +4,9 @@ A checkpoint directory (mode 0700, refused when other users can write it) holds
 ``checkpoint.db`` (stdlib ``sqlite3``, WAL mode, mode 0600) and ``lock``. After each
 batch the context writes, in one transaction, with the batch time they reflect:
 
-- the keyed state of ``update_state_by_key`` and ``map_with_state`` (only the keys that
-  changed: table ``asyncstream_state``),
+- the keyed state of ``update_state_by_key``, ``map_with_state`` and the event-time
+  operators (only the keys that changed, as one row per operator and commit: table
+  ``asyncstream_state``),
 - each window's kept per-batch data (pickled) and each replayable source's position
   (JSON: items of a ``queue_stream`` consumed, files a file stream has read): table
   ``asyncstream_blobs``,
@@ -71,19 +72,25 @@ META_SCHEMA: Final = (
 META_COLUMNS: Final = {_auth.META_TABLE: ("key", "value", "mac")}
 
 # The tables of keyed state (asyncstream.stores.SqliteStateStore), in a checkpoint and in
-# a stand-alone store file. Every row carries its MAC (see asyncstream._auth): nothing is
-# unpickled before it is verified. A state row's value is its 32-byte MAC followed by
-# the pickled state (one column, not two: at one row per changed key, a fourth column
-# costs a fifth more SQLite time).
+# a stand-alone store file: a log per operator. Its first row is a snapshot of the whole
+# state, each later row the keys that one commit changed (a delta); when the deltas would
+# hold twice as many entries as the state has keys, a commit writes a new snapshot and
+# deletes the rows before it. So a commit writes one row, whatever the number of changed keys: the
+# cost is pickling them, not one B-tree update each. A row's value is a sequence of
+# pickles of ``(keys, states, deleted keys)`` chunks; ``keys`` is the state's size after it.
+# Every row carries its MAC (see asyncstream._auth), bound to the operator, ``seq``,
+# ``kind`` and ``keys``; the commit row's covers the batch time and the last ``seq``, so
+# a removed or replayed row is seen. Nothing is unpickled before every row is verified.
 STATE_SCHEMA: Final = (
-    "CREATE TABLE asyncstream_state (operator TEXT NOT NULL, key BLOB NOT NULL, "
-    "value BLOB NOT NULL, PRIMARY KEY (operator, key)) WITHOUT ROWID",
+    "CREATE TABLE asyncstream_state (operator TEXT NOT NULL, seq INTEGER NOT NULL, "
+    "kind TEXT NOT NULL, keys INTEGER NOT NULL, value BLOB NOT NULL, mac BLOB NOT NULL, "
+    "PRIMARY KEY (operator, seq))",
     "CREATE TABLE asyncstream_commits (operator TEXT PRIMARY KEY, "
-    "batch_time_ms INTEGER NOT NULL, mac BLOB NOT NULL)",
+    "batch_time_ms INTEGER NOT NULL, seq INTEGER NOT NULL, mac BLOB NOT NULL)",
 )
 STATE_COLUMNS: Final = {
-    "asyncstream_state": ("operator", "key", "value"),
-    "asyncstream_commits": ("operator", "batch_time_ms", "mac"),
+    "asyncstream_state": ("operator", "seq", "kind", "keys", "value", "mac"),
+    "asyncstream_commits": ("operator", "batch_time_ms", "seq", "mac"),
 }
 
 # A checkpoint's other data: each window's kept batches and each source's position.
@@ -94,14 +101,14 @@ BLOBS_SCHEMA: Final = (
 BLOBS_COLUMNS: Final = {"asyncstream_blobs": ("operator", "kind", "encoding", "value", "mac")}
 
 _LAYOUT: Final = _auth.Layout(
-    "asyncstream-checkpoint/2",
+    "asyncstream-checkpoint/3",
     "checkpoint file",
     (*META_SCHEMA, *BLOBS_SCHEMA, *STATE_SCHEMA),
     {**META_COLUMNS, **BLOBS_COLUMNS, **STATE_COLUMNS},
 )
 #: A stand-alone state store file (``SqliteStateStore(path, ...)``): the state tables only.
 STORE_LAYOUT: Final = _auth.Layout(
-    "asyncstream-state/2",
+    "asyncstream-state/3",
     "state store file",
     (*META_SCHEMA, *STATE_SCHEMA),
     {**META_COLUMNS, **STATE_COLUMNS},
@@ -567,8 +574,11 @@ def inspect_checkpoint(directory: str | os.PathLike[str]) -> CheckpointInfo:
         ops += [
             OperatorInfo(name, "state", keys, size or 0)
             for name, keys, size in conn.execute(
-                "SELECT operator, count(*), sum(length(key) + length(value)) "
-                "FROM asyncstream_state GROUP BY operator ORDER BY operator"
+                # the state's size is the ``keys`` of each operator's last row
+                "SELECT operator, keys, (SELECT sum(length(value)) FROM asyncstream_state "
+                "AS every WHERE every.operator = last.operator) FROM asyncstream_state AS last "
+                "WHERE seq = (SELECT max(seq) FROM asyncstream_state AS later "
+                "WHERE later.operator = last.operator) ORDER BY operator"
             )
         ]
     except sqlite3.DatabaseError as exc:

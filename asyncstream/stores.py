@@ -20,10 +20,10 @@ So the state maths, the stores and the checkpoint import each other in one direc
 from __future__ import annotations
 
 import hmac
+import io
 import os
 import pickle
 import sqlite3
-import struct
 import time
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar, final
 
@@ -126,10 +126,55 @@ class MemoryStateStore(Generic[K, S]):
         return self._last_committed
 
 
-# The tables are STATE_SCHEMA's (asyncstream.checkpoint). A state row's value is its
-# 32-byte MAC followed by the pickled state; its MAC covers len(key) | key | pickle.
-_LEN: Final = struct.Struct(">I").pack
-_MAC_BYTES: Final = 32
+# The tables are STATE_SCHEMA's (asyncstream.checkpoint): one log per operator, a snapshot
+# row then delta rows, each a sequence of pickled ``(keys, states, deleted keys)`` chunks.
+_SNAPSHOT: Final = "snapshot"
+_DELTA: Final = "delta"
+_CHUNK: Final = 4096  # pairs per pickle: the writer yields the GIL between two
+# A commit writes a snapshot instead of a delta once the deltas since the last snapshot
+# would hold more entries than this or than twice the state's keys: the log stays under
+# about three times the state, and a snapshot's cost is spread over the commits before.
+_MIN_LOG: Final = 1024
+
+
+def _row_header(seq: int, kind: str, keys: int) -> bytes:
+    return f"{seq}:{kind}:{keys}".encode()
+
+
+def _commit_header(batch_time_ms: int, seq: int) -> bytes:
+    return f"{batch_time_ms}:{seq}".encode()
+
+
+def _encode(keys: list[Any], states: list[Any], deleted: list[Any]) -> bytes:
+    """The chunks ``(keys, states, deleted)`` as pickles, yielding the GIL between two.
+
+    Small pickles, not one: besides letting the loop run, a pickle's memo stays small
+    (one pickle of 100k pairs costs three times as much as 25 of 4,096).
+    """
+    dumps, parts = pickle.dumps, []
+    for i in range(0, max(len(keys), len(deleted), 1), _CHUNK):
+        if i:
+            _yield_gil()
+        j = i + _CHUNK
+        parts.append(dumps((keys[i:j], states[i:j], deleted[i:j]), _PICKLE_PROTOCOL))
+    return b"".join(parts)
+
+
+def _apply(data: dict[Any, Any], value: bytes) -> int:
+    """Apply one verified row to ``data``; how many entries it held.
+
+    Raises:
+        Exception: Unpickling failed, or the row is not chunks of ``(keys, states,
+            deleted)``.
+    """
+    stream, entries = io.BytesIO(value), 0
+    while stream.tell() < len(value):
+        keys, states, deleted = pickle.load(stream)
+        data.update(zip(keys, states, strict=True))
+        for key in deleted:
+            data.pop(key, None)
+        entries += len(keys) + len(deleted)
+    return entries
 
 
 @final
@@ -141,15 +186,19 @@ class SqliteStateStore(Generic[K, S]):
     transaction, so the file always holds the state after some whole batch. Several
     operators can share a file: rows are kept per ``operator_name``.
 
-    Every row is authenticated (HMAC-SHA256, bound to its file, operator and key) with
-    the user's checkpoint key, which lives outside the file: ``$ASYNCSTREAM_CHECKPOINT_KEY``,
-    else ``~/.config/asyncstream/checkpoint.key`` (made on first use). A row is unpickled
-    only once verified; a file that is empty, corrupt, foreign, written with another key
-    or altered raises :class:`~asyncstream.errors.CheckpointError`. A new file is made
-    with mode 0600.
+    The file holds a log per operator: a snapshot of the state, then one row per commit
+    with the keys it changed, so a commit writes one row however many keys changed. Once
+    those rows would hold twice as many entries as the state has keys, a commit writes a
+    new snapshot instead and deletes the rows before it: the log stays under about three
+    times the state.
 
-    Keys are stored as their pickle; a key loaded from the file is written back with the
-    bytes it was read with, so equal keys never become two rows.
+    Every row is authenticated (HMAC-SHA256, bound to its file, operator and place in
+    the log) with the user's checkpoint key, which lives outside the file:
+    ``$ASYNCSTREAM_CHECKPOINT_KEY``, else ``~/.config/asyncstream/checkpoint.key`` (made
+    on first use). Rows are unpickled only once all are verified; a file that is empty,
+    corrupt, foreign, written with another key or altered (a row changed, removed or
+    taken from another commit) raises :class:`~asyncstream.errors.CheckpointError`. A
+    new file is made with mode 0600.
 
     Args:
         path: The database file (created if missing).
@@ -190,11 +239,11 @@ class SqliteStateStore(Generic[K, S]):
         else:
             conn, signer, label, fix = _attach.conn, _attach.signer, _attach.label, _attach.fix
         self._conn = conn
-        # MAC of a state row: HMAC-SHA256 over len(key) | key | value (see _auth).
-        self._state_mac = _auth.hmac_sha256(signer.subkey("state", operator_name))
+        self._row_key = signer.subkey("state", operator_name)
         self._commit_key = signer.subkey("commit", operator_name)
         self._data: dict[K, S] = {}
-        self._key_bytes: dict[K, bytes] = {}  # keys that have a row, as stored
+        self._seq = 0  # the log's last row (0: no row yet)
+        self._logged = 0  # entries in the delta rows since the snapshot
         try:
             self._last_committed = self._load(label, fix)
         except sqlite3.DatabaseError as exc:
@@ -207,52 +256,71 @@ class SqliteStateStore(Generic[K, S]):
                 conn.close()
             raise
         self._pending: dict[K, Any] = {}  # key -> state, or _DELETED
-        self._new_keys: dict[K, bytes] = {}
+        self._prepared = (self._seq, self._logged)  # the log once a prepared write commits
 
     def _load(self, label: str, fix: str) -> int | None:
-        """Verify every row of this operator, then unpickle it; the last commit time."""
+        """Verify every row of this operator, then replay the log; the last commit time."""
         name = self.operator_name
         row = self._conn.execute(
-            "SELECT batch_time_ms, mac FROM asyncstream_commits WHERE operator = ?", (name,)
+            "SELECT batch_time_ms, seq, mac FROM asyncstream_commits WHERE operator = ?", (name,)
         ).fetchone()
         last: int | None = None
+        last_seq = 0
         if row is not None:
-            when, tag = row
+            when, seq, tag = row
             if not (
                 type(when) is int
+                and type(seq) is int
                 and type(tag) is bytes
                 and hmac.compare_digest(
-                    tag, _auth.pair_mac(self._commit_key, str(when).encode(), b"")
+                    tag, _auth.pair_mac(self._commit_key, _commit_header(when, seq), b"")
                 )
             ):
                 what = f"the commit row of operator {name!r}"
                 raise _auth.tampered(self.path, label, what, fix)
-            last = when
+            last, last_seq = when, seq
         rows = self._conn.execute(
-            "SELECT key, value FROM asyncstream_state WHERE operator = ?", (name,)
-        )
-        compare, mac = hmac.compare_digest, self._state_mac
-        for kb, sealed in rows:
-            if not (type(kb) is bytes and type(sealed) is bytes):
+            "SELECT seq, kind, keys, value, mac FROM asyncstream_state WHERE operator = ? "
+            "ORDER BY seq",
+            (name,),
+        ).fetchall()
+        if rows and last is None:
+            what = f"the state of operator {name!r} (rows without a commit)"
+            raise _auth.tampered(self.path, label, what, fix)
+        # The log must be whole: a snapshot, then deltas numbered on to the committed seq.
+        first = rows[0][0] if rows else last_seq + 1
+        for i, (seq, kind, keys, value, tag) in enumerate(rows):
+            if not (
+                type(seq) is int
+                and type(keys) is int
+                and type(value) is bytes
+                and type(tag) is bytes
+                and kind == (_SNAPSHOT if i == 0 else _DELTA)
+                and seq == first + i
+                and hmac.compare_digest(
+                    tag, _auth.pair_mac(self._row_key, _row_header(seq, kind, keys), value)
+                )
+            ):
                 what = f"a state row of operator {name!r}"
                 raise _auth.tampered(self.path, label, what, fix)
-            tag, vb = sealed[:_MAC_BYTES], sealed[_MAC_BYTES:]
-            if not compare(tag, mac(_LEN(len(kb)) + kb + vb)):
-                what = f"a state row of operator {name!r}"
-                raise _auth.tampered(self.path, label, what, fix)
+        if (rows[-1][0] if rows else 0) != last_seq:
+            what = f"the state rows of operator {name!r} (the log ends before its last commit)"
+            raise _auth.tampered(self.path, label, what, fix)
+        data: dict[Any, Any] = self._data
+        for i, (_, _, keys, value, _) in enumerate(rows):
             try:
-                key = pickle.loads(kb)
-                self._data[key] = pickle.loads(vb)
+                entries = _apply(data, value)
             except Exception as exc:
                 problem = (
                     f"holds authentic state of operator {name!r} that cannot be unpickled "
                     f"({exc!r}): the program no longer has a class or function the state uses"
                 )
                 raise _auth.refuse(self.path, label, problem, f"bring it back, or {fix}") from exc
-            self._key_bytes[key] = kb
-        if self._data and last is None:
-            what = f"the state of operator {name!r} (rows without a commit)"
-            raise _auth.tampered(self.path, label, what, fix)
+            if len(data) != keys:  # authentic, so written wrongly: never guess
+                problem = f"holds state of operator {name!r} whose size does not add up"
+                raise _auth.refuse(self.path, label, problem, fix)
+            self._logged = 0 if i == 0 else self._logged + entries
+        self._seq = last_seq
         return last
 
     def get(self, key: K) -> S | None:
@@ -303,53 +371,56 @@ class SqliteStateStore(Generic[K, S]):
         """Pickle (and authenticate) the buffered changes now; return what writes them.
 
         A checkpoint calls this for every store, then runs the writers in one transaction
-        and calls :meth:`committed` on each once it is committed.
+        and calls :meth:`committed` on each once it is committed. The state must not
+        change in between (the engine runs no batch while it commits).
         """
-        deletes: list[tuple[str, bytes]] = []
-        puts: list[tuple[str, bytes, bytes]] = []
-        new_keys: dict[K, bytes] = {}
-        name = self.operator_name
-        mac, dumps = self._state_mac, pickle.dumps
-        for i, (key, state) in enumerate(self._pending.items()):
-            if not i & 1023:
-                _yield_gil()
-            kb = self._key_bytes.get(key)
-            if state is _DELETED:
-                if kb is not None:
-                    deletes.append((name, kb))
-                continue
-            if kb is None:
-                kb = new_keys[key] = dumps(key, _PICKLE_PROTOCOL)
-            vb = dumps(state, _PICKLE_PROTOCOL)
-            puts.append((name, kb, mac(_LEN(len(kb)) + kb + vb) + vb))
-        conn = self._conn
+        pending, seq, logged = self._pending, self._seq, self._logged
+        row: tuple[str, int, str, int, bytes, bytes] | None = None
+        snapshot = False
+        if pending or seq == 0:
+            keys = len(self._data)
+            seq += 1
+            if seq == 1 or logged + len(pending) > max(2 * keys, _MIN_LOG):
+                kind, snapshot, logged = _SNAPSHOT, True, 0
+                value = _encode(list(self._data), list(self._data.values()), [])
+            else:
+                kind, logged = _DELTA, logged + len(pending)
+                deleted = [k for k, state in pending.items() if state is _DELETED]
+                if deleted:
+                    changed = {k: s for k, s in pending.items() if s is not _DELETED}
+                    value = _encode(list(changed), list(changed.values()), deleted)
+                else:
+                    value = _encode(list(pending), list(pending.values()), [])
+            tag = _auth.pair_mac(self._row_key, _row_header(seq, kind, keys), value)
+            row = (self.operator_name, seq, kind, keys, value, tag)
+        self._prepared = (seq, logged)
+        conn, name = self._conn, self.operator_name
         commit_key = self._commit_key
 
         def write(batch_time_ms: int) -> None:
-            conn.executemany(
-                "DELETE FROM asyncstream_state WHERE operator = ? AND key = ?", deletes
-            )
-            conn.executemany(
-                "INSERT OR REPLACE INTO asyncstream_state (operator, key, value) VALUES (?, ?, ?)",
-                puts,
-            )
-            tag = _auth.pair_mac(commit_key, str(batch_time_ms).encode(), b"")
+            if row is not None:
+                conn.execute(
+                    "INSERT INTO asyncstream_state (operator, seq, kind, keys, value, mac) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+                if snapshot:
+                    conn.execute(
+                        "DELETE FROM asyncstream_state WHERE operator = ? AND seq < ?",
+                        (name, seq),
+                    )
+            tag = _auth.pair_mac(commit_key, _commit_header(batch_time_ms, seq), b"")
             conn.execute(
-                "INSERT OR REPLACE INTO asyncstream_commits (operator, batch_time_ms, mac) "
-                "VALUES (?, ?, ?)",
-                (name, batch_time_ms, tag),
+                "INSERT OR REPLACE INTO asyncstream_commits (operator, batch_time_ms, seq, mac) "
+                "VALUES (?, ?, ?, ?)",
+                (name, batch_time_ms, seq, tag),
             )
-            self._new_keys = new_keys
 
         return write
 
     def committed(self, batch_time_ms: int) -> None:
         """The transaction holding this store's changes committed: forget them."""
-        for key, state in self._pending.items():
-            if state is _DELETED:
-                self._key_bytes.pop(key, None)
-        self._key_bytes.update(self._new_keys)
-        self._new_keys = {}
+        self._seq, self._logged = self._prepared
         self._pending.clear()
         self._last_committed = batch_time_ms
 

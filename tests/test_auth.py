@@ -233,7 +233,7 @@ def test_a_file_of_another_asyncstream_format_is_refused(tmp_path: Path) -> None
     path = _made(tmp_path / "s.db")
     _sql(path, "UPDATE asyncstream_meta SET value = '\"asyncstream-state/9\"' WHERE key = 'format'")
     with _refused(
-        path, r"has format 'asyncstream-state/9'; this asyncstream reads 'asyncstream-state/2' here"
+        path, r"has format 'asyncstream-state/9'; this asyncstream reads 'asyncstream-state/3' here"
     ):
         _store(path)
 

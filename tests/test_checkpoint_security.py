@@ -8,7 +8,6 @@ Real files, real SQLite, real subprocesses; ManualClock for the engine's time.
 
 from __future__ import annotations
 
-import hmac
 import operator
 import os
 import pickle
@@ -25,7 +24,7 @@ import pytest
 from helpers import start_job
 
 from asyncstream import CheckpointError, DStream, SqliteStateStore, StreamingContext
-from asyncstream._auth import hmac_sha256, load_key
+from asyncstream._auth import load_key
 from asyncstream.checkpoint import inspect_checkpoint
 from asyncstream.cli import main as cli_main
 from asyncstream.state import StateSpec
@@ -169,30 +168,36 @@ async def test_a_source_position_is_json_and_authenticated(tmp_path: Path) -> No
         await ssc.start()
 
 
-async def test_rows_are_bound_to_their_key_operator_and_checkpoint(tmp_path: Path) -> None:
+async def test_rows_are_bound_to_their_place_operator_and_checkpoint(tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     await run(one, 3)
     await run(two, 3)
     db = one / "checkpoint.db"
-    state = "SELECT operator, key, value FROM asyncstream_state"
-    rows = {(op, pickle.loads(k)): (k, v) for op, k, v in _rows(db, state)}
+    state = "SELECT operator, seq, kind, keys, value, mac FROM asyncstream_state"
+    rows = {(op, seq): row for op, seq, *row in _rows(db, state)}
     totals, seen = "update_state_by_key#0", "map_with_state#0"
+    last = max(seq for op, seq in rows if op == totals)
+    assert rows[totals, 1][0] == "snapshot"
+    assert {rows[totals, seq][0] for seq in range(2, last + 1)} == {"delta"}
     cases = {
-        # b's value (MAC and pickle) under key a: the MAC covers the key
-        "key": (totals, rows[totals, "a"][0], rows[totals, "b"][1]),
-        # map_with_state's row for a under update_state_by_key: the MAC covers the operator
-        "operator": (totals, *rows[seen, "a"]),
+        # the first row (MAC and pickle) in the place of the last: the MAC covers the seq
+        "place": (totals, last, *rows[totals, 1]),
+        # map_with_state's last row under update_state_by_key: the MAC covers the operator
+        "operator": (totals, last, *rows[seen, last]),
+        # a row's size changed: the MAC covers it
+        "size": (totals, last, rows[totals, last][0], 99, *rows[totals, last][2:]),
     }
-    # the same row (same program, same key, same operator) from the other checkpoint
-    other = {(op, pickle.loads(k)): (k, v) for op, k, v in _rows(two / "checkpoint.db", state)}
-    cases["checkpoint"] = (totals, *other[totals, "a"])
+    # the same row (same program, same operator, same place) from the other checkpoint
+    other = {(op, seq): row for op, seq, *row in _rows(two / "checkpoint.db", state)}
+    cases["checkpoint"] = (totals, last, *other[totals, last])
     for case, row in cases.items():
         copy = tmp_path / f"copy-{case}"
         copy.mkdir(mode=0o700)
         (copy / "checkpoint.db").write_bytes(db.read_bytes())
         _sql(
             copy / "checkpoint.db",
-            "INSERT OR REPLACE INTO asyncstream_state (operator, key, value) VALUES (?, ?, ?)",
+            "INSERT OR REPLACE INTO asyncstream_state (operator, seq, kind, keys, value, mac) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             *row,
         )
         ssc, _ = job(copy)
@@ -256,6 +261,24 @@ async def test_rows_of_an_earlier_commit_or_removed_rows_are_refused(tmp_path: P
         "no-commit": (
             "DELETE FROM asyncstream_commits WHERE operator = 'map_with_state#0'",
             r"the state of operator 'map_with_state#0' \(rows without a commit\) fails",
+        ),
+        # the state rows of the earlier commit: authentic, but the log ends too soon
+        "earlier-state": (
+            "DELETE FROM asyncstream_state WHERE operator = 'update_state_by_key#0' "
+            "AND seq > (SELECT seq FROM earlier.asyncstream_commits "
+            "WHERE operator = 'update_state_by_key#0')",
+            r"the state rows of operator 'update_state_by_key#0' \(the log ends before its "
+            r"last commit\) fails",
+        ),
+        # a delta row removed from the middle of the log
+        "gap": (
+            "DELETE FROM asyncstream_state WHERE operator = 'update_state_by_key#0' AND seq = 2",
+            r"a state row of operator 'update_state_by_key#0' fails",
+        ),
+        # the snapshot removed: the log starts with a delta
+        "no-snapshot": (
+            "DELETE FROM asyncstream_state WHERE operator = 'update_state_by_key#0' AND seq = 1",
+            r"a state row of operator 'update_state_by_key#0' fails",
         ),
     }
     for case, (statement, problem) in cases.items():
@@ -633,13 +656,6 @@ def test_a_key_file_or_directory_others_control_is_refused(
         rf"\(uid {me + 1}\); remove it, or set ASYNCSTREAM_CHECKPOINT_KEY$",
     ):
         load_key()
-
-
-@pytest.mark.parametrize("size", [0, 1, 64, 65, 200])
-def test_hmac_sha256_is_hmac_digest(size: int) -> None:
-    key = os.urandom(size)
-    for msg in (b"", b"x", os.urandom(1000)):
-        assert hmac_sha256(key)(msg) == hmac.digest(key, msg, "sha256")
 
 
 def test_a_short_key_in_the_environment_is_refused(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import OrderedDict
 from datetime import timedelta
@@ -24,7 +25,7 @@ from asyncstream.state import (
 from asyncstream.stores import MemoryStateStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
 Pair = tuple[str, int]
 
@@ -119,6 +120,71 @@ def test_update_state_by_key_writes_changes_to_its_store_and_restores() -> None:
     again = UpdateStateByKey[str, int, int](fn, [("ignored", 5)])
     again.restore(store.items())
     assert list(again.step([("a", 2)])) == [("i", 1), ("a", 3)]
+
+
+class _Mirror:
+    """A store that keeps a deep copy of what it was told: a state changed in place but
+    not written again shows as a difference."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Any] = {}
+
+    def put(self, key: str, state: Any) -> None:
+        self.rows[key] = copy.deepcopy(state)
+
+    def delete(self, key: str) -> None:
+        self.rows.pop(key, None)
+
+    def get(self, key: str) -> Any:
+        return self.rows.get(key)
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        return iter(list(self.rows.items()))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def commit(self, batch_time_ms: int) -> None:
+        pass
+
+
+def _typed(state: dict[str, Any]) -> dict[str, tuple[type, Any]]:
+    return {k: (type(v), copy.deepcopy(v)) for k, v in state.items()}
+
+
+def _shifting(values: list[int], state: Any) -> Any:
+    """States of several types that change type, change in place, or come back equal."""
+    n = sum(values)
+    if state is None:
+        makers: list[Callable[[int], Any]] = [int, float, lambda v: [v], bool]
+        return makers[n % 4](n)
+    if not values:
+        return state if n % 2 else copy.copy(state)  # the same object, or an equal one
+    if n % 5 == 0:
+        return None
+    if n % 5 == 1:  # another type, often an equal value: 1, 1.0, True
+        return {int: float, float: bool, bool: int}.get(type(state), int)(bool(n % 2))
+    if isinstance(state, list):
+        state.append(n)  # in place, the same object back
+        return state
+    return state + 0 if n % 5 == 2 else state  # equal (a new object or the same)
+
+
+@settings(max_examples=300)
+@given(
+    batches=st.lists(
+        st.lists(st.tuples(st.sampled_from("abcdef"), st.integers(0, 9)), max_size=8),
+        max_size=12,
+    ),
+)
+def test_update_state_by_key_writes_exactly_the_changes(batches: list[list[Pair]]) -> None:
+    # Whatever fn does (new types, equal values, in-place changes), the store holds the
+    # state after every step: type and value.
+    mirror = _Mirror()
+    op = UpdateStateByKey[str, int, Any](_shifting, store=mirror)
+    for batch in [[("a", 0), ("b", 0)], *batches]:
+        state = dict(op.step(batch))
+        assert _typed(mirror.rows) == _typed(state)
 
 
 @settings(max_examples=200)

@@ -62,14 +62,23 @@ def test_a_changed_commit_time_is_refused(tmp_path: Path) -> None:
 
 def test_a_state_row_of_the_wrong_type_is_refused(tmp_path: Path) -> None:
     path = _made(tmp_path / "s.db")
-    _sql(path, "UPDATE asyncstream_state SET key = 'a'")  # TEXT, where a pickle is BLOB
+    _sql(path, "UPDATE asyncstream_state SET value = 'a'")  # TEXT, where a pickle is BLOB
     with _tampered(path, "a state row of operator 'op'"):
+        SqliteStateStore[str, int](path, "op")
+
+
+def test_a_log_that_ends_before_its_commit_is_refused(tmp_path: Path) -> None:
+    path = _made(tmp_path / "s.db")
+    _sql(path, "DELETE FROM asyncstream_state")
+    with _tampered(
+        path, r"the state rows of operator 'op' \(the log ends before its last commit\)"
+    ):
         SqliteStateStore[str, int](path, "op")
 
 
 def test_other_operators_rows_are_not_read(tmp_path: Path) -> None:
     path = _made(tmp_path / "s.db")
-    _sql(path, "UPDATE asyncstream_state SET key = 'a'")
+    _sql(path, "UPDATE asyncstream_state SET value = 'a'")
     with SqliteStateStore[str, int](path, "other") as store:
         assert (len(store), store.last_committed()) == (0, None)
 

@@ -149,9 +149,9 @@ def test_sqlite_store_commit_is_one_transaction(tmp_path: Path) -> None:
         assert store.last_committed() == 1000
 
 
-def test_sqlite_store_equal_keys_stay_one_row(tmp_path: Path) -> None:
+def test_sqlite_store_equal_keys_stay_one_key(tmp_path: Path) -> None:
     # ("ab", "ab") pickles differently when both items are one object (memo) or two equal
-    # ones; a key read back from the file must still update its own row.
+    # ones; a key read back from the file must still be the key it was.
     path = tmp_path / "state.db"
     word = "".join(["a", "b"])
     other = "".join(["a", "b"])
@@ -167,11 +167,49 @@ def test_sqlite_store_equal_keys_stay_one_row(tmp_path: Path) -> None:
         assert list(store.items()) == [(("ab", "ab"), 3)]
         store.delete(("ab", "ab"))
         store.commit(4000)
+    with SqliteStateStore[tuple[str, str], int](path, "op") as store:
+        assert (len(store), store.last_committed()) == (0, 4000)
+
+
+def _log(path: Path) -> list[tuple[int, str, int]]:
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("SELECT COUNT(*) FROM asyncstream_state").fetchone() == (0,)
+        return conn.execute("SELECT seq, kind, keys FROM asyncstream_state ORDER BY seq").fetchall()
     finally:
         conn.close()
+
+
+def test_sqlite_store_commits_one_row_and_compacts_the_log(tmp_path: Path) -> None:
+    # 2,000 keys, then 601 changes per commit: deltas until they would hold more entries
+    # than twice the state's keys, then a snapshot that replaces the rows before it.
+    path = tmp_path / "state.db"
+    model: dict[int, int] = {}
+    with SqliteStateStore[int, int](path, "op") as store:
+        for k in range(2000):
+            store.put(k, 0)
+            model[k] = 0
+        store.commit(1000)
+        assert _log(path) == [(1, "snapshot", 2000)]
+        for t in range(2, 9):
+            for k in range(1000, 1600):
+                store.put(k, t)
+                model[k] = t
+            store.delete(t)
+            model.pop(t)
+            store.commit(t * 1000)
+        log = _log(path)
+    # 7 commits of 601 entries: 6 deltas (3,606 <= 2 x 1,994), then a snapshot
+    assert log == [(8, "snapshot", len(model))]
+    assert len(model) == 2000 - 7  # keys 2-8 went
+    with SqliteStateStore[int, int](path, "op") as store:
+        assert dict(store.items()) == model
+        assert store.last_committed() == 8000
+        store.put(-1, -1)
+        store.commit(9000)
+        model[-1] = -1
+    assert _log(path) == [(8, "snapshot", 1993), (9, "delta", 1994)]
+    with SqliteStateStore[int, int](path, "op") as store:
+        assert dict(store.items()) == model
 
 
 def test_sqlite_store_not_a_database_closes_and_raises(tmp_path: Path) -> None:
