@@ -42,6 +42,7 @@ K = TypeVar("K")  # key of the state
 S = TypeVar("S")  # the state kept per key
 
 _DELETED: Final[Any] = object()  # a buffered delete, in SqliteStateStore._pending
+_MISSING: Final[Any] = object()
 _PICKLE_PROTOCOL: Final = pickle.HIGHEST_PROTOCOL
 
 
@@ -323,26 +324,40 @@ class SqliteStateStore(Generic[K, S]):
         self._seq = last_seq
         return last
 
+    # Changes wait in ``_pending`` (a put costs one dict write, not two) and reach
+    # ``_data`` when a commit prepares its write; reads look at ``_pending`` first.
+
     def get(self, key: K) -> S | None:
         """The state of ``key`` (committed or not), or ``None``."""
-        return self._data.get(key)
+        state = self._pending.get(key, _MISSING)
+        if state is _MISSING:
+            return self._data.get(key)
+        return None if state is _DELETED else state
 
     def put(self, key: K, state: S) -> None:
         """Set the state of ``key``; written at the next :meth:`commit`."""
-        self._data[key] = state
         self._pending[key] = state
 
     def delete(self, key: K) -> None:
         """Remove the state of ``key``, if any; written at the next :meth:`commit`."""
-        self._data.pop(key, None)
         self._pending[key] = _DELETED
 
     def items(self) -> Iterator[tuple[K, S]]:
         """Every ``(key, state)`` pair, uncommitted changes included (a copy)."""
-        return iter(list(self._data.items()))
+        if not self._pending:
+            return iter(list(self._data.items()))
+        merged = dict(self._data)
+        _merge(merged, self._pending)
+        return iter(list(merged.items()))
 
     def __len__(self) -> int:
-        return len(self._data)
+        data, n = self._data, len(self._data)
+        for key, state in self._pending.items():
+            if state is _DELETED:
+                n -= key in data
+            else:
+                n += key not in data
+        return n
 
     def commit(self, batch_time_ms: int) -> None:
         """Write the buffered changes and ``batch_time_ms`` in one transaction.
@@ -375,6 +390,9 @@ class SqliteStateStore(Generic[K, S]):
         change in between (the engine runs no batch while it commits).
         """
         pending, seq, logged = self._pending, self._seq, self._logged
+        # Into _data now (reads see the same either way, and again is the same if this
+        # write fails); _pending stays until the write has committed.
+        _merge(self._data, pending)
         row: tuple[str, int, str, int, bytes, bytes] | None = None
         snapshot = False
         if pending or seq == 0:
@@ -443,6 +461,15 @@ class SqliteStateStore(Generic[K, S]):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _merge(data: dict[Any, Any], pending: dict[Any, Any]) -> None:
+    """Apply buffered changes (a state, or ``_DELETED``) to ``data``."""
+    for key, state in pending.items():
+        if state is _DELETED:
+            data.pop(key, None)
+        else:
+            data[key] = state
 
 
 def _yield_gil() -> None:

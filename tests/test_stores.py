@@ -5,8 +5,11 @@ from __future__ import annotations
 import pickle
 import sqlite3
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import asyncstream
 from asyncstream import state, stores
@@ -240,3 +243,41 @@ def test_sqlite_store_bad_path_closes_and_raises(tmp_path: Path) -> None:
         r"another path$",
     ):
         SqliteStateStore[str, int](tmp_path / "no" / "such" / "dir.db", "op")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(["put", "delete", "commit", "reopen"]), st.integers(0, 40)),
+        max_size=80,
+    )
+)
+def test_sqlite_store_reads_like_a_dict_whatever_was_committed(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, int]]
+) -> None:
+    # get, items and len see every change at once, committed or not; a reopened store
+    # holds exactly what was committed (a log of 4 entries: snapshots and deltas alternate).
+    path = tmp_path_factory.mktemp("store") / "state.db"
+    model: dict[int, int] = {}
+    committed: dict[int, int] = {}
+    store = SqliteStateStore[int, int](path, "op")
+    with mock.patch.object(stores, "_MIN_LOG", 4):
+        for t, (op, n) in enumerate(ops, 1):
+            key = n % 7
+            if op == "put":
+                store.put(key, n)
+                model[key] = n
+            elif op == "delete":
+                store.delete(key)
+                model.pop(key, None)
+            elif op == "commit":
+                store.commit(t * 1000)
+                committed = dict(model)
+            else:
+                store.close()
+                store = SqliteStateStore[int, int](path, "op")
+                model = dict(committed)
+            assert dict(store.items()) == model
+            assert len(store) == len(model)
+            assert [store.get(k) for k in range(7)] == [model.get(k) for k in range(7)]
+    store.close()
