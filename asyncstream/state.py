@@ -23,7 +23,7 @@ from .errors import StateNotSetError, StateOperationError
 from .stores import MemoryStateStore, SqliteStateStore, StateStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, ItemsView, Iterable
+    from collections.abc import Callable, Collection, ItemsView, Iterable
 
     from ._util import Duration
 
@@ -118,11 +118,7 @@ class UpdateStateByKey(Generic[K, V, S]):
         return new.items()
 
     def _write_all(self, store: StateStore[K, S], new: dict[K, S]) -> None:
-        for k in self._state.keys() - new.keys():
-            store.delete(k)
-        put = store.put
-        for k, s in new.items():
-            put(k, s)
+        _write(store, new, dict(new), self._state.keys() - new.keys())
         self._stored = True
         self._uniform = _one_immutable_type(new)
 
@@ -136,26 +132,29 @@ class UpdateStateByKey(Generic[K, V, S]):
         returned, so a failing batch leaves it as it was.
 
         Each state is compared in the loop that calls ``fn``, while both values are in the
-        CPU's cache: a second pass over 100k states costs more than the comparisons. When
-        every state was of one immutable type (counts, totals), that is one ``!=`` per
-        key, and one check of the new states' types after the loop.
+        CPU's cache: a second pass over 100k states costs more than the comparisons. An
+        unchanged state keeps its old object (equal, of the same immutable type: the same
+        state), so the store and the state share it and the new one is freed at once.
         """
         fn, pop, uniform = self._fn, groups.pop, self._uniform
         new: dict[K, S] = {}
-        changed: list[K] = []
+        changes: dict[K, S] = {}
         deleted: list[K] = []
+        mixed = uniform is None  # whether a state may not be of type ``uniform``
         if uniform is not None:
+            # Every state is of one immutable type (counts, totals): one check per key.
             for k, s in self._state.items():
                 ns = fn(pop(k, []), s)
                 if ns is None:
                     deleted.append(k)
-                    continue
-                new[k] = ns
-                try:
-                    if ns != s:
-                        changed.append(k)
-                except Exception:  # e.g. an array's ambiguous truth value: write it
-                    changed.append(k)
+                elif type(ns) is uniform:
+                    if ns == s:
+                        new[k] = s
+                    else:
+                        new[k] = changes[k] = ns
+                else:
+                    new[k] = changes[k] = ns
+                    mixed = True
         else:
             immutable = _IMMUTABLE
             for k, s in self._state.items():
@@ -163,27 +162,19 @@ class UpdateStateByKey(Generic[K, V, S]):
                 if ns is None:
                     deleted.append(k)
                     continue
-                new[k] = ns
                 kind = type(ns)
                 # the same immutable object, or an equal one of the same type: unchanged
                 if kind in immutable and (ns is s or (kind is type(s) and ns == s)):
-                    continue
-                changed.append(k)
+                    new[k] = s
+                else:
+                    new[k] = changes[k] = ns
         for k, vs in groups.items():
             ns = fn(vs, None)
             if ns is not None:
-                new[k] = ns
-                changed.append(k)
-        if uniform is not None and _one_immutable_type(new) is not uniform:
-            # A state became another type (1 == 1.0 == True): equal was not unchanged.
-            self._write_all(store, new)
-            return new
-        for k in deleted:
-            store.delete(k)
-        put = store.put
-        for k in changed:
-            put(k, new[k])
-        if uniform is None:
+                new[k] = changes[k] = ns
+                mixed = mixed or type(ns) is not uniform
+        _write(store, new, changes, deleted)
+        if mixed:
             self._uniform = _one_immutable_type(new)
         return new
 
@@ -203,6 +194,24 @@ class UpdateStateByKey(Generic[K, V, S]):
 
 #: Types whose values cannot change in place: an equal value is the same state.
 _IMMUTABLE: Final = frozenset({int, float, complex, str, bytes, bool})
+
+
+def _write(
+    store: StateStore[K, S], new: dict[K, S], changes: dict[K, S], deleted: Collection[K]
+) -> None:
+    """Tell ``store`` of a step's changes; neither dict is changed again by the caller.
+
+    A :class:`SqliteStateStore` takes both dicts (:meth:`SqliteStateStore.adopt`): no
+    second copy of the state to keep up to date.
+    """
+    if isinstance(store, SqliteStateStore):
+        store.adopt(new, changes, deleted)
+        return
+    for k in deleted:
+        store.delete(k)
+    put = store.put
+    for k, s in changes.items():
+        put(k, s)
 
 
 def _one_immutable_type(states: dict[Any, Any]) -> type | None:

@@ -178,12 +178,14 @@ def _shifting(values: list[int], state: Any) -> Any:
     ),
 )
 def test_update_state_by_key_writes_exactly_the_changes(batches: list[list[Pair]]) -> None:
-    # Whatever fn does (new types, equal values, in-place changes), the store holds the
-    # state after every step: type and value.
+    # Whatever fn does (new types, equal values, in-place changes), the state is what an
+    # operator without a store computes, and the store holds it: type and value.
     mirror = _Mirror()
     op = UpdateStateByKey[str, int, Any](_shifting, store=mirror)
+    plain = UpdateStateByKey[str, int, Any](_shifting)
     for batch in [[("a", 0), ("b", 0)], *batches]:
         state = dict(op.step(batch))
+        assert _typed(state) == _typed(dict(plain.step(batch)))
         assert _typed(mirror.rows) == _typed(state)
 
 

@@ -248,18 +248,23 @@ def test_sqlite_store_bad_path_closes_and_raises(tmp_path: Path) -> None:
 @settings(max_examples=60, deadline=None)
 @given(
     ops=st.lists(
-        st.tuples(st.sampled_from(["put", "delete", "commit", "reopen"]), st.integers(0, 40)),
+        st.tuples(
+            st.sampled_from(["put", "delete", "adopt", "adopt-delete", "commit", "reopen"]),
+            st.integers(0, 40),
+        ),
         max_size=80,
     )
 )
 def test_sqlite_store_reads_like_a_dict_whatever_was_committed(
     tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, int]]
 ) -> None:
-    # get, items and len see every change at once, committed or not; a reopened store
-    # holds exactly what was committed (a log of 4 entries: snapshots and deltas alternate).
+    # get, items and len see every change at once, committed or not, put or adopted (and
+    # never change an adopted dict); a reopened store holds exactly what was committed (a
+    # log of 4 entries: snapshots and deltas alternate).
     path = tmp_path_factory.mktemp("store") / "state.db"
     model: dict[int, int] = {}
     committed: dict[int, int] = {}
+    adopted: list[tuple[dict[int, int], dict[int, int]]] = []
     store = SqliteStateStore[int, int](path, "op")
     with mock.patch.object(stores, "_MIN_LOG", 4):
         for t, (op, n) in enumerate(ops, 1):
@@ -270,6 +275,16 @@ def test_sqlite_store_reads_like_a_dict_whatever_was_committed(
             elif op == "delete":
                 store.delete(key)
                 model.pop(key, None)
+            elif op.startswith("adopt"):  # a whole new dict, as update_state_by_key hands over
+                state = dict(model)
+                if op == "adopt":
+                    state[key] = n
+                    store.adopt(state, {key: n}, [])
+                else:
+                    state.pop(key, None)
+                    store.adopt(state, {}, [key])
+                model = dict(state)
+                adopted.append((state, dict(state)))
             elif op == "commit":
                 store.commit(t * 1000)
                 committed = dict(model)
@@ -279,5 +294,6 @@ def test_sqlite_store_reads_like_a_dict_whatever_was_committed(
                 model = dict(committed)
             assert dict(store.items()) == model
             assert len(store) == len(model)
+            assert all(given == kept for given, kept in adopted), "an adopted dict changed"
             assert [store.get(k) for k in range(7)] == [model.get(k) for k in range(7)]
     store.close()
