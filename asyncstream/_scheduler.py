@@ -86,7 +86,6 @@ class Scheduler:
         self._graph = graph
         self._plan = plan
         self._inputs = plan.inputs
-        self._outputs = plan.outputs
         self._stateful = plan.stateful
         self._planning = [op for _, op in plan.inputs if op.plans_ranges]
         # The inputs that act on batch_done (the others would only make a call per batch).
@@ -284,12 +283,12 @@ class Scheduler:
         start = perf_counter()
         if (pending := out.run(batch)) is not None:
             return self._awaited(out.name, start, pending)
-        self._charge(out.name, start)
+        self._add_time(out.name, perf_counter() - start)
         return None
 
     async def _awaited(self, name: str, start: float, pending: Awaitable[Any]) -> None:
         await pending
-        self._charge(name, start)
+        self._add_time(name, perf_counter() - start)
 
     async def _run_heard(
         self, i: int, out: Output, batch: Batch[Any], listeners: Listeners
@@ -310,12 +309,10 @@ class Scheduler:
         listeners.emit(
             "on_output_operation_completed", dataclasses.replace(op_info, end_time=clock.now())
         )
-        times = self._graph.times
-        times[out.name] = times.get(out.name, 0.0) + elapsed
+        self._add_time(out.name, elapsed)
 
-    def _charge(self, name: str, start: float) -> None:
-        """Add the time since ``start`` to output ``name``'s time in this batch."""
-        elapsed = perf_counter() - start
+    def _add_time(self, name: str, elapsed: float) -> None:
+        """Add ``elapsed`` seconds to output ``name``'s time in the running batch."""
         times = self._graph.times
         times[name] = times.get(name, 0.0) + elapsed
 
