@@ -15,18 +15,19 @@ plans them once (:func:`plan`):
 - **code names**: which operator each user function belongs to, to name the culprit of
   a failed batch.
 
-Evaluation is here too, and only here: :func:`batch_at` computes a node's batch once
-per time (memoised); :func:`partition_iters` gives a consumer a node's partitions (lazy
-and uncached for a fused node); :func:`feed` takes a parent batch into a stateful
-operator. Each fetches a node's parents once, in the form its operator declares
+Evaluation is here too, and only here: :func:`evaluate` is the scheduler's one call
+per batch; :func:`batch_at` computes a node's batch once per time (memoised);
+:func:`partition_iters` gives a consumer a node's partitions (lazy and uncached for a
+fused node); :func:`feed` takes a parent batch into a stateful operator. Each fetches a
+node's parents once, in the form its operator declares
 (:class:`~asyncstream.operators.Reads`), decides in this module (nowhere else) whether
 work runs inline on the event loop or is shipped to the executor, and hands the result
-to the operator's pure
-``compute(t, inputs)``. The route of one batch from a source through a window to an
-output: the scheduler cuts the input (:mod:`asyncstream._scheduler`), calls
-:func:`feed` for the window, which reads the parent through its fused narrow chain
-(:func:`_read`), then :func:`batch_at` for the output's stream, which asks the window
-operator to emit.
+to the operator's pure ``compute(t, inputs)``. The route of one batch from a source
+through a window to an output: the scheduler cuts the input
+(:mod:`asyncstream._scheduler`) and calls :func:`evaluate`, which calls :func:`feed` for
+the window (reading the parent through its fused narrow chain, :func:`_read`), then
+:func:`batch_at` for the output's stream, which asks the window operator to emit, and
+hands that batch to the scheduler's output runner.
 """
 
 from __future__ import annotations
@@ -47,11 +48,15 @@ from .operators import Reads, StageFn
 from .sources import Input
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
+    from typing import TypeAlias
 
     from .executors import Executor
     from .metrics import SourceErrorInfo
     from .sinks import Output
+
+    #: What :func:`evaluate` hands each output's batch to: ``run(index, output, batch)``.
+    RunOutput: TypeAlias = Callable[[int, Output, Batch[Any]], Awaitable[None] | None]
 
 Parts = list["Iterable[Any]"]
 # Enum members as module constants: a global read is cheaper than ``Reads.X`` on the
@@ -393,6 +398,27 @@ async def partition_iters(node: Node, t: int) -> Parts:
     return [] if batch is None else batch._parts  # type: ignore[return-value]
 
 
+async def evaluate(plan: Plan, t: int, run: RunOutput) -> None:
+    """Evaluate batch ``t``: the one call the scheduler makes into the graph per batch.
+
+    Every stateful node is fed first, in graph order (:func:`feed`); then each output's
+    batch is computed (:func:`batch_at`) and handed to ``run(i, out, batch)``, output by
+    output in registration order, so an output's batch is computed right before it runs.
+    An output whose stream has no batch at ``t`` (a window not due) is skipped. What
+    ``run`` returns, if not ``None``, is awaited before the next output.
+    """
+    for node, op in plan.stateful:
+        await feed(node, op, t)
+    for i, (node, out) in enumerate(plan.outputs):
+        # A batch already cached (an input's, or a stream's that two outputs share) is
+        # due and complete: no await for it.
+        batch = node.cache.get(t)
+        if batch is None:
+            batch = await batch_at(node, t)
+        if batch is not None and (pending := run(i, out, batch)) is not None:
+            await pending
+
+
 async def feed(node: Node, op: Stateful, t: int) -> None:
     """Take the parent batch at ``t`` into stateful ``op`` (keyed state: compute its batch)."""
     if not isinstance(op, Window):
@@ -473,8 +499,11 @@ async def _read(node: Node, reads: Reads, op: ops.Operator, t: int) -> list[Any]
     base, steps, per_record = _chain(parent)
     if steps and per_record and not (base.fuse and base.op.lazy):
         # Chain the few base partitions (lines), not the many records the steps make
-        # (words): the chaining then costs per line, not per word.
-        batch = await batch_at(base, t)
+        # (words): the chaining then costs per line, not per word. The base's batch is
+        # mostly cached already (an input's, cut at the tick): then no await is needed.
+        batch = base.cache.get(t)
+        if batch is None:
+            batch = await batch_at(base, t)
         parts: Sequence[Iterable[Any]] = () if batch is None else batch._parts
         it = parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts)
         for step in steps:

@@ -5,11 +5,13 @@ every batch interval on deadlines computed from the aligned start (``first + k *
 interval``, so no drift); the timer's callback (:meth:`Scheduler._tick`) cuts every input
 into a batch and queues the batch time, without a task switch. One job task
 (:meth:`Scheduler.run_jobs`) runs the queued batches in time order, one at a time:
-inputs that plan their batches write the batch's ranges first (Kafka), stateful
-operators are fed, then the outputs run in registration order; then the caches the
-batch no longer needs are forgotten and, with a checkpoint, the batch is committed in a
-worker thread (the loop keeps ticking meanwhile); last, every input hears that the
-batch is done (Kafka commits its offsets to the group, a write-ahead log truncates).
+inputs that plan their batches write the batch's ranges first (Kafka), then the graph
+evaluates the batch in one call (:func:`~asyncstream._graph.evaluate`: stateful
+operators are fed, then each output's batch is computed and run, in registration
+order); then the caches the batch no longer needs are forgotten and, with a checkpoint,
+the batch is committed in a worker thread (the loop keeps ticking meanwhile); last,
+every input hears that the batch is done (Kafka commits its offsets to the group, a
+write-ahead log truncates).
 
 It knows the graph only through the :class:`~asyncstream._graph.Plan` the context made
 at start, and reports an error that must stop the context through ``fail``.
@@ -27,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._blame import blame, find_fused_culprit
-from ._graph import batch_at, feed
+from ._graph import evaluate
 from ._util import ms_to_datetime
 from .batch import Batch
 from .clock import timers_of
 from .errors import BatchError
 from .metrics import BatchInfo, OutputOperationInfo
-from .sources import BufferedInput
+from .sources import BufferedInput, Input
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -45,7 +47,6 @@ if TYPE_CHECKING:
     from .clock import Clock, Timer
     from .metrics import Listeners
     from .sinks import Output
-    from .sources import Input
 
 __all__: list[str] = []
 
@@ -85,9 +86,12 @@ class Scheduler:
         self._graph = graph
         self._plan = plan
         self._inputs = plan.inputs
-        self._outputs = plan.outputs
         self._stateful = plan.stateful
         self._planning = [op for _, op in plan.inputs if op.plans_ranges]
+        # The inputs that act on batch_done (the others would only make a call per batch).
+        self._done_hooks = [
+            op for _, op in plan.inputs if type(op).batch_done is not Input.batch_done
+        ]
         self._caching = plan.caching
         self._checkpoint = checkpoint
         self._listeners = listeners
@@ -111,6 +115,9 @@ class Scheduler:
         self._timer: Timer | None = None
         self._call_at = timers_of(clock)
         self._progress: asyncio.Event | None = None
+        # In the running batch: its listeners (None when nobody listens), the output running.
+        self._heard: Listeners | None = None
+        self._out: Output | None = None
         self.completed = 0
         self._last_info: tuple[int, int, float, float, float, dict[str, float]] | None = None
         self._ticker_scope: anyio.CancelScope | None = None
@@ -235,49 +242,21 @@ class Scheduler:
     async def _run_batch(self, t: int, num: int, submitted: float, counts: tuple[int, ...]) -> None:
         clock = self._clock
         started = clock.now()
-        listeners = self._listeners if self._listeners.active else None
+        listeners = self._heard = self._listeners if self._listeners.active else None
         if listeners is not None:
             listeners.emit("on_batch_started", BatchInfo(t, num, submitted, started))
-        out: Output | None = None
         graph = self._graph
         times: dict[str, float] = {}  # this batch's operator times (see _graph.batch_at)
         graph.times = times
         graph.nested = 0.0
+        self._out = None
         for input_op in self._planning:
             if (pending := input_op.before_batch(t)) is not None:
                 await pending  # its planned ranges are durable before any output runs
         try:
-            for node, op in self._stateful:
-                await feed(node, op, t)
-            for i, (node, out) in enumerate(self._outputs):
-                batch = await batch_at(node, t)
-                if batch is None:
-                    continue  # this output's stream has no batch at t (a window not due)
-                if listeners is not None:
-                    when = ms_to_datetime(t)
-                    op_info = OutputOperationInfo(when, i, out.name, clock.now())
-                    listeners.emit("on_output_operation_started", op_info)
-                    out_start = perf_counter()
-                    try:
-                        if (pending := out.run(batch)) is not None:
-                            await pending
-                    except Exception as exc:
-                        end = dataclasses.replace(
-                            op_info, end_time=clock.now(), failure_reason=repr(exc)
-                        )
-                        listeners.emit("on_output_operation_completed", end)
-                        raise
-                    elapsed = perf_counter() - out_start  # the output alone, not listeners
-                    end = dataclasses.replace(op_info, end_time=clock.now())
-                    listeners.emit("on_output_operation_completed", end)
-                else:
-                    out_start = perf_counter()
-                    if (pending := out.run(batch)) is not None:
-                        await pending
-                    elapsed = perf_counter() - out_start
-                times[out.name] = times.get(out.name, 0.0) + elapsed
+            await evaluate(self._plan, t, self._run_output)
         except Exception as exc:
-            raise await self._batch_error(exc, t, out) from exc
+            raise await self._batch_error(exc, t, self._out) from exc
         finally:
             self._forget(t)
             if self._held:
@@ -285,13 +264,57 @@ class Scheduler:
                     buffer.release(n)
         if self._checkpoint is not None:
             await self._commit(t)
-        for _, input_op in self._inputs:
+        for input_op in self._done_hooks:
             input_op.batch_done(t)
         self.completed += 1
         self._last_info = last = (t, num, submitted, started, clock.now(), times)
         self._recorder.batch_completed(t, counts, submitted, started, last[4], times)
         if listeners is not None:
             listeners.emit("on_batch_completed", BatchInfo(*last))
+
+    def _run_output(self, i: int, out: Output, batch: Batch[Any]) -> Awaitable[None] | None:
+        """Run output ``i`` over its batch (``_graph.evaluate`` calls it), timing it.
+
+        Returns what is left to await, if anything: an async output, or the listeners.
+        """
+        self._out = out  # the output to blame if nothing more precise is found
+        if self._heard is not None:
+            return self._run_heard(i, out, batch, self._heard)
+        start = perf_counter()
+        if (pending := out.run(batch)) is not None:
+            return self._awaited(out.name, start, pending)
+        self._add_time(out.name, perf_counter() - start)
+        return None
+
+    async def _awaited(self, name: str, start: float, pending: Awaitable[Any]) -> None:
+        await pending
+        self._add_time(name, perf_counter() - start)
+
+    async def _run_heard(
+        self, i: int, out: Output, batch: Batch[Any], listeners: Listeners
+    ) -> None:
+        """Run output ``i`` while listeners hear that it started and completed."""
+        clock = self._clock
+        op_info = OutputOperationInfo(ms_to_datetime(batch.time_ms), i, out.name, clock.now())
+        listeners.emit("on_output_operation_started", op_info)
+        start = perf_counter()
+        try:
+            if (pending := out.run(batch)) is not None:
+                await pending
+        except Exception as exc:
+            end = dataclasses.replace(op_info, end_time=clock.now(), failure_reason=repr(exc))
+            listeners.emit("on_output_operation_completed", end)
+            raise
+        elapsed = perf_counter() - start  # the output alone, not listeners
+        listeners.emit(
+            "on_output_operation_completed", dataclasses.replace(op_info, end_time=clock.now())
+        )
+        self._add_time(out.name, elapsed)
+
+    def _add_time(self, name: str, elapsed: float) -> None:
+        """Add ``elapsed`` seconds to output ``name``'s time in the running batch."""
+        times = self._graph.times
+        times[name] = times.get(name, 0.0) + elapsed
 
     async def _commit(self, t: int) -> None:
         """Commit batch ``t`` in a worker thread: the loop keeps ticking meanwhile.

@@ -349,7 +349,7 @@ async def main(args: argparse.Namespace) -> list[Row]:
             1,
             same_dicts,
             n,
-            target(1.10),
+            target(1.05),
         ),
         await measure(
             "W2",
@@ -371,7 +371,7 @@ async def main(args: argparse.Namespace) -> list[Row]:
             TINY_CHUNK,
             same_counts,
             n,
-            target(2.0),
+            target(1.5),
         ),
     ]
     if args.observe:

@@ -19,6 +19,7 @@ from asyncstream import (
     StreamingContext,
     StreamingListener,
 )
+from asyncstream._graph import evaluate
 from asyncstream.testing import ListSink, ManualClock
 
 
@@ -233,6 +234,38 @@ async def test_outputs_run_in_registration_order_batches_in_time_order(
         ("first", 2000),
         ("second", 2000),
         ("third", 2000),
+    ]
+
+
+async def test_each_batch_enters_the_graph_once_then_outputs_run_in_order(
+    clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The scheduler hands a batch to _graph.evaluate once; inside that call the window is
+    # fed, and each output's batch is computed right before the output runs.
+    evaluated: list[int] = []
+
+    async def counted(plan: Any, t: int, run: Any) -> None:
+        evaluated.append(t)
+        await evaluate(plan, t, run)
+
+    monkeypatch.setattr("asyncstream._scheduler.evaluate", counted)
+    ssc = StreamingContext(1, clock=clock)
+    pairs = ssc.queue_stream([[("a", 1)], [("a", 2)], [("b", 1)]])
+    seen: list[tuple[str, int, list[Any]]] = []
+    pairs.foreach_batch(lambda b: seen.append(("input", b.time_ms, list(b))))
+    windowed = pairs.reduce_by_key_and_window(operator.add, None, 2, 1)
+    windowed.foreach_batch(lambda b: seen.append(("window", b.time_ms, sorted(b))))
+    await ssc.start()
+    await clock.advance(3)
+    await ssc.stop()
+    assert evaluated == [1000, 2000, 3000]
+    assert seen == [
+        ("input", 1000, [("a", 1)]),
+        ("window", 1000, [("a", 1)]),
+        ("input", 2000, [("a", 2)]),
+        ("window", 2000, [("a", 3)]),
+        ("input", 3000, [("b", 1)]),
+        ("window", 3000, [("a", 2), ("b", 1)]),
     ]
 
 
