@@ -25,6 +25,7 @@ import os
 import pickle
 import sqlite3
 import time
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar, final
 
 from . import _auth
@@ -148,20 +149,33 @@ def _commit_header(batch_time_ms: int, seq: int) -> bytes:
     return f"{batch_time_ms}:{seq}".encode()
 
 
-def _encode(keys: list[Any], states: list[Any], deleted: list[Any]) -> bytes:
-    """The chunks ``(keys, states, deleted)`` as pickles, yielding the GIL between two.
+class _Yielder:
+    """Lets another thread take the GIL once this one held it for ``_YIELD_AFTER``."""
 
-    Small pickles, not one: besides letting the loop run, a pickle's memo stays small
-    (one pickle of 100k pairs costs three times as much as 25 of 4,096).
-    """
-    dumps, parts, clock = pickle.dumps, [], time.perf_counter
-    last = clock()
-    for i in range(0, max(len(keys), len(deleted), 1), _CHUNK):
-        if clock() - last > _YIELD_AFTER:
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+
+    def __call__(self) -> None:
+        if time.perf_counter() - self._last > _YIELD_AFTER:
             _yield_gil()
-            last = clock()
-        j = i + _CHUNK
-        parts.append(dumps((keys[i:j], states[i:j], deleted[i:j]), _PICKLE_PROTOCOL))
+            self._last = time.perf_counter()
+
+
+def _encode(states: dict[Any, Any], deleted: list[Any]) -> bytes:
+    """``states`` and ``deleted`` as pickled chunks ``(keys, states, deleted)``.
+
+    Small pickles, not one: the writer yields the GIL between two (a state of a million
+    keys is never copied or pickled in one C call), and a pickle's memo stays small (one
+    pickle of 100k pairs costs three times as much as 25 of 4,096).
+    """
+    dumps, parts, pause = pickle.dumps, [], _Yielder()
+    keys, values = iter(states), iter(states.values())  # the same order: dicts keep it
+    for i in range(0, max(len(states), len(deleted), 1), _CHUNK):
+        pause()
+        chunk = (list(islice(keys, _CHUNK)), list(islice(values, _CHUNK)), deleted[i : i + _CHUNK])
+        parts.append(dumps(chunk, _PICKLE_PROTOCOL))
     return b"".join(parts)
 
 
@@ -450,14 +464,14 @@ class SqliteStateStore(Generic[K, S]):
             seq += 1
             if seq == 1 or logged + len(pending) > max(2 * keys, _MIN_LOG):
                 kind, snapshot, logged = _SNAPSHOT, True, 0
-                value = _encode(list(self._data), list(self._data.values()), [])
+                value = _encode(self._data, [])
             else:
                 kind, logged = _DELTA, logged + len(pending)
                 if deleted:
                     changed = {k: s for k, s in pending.items() if s is not _DELETED}
-                    value = _encode(list(changed), list(changed.values()), deleted)
+                    value = _encode(changed, deleted)
                 else:
-                    value = _encode(list(pending), list(pending.values()), [])
+                    value = _encode(pending, [])
             tag = _auth.pair_mac(self._row_key, _row_header(seq, kind, keys), value)
             row = (self.operator_name, seq, kind, keys, value, tag)
         self._prepared = (seq, logged)
@@ -517,8 +531,12 @@ def _merge(data: dict[Any, Any], pending: dict[Any, Any], deletes: bool) -> list
     """Apply buffered changes (a state, or ``_DELETED``) to ``data``; the deleted keys.
 
     ``deletes`` says whether ``pending`` may hold a delete (else it is not scanned).
+    Chunked, yielding the GIL between two (see :func:`_encode`).
     """
-    data.update(pending)  # in C: a Python loop over 10k changes costs 3 ms more
+    items, pause = iter(pending.items()), _Yielder()
+    for _ in range(0, len(pending), _CHUNK):
+        pause()
+        data.update(islice(items, _CHUNK))  # in C: a Python loop costs 3 ms more per 10k
     if not deletes:
         return []
     deleted = [key for key, state in pending.items() if state is _DELETED]
