@@ -76,7 +76,6 @@ class RecordBuffer(Generic[T]):
 
     __slots__ = (
         "_bytes",
-        "_chunks",
         "_closed",
         "_closed_reason",
         "_drains",
@@ -84,6 +83,7 @@ class RecordBuffer(Generic[T]):
         "_held_bytes",
         "_max_bytes",
         "_maxsize",
+        "_records",
         "_reserved",
         "_size",
         "_space",
@@ -97,7 +97,9 @@ class RecordBuffer(Generic[T]):
             raise ValueError(msg)
         self._maxsize = maxsize
         self._max_bytes = check_max_bytes(max_bytes)
-        self._chunks: list[list[T]] = []
+        # One list, extended as records come: the tick's drain takes it whole (no copy at
+        # the tick, when a large batch would delay the next timer).
+        self._records: list[T] = []
         self._size = 0
         self._bytes = 0
         self._held = 0  # drained into batches that have not run yet
@@ -201,11 +203,13 @@ class RecordBuffer(Generic[T]):
         if room < n:
             nbytes = nbytes * room // n
             n = room
-        # Always a copy: the caller keeps its list, and ``put`` may extend our tail chunk.
-        chunk = items[:n]
+        # Copied into our list: the caller keeps its own.
         if self.log is not None:
+            chunk = items[:n]
             self.log(chunk)
-        self._chunks.append(chunk)
+            self._records.extend(chunk)
+        else:
+            self._records.extend(items if n == len(items) else items[:n])
         self._size += n
         self._bytes += nbytes
         return n
@@ -218,7 +222,7 @@ class RecordBuffer(Generic[T]):
         if items and not self._closed:
             if self.log is not None:
                 self.log(items)
-            self._chunks.append(items[:])
+            self._records.extend(items)
             self._size += len(items)
             self._bytes += estimate_bytes(items) if nbytes is None else nbytes
 
@@ -260,10 +264,7 @@ class RecordBuffer(Generic[T]):
             if not self.full() and (self.throttle is None or self.throttle.take(1)):
                 if self.log is not None:
                     self.log([item])
-                if self._chunks and len(self._chunks[-1]) < 1024:
-                    self._chunks[-1].append(item)
-                else:
-                    self._chunks.append([item])
+                self._records.append(item)
                 self._size += 1
                 self._bytes += nbytes
                 return
@@ -284,21 +285,16 @@ class RecordBuffer(Generic[T]):
 
     def drain(self) -> list[T]:
         """Take every buffered record, in arrival order; they stay held until released."""
-        chunks = self._chunks
-        if not chunks:
+        records = self._records
+        if not records:
             return []
-        self._chunks = []
+        self._records = []
         self._held += self._size
         self._held_bytes += self._bytes
         self._drains.append((self._size, self._bytes))
         self._size = 0
         self._bytes = 0
-        if len(chunks) == 1:
-            return chunks[0]
-        out: list[T] = []
-        for c in chunks:
-            out.extend(c)
-        return out
+        return records
 
     def release(self, n: int) -> None:
         """``n`` drained records were processed (oldest first): make room for new ones."""
