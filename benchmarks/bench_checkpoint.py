@@ -10,9 +10,9 @@ Three measurements, each printed as a table row:
   ``input_stream`` sent ``--changed`` distinct keys each interval, in chunks of 5,000,
   half an interval after each tick (every key changes each batch, so each commit writes
   them all), ``update_state_by_key`` with a checkpoint, for ``--seconds``. Tick lateness
-  is each batch's submission time minus its batch time (target p99 <= 5 ms); it includes
-  cutting the batch's 200k records (about 3 ms here). A 1 ms probe timer on the loop
-  gives the distribution of loop delays during the same run.
+  is each batch's submission time minus its batch time (target p99 <= 5 ms), so it
+  includes cutting the batch's 200k records. A 1 ms probe timer on the loop gives the
+  distribution of loop delays during the same run.
 - **WAL cost per record**: ``input_stream`` sends into a context with
   ``write_ahead_log=True``, fsync on (the default) and off, against no log, for chunks of
   1 and of 1,000 records (``send`` and ``send_many``).
