@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import operator
 import signal
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,6 +159,41 @@ def _job(checkpoint: Path, out: Path, seconds: float) -> subprocess.Popen[str]:
 
 def _last_totals(out: Path) -> dict[str, int]:
     return last_saved(out, "totals")
+
+
+def test_sigkill_while_the_state_log_compacts_loses_nothing(tmp_path: Path) -> None:
+    # 3,000 users: commits change up to 2,000 keys, so every few commits the state log is
+    # compacted into a new snapshot. Killed three times at different batches, each
+    # restart resumes from the last commit; the final totals are exact.
+    checkpoint, out, users = tmp_path / "checkpoint", tmp_path / "out", 3000
+    for kill_after in (5, 9, 14):
+        proc = start_job("crash_job.py", checkpoint, out, 30, users)
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        batches = 0
+        for line in proc.stdout:
+            batches += line.startswith("batch ")
+            if batches == kill_after:
+                proc.send_signal(signal.SIGKILL)
+                break
+        proc.wait(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
+        assert proc.returncode == -signal.SIGKILL
+    conn = sqlite3.connect(checkpoint / "checkpoint.db")
+    try:
+        kinds = conn.execute("SELECT kind FROM asyncstream_state ORDER BY seq").fetchall()
+        first_seq = conn.execute("SELECT min(seq) FROM asyncstream_state").fetchone()[0]
+    finally:
+        conn.close()
+    assert kinds[0] == ("snapshot",)
+    assert first_seq > 1, "the log was never compacted: the test does not test that"
+    restarted = start_job(
+        "crash_job.py", checkpoint, out, crash_job.BATCHES * crash_job.INTERVAL + 3, users
+    )
+    _, err = restarted.communicate(timeout=90)
+    assert restarted.returncode == 0, err
+    assert _last_totals(out) == crash_job.expected_totals(users)
 
 
 def test_sigkill_in_the_middle_then_restart_loses_nothing_and_counts_nothing_twice(
