@@ -461,12 +461,12 @@ class SourceStreams:
         """
         from ._kafka import (
             OWNED_OPTIONS,
-            KafkaInput,
             KafkaSource,
             check_kafka_args,
             check_options,
             import_aiokafka,
         )
+        from ._kafka_input import KafkaInput
 
         names = check_kafka_args(topics, start, max_records_per_partition)
         options = check_options(consumer_options, OWNED_OPTIONS, "consumer_options")

@@ -12,7 +12,8 @@ from kafka_broker import create_topic, produce, start_broker
 
 from asyncstream import BatchError, MissingExtraError, SourceErrorInfo, StreamingContext
 from asyncstream._buffer import RecordBuffer
-from asyncstream._kafka import KafkaInput, KafkaSource, import_aiokafka
+from asyncstream._kafka import KafkaSource, import_aiokafka
+from asyncstream._kafka_input import KafkaInput
 
 if TYPE_CHECKING:
     from asyncstream import KafkaRecord

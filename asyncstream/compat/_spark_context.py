@@ -14,7 +14,7 @@ from ._loop import LoopThread
 from ._rdd import RDD, parallelize_slices
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 __all__ = ["SparkContext"]
 
@@ -103,6 +103,9 @@ class SparkContext:
         self.defaultParallelism = int(parallelism) if parallelism else _parallelism(self.master)
         self._loop: LoopThread | None = None
         self._stopped = False
+        # How to stop the StreamingContext active on this context, set while there is one
+        # (asyncstream.compat._streaming sets it: this module does not import that one).
+        self._stop_streaming: Callable[[], None] | None = None
         self._created_at = call_site()
         with SparkContext._lock:
             active = SparkContext._active
@@ -202,11 +205,8 @@ class SparkContext:
 
     def stop(self) -> None:
         """Stop the context (and the engine's loop). Idempotent."""
-        from ._streaming import StreamingContext
-
-        active = StreamingContext._active
-        if active is not None and active._sc is self:
-            active.stop(stopSparkContext=False)
+        if self._stop_streaming is not None:
+            self._stop_streaming()
         if self._loop is not None:
             self._loop.close()
         self._stopped = True

@@ -158,6 +158,7 @@ class StreamingContext:
                 self._start_afresh(self._checkpoint_dir)
             self._call(self._engine.start)
             StreamingContext._active = self
+            self._sc._stop_streaming = self._stop_for_spark_context
 
     def awaitTermination(self, timeout: Duration | None = None) -> None:
         """Block until the context stops (at most ``timeout`` seconds).
@@ -241,6 +242,12 @@ class StreamingContext:
         with StreamingContext._lock:
             if StreamingContext._active is self:
                 StreamingContext._active = None
+            if self._sc._stop_streaming == self._stop_for_spark_context:
+                self._sc._stop_streaming = None
+
+    def _stop_for_spark_context(self) -> None:
+        """``SparkContext.stop()`` stops the streaming context active on it first."""
+        self.stop(stopSparkContext=False)
 
     def checkpoint(self, directory: str | os.PathLike[str]) -> None:
         """Keep the state durable in ``directory``.
