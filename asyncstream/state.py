@@ -148,7 +148,7 @@ class UpdateStateByKey(Generic[K, V, S]):
                 if ns is None:
                     deleted.append(k)
                 elif type(ns) is uniform:
-                    if ns == s:
+                    if ns == s and (ns or _same_zero(ns, s)):
                         new[k] = s
                     else:
                         new[k] = changes[k] = ns
@@ -164,7 +164,9 @@ class UpdateStateByKey(Generic[K, V, S]):
                     continue
                 kind = type(ns)
                 # the same immutable object, or an equal one of the same type: unchanged
-                if kind in immutable and (ns is s or (kind is type(s) and ns == s)):
+                if kind in immutable and (
+                    ns is s or (kind is type(s) and ns == s and (ns or _same_zero(ns, s)))
+                ):
                     new[k] = s
                 else:
                     new[k] = changes[k] = ns
@@ -212,6 +214,11 @@ def _write(
     put = store.put
     for k, s in changes.items():
         put(k, s)
+
+
+def _same_zero(a: object, b: object) -> bool:
+    """Whether two equal zeros (or empty strings) are the same: ``0.0`` is not ``-0.0``."""
+    return repr(a) == repr(b)
 
 
 def _one_immutable_type(states: dict[Any, Any]) -> type | None:

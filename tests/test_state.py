@@ -148,12 +148,12 @@ class _Mirror:
         pass
 
 
-def _typed(state: dict[str, Any]) -> dict[str, tuple[type, Any]]:
-    return {k: (type(v), copy.deepcopy(v)) for k, v in state.items()}
+def _typed(state: dict[str, Any]) -> dict[str, tuple[type, str]]:
+    return {k: (type(v), repr(v)) for k, v in state.items()}  # repr: 0.0 is not -0.0
 
 
 def _shifting(values: list[int], state: Any) -> Any:
-    """States of several types that change type, change in place, or come back equal."""
+    """States of several types that change type or sign, change in place, or come back equal."""
     n = sum(values)
     if state is None:
         makers: list[Callable[[int], Any]] = [int, float, lambda v: [v], bool]
@@ -167,6 +167,8 @@ def _shifting(values: list[int], state: Any) -> Any:
     if isinstance(state, list):
         state.append(n)  # in place, the same object back
         return state
+    if n % 5 == 3 and isinstance(state, float):
+        return -state  # 0.0 becomes -0.0: equal, yet another state
     return state + 0 if n % 5 == 2 else state  # equal (a new object or the same)
 
 
