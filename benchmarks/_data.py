@@ -11,7 +11,13 @@ import platform
 import random
 import string
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+#: The interpreter every table names ("CPython 3.11.7").
+PYTHON = f"{platform.python_implementation()} {platform.python_version()}"
 VOCAB_SIZE = 10_000
 WORDS_PER_LINE = 10
 
@@ -72,7 +78,7 @@ class Row:
 
 def report(rows: list[Row], loop: str) -> None:
     """Print the table every benchmark script prints."""
-    python = f"{platform.python_implementation()} {platform.python_version()}"
+    python = PYTHON
     header = (
         "workload",
         "baseline",
@@ -102,7 +108,12 @@ def report(rows: list[Row], loop: str) -> None:
                 loop,
             )
         )
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    print_aligned(table)
+
+
+def print_aligned(table: Sequence[Sequence[str]]) -> None:
+    """Print ``table`` (its first row the header) in aligned columns, a rule under the header."""
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for i, row in enumerate(table):
         print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         if i == 0:

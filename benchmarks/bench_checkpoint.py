@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import platform
 import statistics
 import tempfile
 import time
 from typing import TYPE_CHECKING, Any
 
-from _data import user_batches
+from _data import PYTHON, print_aligned, user_batches
 from bench_core import loop_factory
 
 from asyncstream import BatchInfo, StreamingContext
@@ -220,14 +219,10 @@ async def wal_cost(args: argparse.Namespace) -> list[tuple[str, ...]]:
 
 
 def report(rows: list[tuple[str, ...]], loop: str) -> None:
-    python = f"{platform.python_implementation()} {platform.python_version()}"
+    python = PYTHON
     header = ("workload", "baseline", "engine", "baseline value", "cost", "target", "met")
     table = [(*header, "python", "loop"), *((*row, python, loop) for row in rows)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for i, row in enumerate(table):
-        print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        if i == 0:
-            print("-+-".join("-" * w for w in widths))
+    print_aligned(table)
 
 
 async def main(args: argparse.Namespace) -> list[tuple[str, ...]]:

@@ -37,7 +37,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import bench_core
-from _data import tiny_batches
+from _data import PYTHON, print_aligned, tiny_batches
 from bench_core import add, loop_factory, w5_pipeline
 
 from asyncstream import DaskExecutor, Executor, InlineExecutor, ProcessExecutor, StreamingContext
@@ -299,7 +299,7 @@ async def main(args: argparse.Namespace) -> tuple[list[Result], str]:
 
 def report(results: list[Result], records: int, loop: str, notes: list[str]) -> None:
     """Print the table, then the notes."""
-    python = f"{platform.python_implementation()} {platform.python_version()}"
+    python = PYTHON
     cores = str(os.cpu_count() or "?")
     inline_ms = results[0].ms
     header = (
@@ -334,11 +334,7 @@ def report(results: list[Result], records: int, loop: str, notes: list[str]) -> 
                 loop,
             )
         )
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for i, row in enumerate(table):
-        print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        if i == 0:
-            print("-+-".join("-" * w for w in widths))
+    print_aligned(table)
     for note in notes:
         print(note)
 

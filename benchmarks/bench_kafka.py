@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import platform
 import socket
 import statistics
 import subprocess
@@ -31,6 +30,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 import anyio
+from _data import PYTHON, print_aligned
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from bench_core import loop_factory
@@ -170,7 +170,7 @@ async def main(args: argparse.Namespace) -> list[tuple[str, ...]]:
 
 
 def report(rows: list[tuple[str, ...]], loop: str) -> None:
-    python = f"{platform.python_implementation()} {platform.python_version()}"
+    python = PYTHON
     header = (
         "workload",
         "baseline",
@@ -184,11 +184,7 @@ def report(rows: list[tuple[str, ...]], loop: str) -> None:
         "loop",
     )
     table = [header, *((*row, python, loop) for row in rows)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for i, row in enumerate(table):
-        print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        if i == 0:
-            print("-+-".join("-" * w for w in widths))
+    print_aligned(table)
 
 
 def run(argv: list[str] | None = None) -> None:

@@ -34,13 +34,12 @@ import asyncio
 import bisect
 import itertools
 import math
-import platform
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from _data import tiny_batches
+from _data import PYTHON, print_aligned, tiny_batches
 from bench_core import is_even, loop_factory, triple, w5_pipeline
 
 from asyncstream import StreamingContext, SystemClock
@@ -222,14 +221,6 @@ def lost_ticks(rec: Recorder, interval_ms: int) -> tuple[int, int, int]:
     return len(times), lost, no_output
 
 
-def print_table(rows: list[list[str]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for i, row in enumerate(rows):
-        print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        if i == 0:
-            print("-+-".join("-" * w for w in widths))
-
-
 def report_l1(
     rec: Recorder,
     passing: list[int],
@@ -251,7 +242,7 @@ def report_l1(
         Stat("L1 end-to-end (sent -> output ran)", e2e, E2E_TARGET_INTERVALS * interval * 1000),
         Stat("L1 processing (start -> end)", processing, None),
     ]
-    python = f"{platform.python_implementation()} {platform.python_version()}"
+    python = PYTHON
     header = ["workload", "p50 ms", "p99 ms", "max ms", "samples", "target", "met"]
     rows = [[*header, "python", "loop"]]
     rows += [[*s.cells(), python, loop] for s in stats]
@@ -269,7 +260,7 @@ def report_l1(
             loop,
         ]
     )
-    print_table(rows)
+    print_aligned(rows)
     print(
         f"interval {interval_ms} ms, {seconds:g} s after a {warmup:g} s warm-up (not in the "
         f"figures), {len(rec.sent)} chunks of {records} records sent "

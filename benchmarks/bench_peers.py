@@ -53,7 +53,6 @@ import asyncio
 import functools
 import importlib
 import importlib.util
-import platform
 import statistics
 import sys
 import time
@@ -63,7 +62,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
-from _data import Row, text_batches, tiny_batches
+from _data import PYTHON, Row, print_aligned, text_batches, tiny_batches
 from bench_core import (
     TINY_CHUNK,
     EngineSide,
@@ -443,7 +442,7 @@ async def main(args: argparse.Namespace) -> tuple[dict[tuple[str, str], Row], li
 
 
 def print_table(rows: dict[tuple[str, str], Row], notes: list[str], loop: str) -> None:
-    python = f"{platform.python_implementation()} {platform.python_version()}"
+    python = PYTHON
     systems = [s for s in SYSTEMS if any(key[1] == s for key in rows)]
     workloads = sorted({key[0] for key in rows})
     header = ["workload", "baseline", "raw ms/batch"]
@@ -458,11 +457,7 @@ def print_table(rows: dict[tuple[str, str], Row], notes: list[str], loop: str) -
             r = mine.get(s)
             cells.append("-" if r is None else f"{r.engine_ms:.4g} ({r.ratio:.2f}x)")
         table.append([*cells, str(max(r.rounds for r in mine.values())), python, loop])
-    widths = [max(len(row[i]) for row in table) for i in range(len(header) + 3)]
-    for i, row in enumerate(table):
-        print(" | ".join(cell.ljust(wd) for cell, wd in zip(row, widths, strict=True)).rstrip())
-        if i == 0:
-            print("-+-".join("-" * wd for wd in widths))
+    print_aligned(table)
     for note in notes:
         print(f"note: {note}")
 

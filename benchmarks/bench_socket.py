@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
+from _data import PYTHON, print_aligned
 
 from asyncstream import StreamingContext
 
@@ -221,7 +221,7 @@ def loops() -> list[tuple[str, Callable[[], asyncio.AbstractEventLoop]]]:
 
 def print_table(results: list[Result]) -> None:
     """The shape of ``_data.report``, in lines/s and MB/s (a throughput, not ms/batch)."""
-    python = f"{platform.python_implementation()} {platform.python_version()}"
+    python = PYTHON
     header = (
         "workload",
         "baseline",
@@ -260,11 +260,7 @@ def print_table(results: list[Result]) -> None:
                 r.loop,
             )
         )
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for i, row in enumerate(table):
-        print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        if i == 0:
-            print("-+-".join("-" * w for w in widths))
+    print_aligned(table)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from _data import Row, report, text_batches, user_batches
+from _data import Row, print_aligned, report, text_batches, user_batches
 from _event_bench import KeyRun, e1, e1_flatness, e1_open_keys, print_flatness
 from bench_core import INTERVAL, EngineSide, SyncSide, add, loop_factory, measure, pair, split
 
@@ -412,11 +412,7 @@ class Flatness:
         print()
         print(self.title)
         table = [self.header, *self.rows]
-        widths = [max(len(r[i]) for r in table) for i in range(len(self.header))]
-        for i, r in enumerate(table):
-            print(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-            if i == 0:
-                print("-+-".join("-" * w for w in widths))
+        print_aligned(table)
         print(
             f"flatness {self.what}: max/min = {self.ratio:.3f}x (median of {self.rounds} "
             f"rounds), target <= {FLAT_TARGET:g}x: {self.met}"
