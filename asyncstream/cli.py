@@ -295,11 +295,12 @@ def _say_what_happens() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``asyncstream`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    if args.command in ("demo", "wordcount"):  # the two that run a job
+        if args.slide is not None and args.window is None:
+            build_parser().error("--slide needs --window")
+        _say_what_happens()
     try:
         if args.command == "demo":
-            if args.slide is not None and args.window is None:
-                build_parser().error("--slide needs --window")
-            _say_what_happens()
             run_demo(
                 args.batch,
                 args.seconds,
@@ -311,9 +312,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.quiet,
             )
         elif args.command == "wordcount":
-            if args.slide is not None and args.window is None:
-                build_parser().error("--slide needs --window")
-            _say_what_happens()
             run_wordcount(
                 args.host,
                 args.port,
