@@ -30,7 +30,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from _data import PYTHON, print_aligned, user_batches
-from bench_core import loop_factory
+from bench_core import run_and_report
 
 from asyncstream import BatchInfo, StreamingContext
 from asyncstream.testing import ManualClock
@@ -250,10 +250,7 @@ def run(argv: list[str] | None = None) -> None:
     if args.quick:
         args.rounds, args.batches, args.events, args.users = 1, 3, 200, 500
         args.changed, args.seconds, args.wal_records, args.wal_singles = 2000, 1.2, 2000, 20
-    factory, loop_name = loop_factory(args.uvloop)
-    with asyncio.Runner(loop_factory=factory) as runner:
-        rows = runner.run(main(args))
-    report(rows, loop_name)
+    run_and_report(main, args, report)
 
 
 if __name__ == "__main__":

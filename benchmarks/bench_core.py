@@ -24,7 +24,7 @@ import sys
 import time
 from collections import Counter
 from itertools import chain, islice
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from _data import Row, report, text_batches, tiny_batches
 
@@ -32,7 +32,7 @@ from asyncstream import StreamingContext
 from asyncstream.testing import ManualClock
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Coroutine, Iterable
 
     from asyncstream import Batch, DStream
 
@@ -419,6 +419,21 @@ def loop_factory(use_uvloop: bool | None) -> tuple[Callable[[], asyncio.Abstract
     return uvloop.new_event_loop, "uvloop"
 
 
+R = TypeVar("R")
+
+
+def run_and_report(
+    main: Callable[[argparse.Namespace], Coroutine[Any, Any, R]],
+    args: argparse.Namespace,
+    report: Callable[[R, str], None],
+) -> None:
+    """Run ``main(args)`` on the loop ``args.uvloop`` chooses, then ``report(its result, loop)``."""
+    factory, loop_name = loop_factory(args.uvloop)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        result = runner.run(main(args))
+    report(result, loop_name)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--rounds", type=int, default=5, help="rounds per side (median)")
@@ -446,10 +461,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    factory, loop_name = loop_factory(args.uvloop)
-    with asyncio.Runner(loop_factory=factory) as runner:
-        rows = runner.run(main(args))
-    report(rows, loop_name)
+    run_and_report(main, args, report)
 
 
 if __name__ == "__main__":

