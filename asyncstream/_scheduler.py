@@ -321,9 +321,9 @@ class Scheduler:
 
         No batch runs until the commit is done (the job runner awaits it), so nothing
         changes the state the thread pickles; ticks still fire on schedule and queue
-        their batches. The thread yields the GIL every 1,024 rows
-        (``stores.SqliteStateStore.prepare_write``), so a large commit delays a tick by
-        far less than the interpreter's switch interval.
+        their batches. The thread pickles the state in chunks and yields the GIL at most
+        every 2 ms (``stores._Yielder``), so a large commit delays a tick by less than the
+        interpreter's switch interval.
         """
         checkpoint = self._checkpoint
         assert checkpoint is not None
