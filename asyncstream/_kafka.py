@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gc
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
@@ -511,18 +512,29 @@ def records_of(tp: TP, batch: list[Any]) -> list[KafkaRecord]:
     Timestamps repeat (records produced in the same millisecond), so each is converted
     once; the tuples are made with ``tuple.__new__`` (a NamedTuple's own ``__new__`` is
     a Python function, a third of the cost).
+
+    The cyclic garbage collector is paused for the loop (and left as it was found): the
+    new tuples hold no cycles, yet every 700 of them set off a collection that walks
+    them again, which more than doubled the loop's cost (0.62 against 0.28 µs a record
+    here). No other code runs inside the loop.
     """
     topic, part = tp
     new, cls, fromts = tuple.__new__, KafkaRecord, datetime.fromtimestamp
     times: dict[int, datetime] = {}
     out: list[KafkaRecord] = []
     append = out.append
-    for r in batch:
-        ts = r.timestamp
-        when = times.get(ts)
-        if when is None:
-            when = times[ts] = fromts(ts / 1000, UTC)
-        append(new(cls, (topic, part, r.offset, r.key, r.value, when)))
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for r in batch:
+            ts = r.timestamp
+            when = times.get(ts)
+            if when is None:
+                when = times[ts] = fromts(ts / 1000, UTC)
+            append(new(cls, (topic, part, r.offset, r.key, r.value, when)))
+    finally:
+        if collecting:
+            gc.enable()
     return out
 
 

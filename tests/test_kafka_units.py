@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import uuid
 from typing import TYPE_CHECKING, Any, cast
@@ -12,11 +13,10 @@ from kafka_broker import create_topic, produce, start_broker
 
 from asyncstream import BatchError, MissingExtraError, SourceErrorInfo, StreamingContext
 from asyncstream._buffer import RecordBuffer
-from asyncstream._kafka import KafkaSource, import_aiokafka
+from asyncstream._kafka import KafkaRecord, KafkaSource, import_aiokafka, records_of
 from asyncstream._kafka_input import KafkaInput
 
 if TYPE_CHECKING:
-    from asyncstream import KafkaRecord
     from asyncstream.testing import ManualClock
 
 
@@ -43,6 +43,29 @@ def test_a_missing_aiokafka_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
         r"installed: pip install 'asyncstream\[kafka\]'$",
     ):
         import_aiokafka()
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_records_of_converts_records_and_leaves_the_collector_as_it_found_it(
+    collecting: bool,
+) -> None:
+    from datetime import UTC, datetime
+    from types import SimpleNamespace as R
+
+    fetched = [R(offset=o, key=b"k", value=b"v%d" % o, timestamp=1_700_000_000_000) for o in (3, 4)]
+    was = gc.isenabled()
+    (gc.enable if collecting else gc.disable)()
+    try:
+        records = records_of(("t", 1), fetched)
+        assert gc.isenabled() is collecting
+    finally:
+        (gc.enable if was else gc.disable)()
+    when = datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+    assert records == [
+        KafkaRecord("t", 1, 3, b"k", b"v3", when),
+        KafkaRecord("t", 1, 4, b"k", b"v4", when),
+    ]
+    assert all(type(r) is KafkaRecord for r in records)
 
 
 def test_a_checkpointed_position_is_checked() -> None:
