@@ -22,7 +22,13 @@ fused node); :func:`feed` takes a parent batch into a stateful operator. Each fe
 node's parents once, in the form its operator declares
 (:class:`~asyncstream.operators.Reads`), decides in this module (nowhere else) whether
 work runs inline on the event loop or is shipped to the executor, and hands the result
-to the operator's pure ``compute(t, inputs)``. The route of one batch from a source
+to the operator's pure ``compute(t, inputs)``.
+
+A node that never awaits, nor does anything upstream of it, with the inline executor, is
+planned ``sync``: it is evaluated by plain calls (:func:`batch_now`, :func:`parts_now`,
+the operator's ``compute_now``) and reads its parents through a function that
+:func:`_reader` made at plan time, so neither a coroutine per node nor the choice of how
+to read is paid per batch. The route of one batch from a source
 through a window to an output: the scheduler cuts the input
 (:mod:`asyncstream._scheduler`) and calls :func:`evaluate`, which calls :func:`feed` for
 the window (reading the parent through its fused narrow chain, :func:`_read`), then
@@ -182,8 +188,10 @@ class Node:
         "name",
         "op",
         "parents",
+        "read",
         "remember_ms",
         "slide_ms",
+        "sync",
     )
 
     def __init__(
@@ -204,6 +212,10 @@ class Node:
         self.fuse = False
         #: The fused chain that ends in this node (see :func:`fused_chain`), set by plan().
         self.chain: tuple[Node, list[ops.Step], bool] | None = None
+        #: Set by plan(): whether the node and all its upstream compute without awaiting
+        #: (on the event loop), and then how it reads its parents (see :func:`_reader`).
+        self.sync = False
+        self.read: Callable[[int], list[Any]] = _unplanned
 
     def __repr__(self) -> str:
         return f"<node {self.name} slide={self.slide_ms / 1000:g}s>"
@@ -311,6 +323,13 @@ def plan(graph: Graph) -> Plan:
     # the scheduler need not forget it; find_fused_culprit clears what it caches itself.
     for node in streams:
         node.chain = fused_chain(node)  # fusion is fixed from here on: walk each chain once
+    # Which nodes compute without a coroutine, and how each reads its parents: decided
+    # here once, not per batch (parents come before their children in ``streams``).
+    inline = graph.executor.inline
+    for node in streams:
+        node.sync = inline and not node.op.awaits and all(p.sync for p in node.parents)
+        if node.sync:
+            node.read = _reader(node)
     caching = [node for node in streams if _chain(node)[0] is node]
     return Plan(input_pairs, input_names, stateful, list(outputs), caching, code_names)
 
@@ -338,6 +357,8 @@ def _name_operators(ops: list[Stateful]) -> None:
 
 async def batch_at(node: Node, t: int) -> Batch[Any] | None:
     """``node``'s batch at ``t`` (computed once, memoised), or None when not due."""
+    if node.sync:
+        return batch_now(node, t)
     graph = node.graph
     if (t - graph.zero_ms) % node.slide_ms:
         return None
@@ -352,13 +373,7 @@ async def batch_at(node: Node, t: int) -> Batch[Any] | None:
                 parts = await _ship_step(node, op, t)
             else:
                 parts = await op.compute(t, await _read(node, op.reads, op, t))
-            # Lists and dict views made for this batch are owned as they are; a loop,
-            # not a comprehension, because most operators return only those.
-            for p in parts:
-                if type(p) not in _OWNED:
-                    parts = [p if type(p) in _OWNED else list(p) for p in parts]
-                    break
-            batch = Batch._make(t, parts)  # type: ignore[arg-type]
+            batch = _own(t, parts)
         except Exception:
             graph.note_failure(node)
             raise
@@ -366,6 +381,37 @@ async def batch_at(node: Node, t: int) -> Batch[Any] | None:
             graph.nested = outer + _charge(graph, node.name, start)
         node.cache[t] = batch
     return batch
+
+
+def batch_now(node: Node, t: int) -> Batch[Any] | None:
+    """:func:`batch_at` for a node planned ``sync``: computed without a coroutine."""
+    graph = node.graph
+    if (t - graph.zero_ms) % node.slide_ms:
+        return None
+    batch = node.cache.get(t)
+    if batch is None:
+        start = perf_counter()
+        outer = graph.nested
+        graph.nested = 0.0
+        try:
+            batch = _own(t, node.op.compute_now(t, node.read(t)))
+        except Exception:
+            graph.note_failure(node)
+            raise
+        finally:
+            graph.nested = outer + _charge(graph, node.name, start)
+        node.cache[t] = batch
+    return batch
+
+
+def _own(t: int, parts: Parts) -> Batch[Any]:
+    """The batch of ``parts``: lists and dict views made for it are owned as they are."""
+    # A loop, not a comprehension, because most operators return only those.
+    for p in parts:
+        if type(p) not in _OWNED:
+            parts = [p if type(p) in _OWNED else list(p) for p in parts]
+            break
+    return Batch._make(t, parts)  # type: ignore[arg-type]
 
 
 def _charge(graph: Graph, name: str, start: float) -> float:
@@ -378,6 +424,8 @@ def _charge(graph: Graph, name: str, start: float) -> float:
 
 async def partition_iters(node: Node, t: int) -> Parts:
     """``node``'s partitions at ``t`` for a consumer: lazy and uncached when it is fused."""
+    if node.sync:
+        return parts_now(node, t)
     if node.fuse:
         try:
             op = node.op
@@ -398,6 +446,74 @@ async def partition_iters(node: Node, t: int) -> Parts:
     return [] if batch is None else batch._parts  # type: ignore[return-value]
 
 
+def parts_now(node: Node, t: int) -> Parts:
+    """:func:`partition_iters` for a node planned ``sync``."""
+    if node.fuse:
+        try:
+            op = node.op
+            if op.reads is _STEP:
+                base, steps, _ = _chain(node)
+                parts = parts_now(base, t)
+                for step in steps:
+                    parts = [step(i, it) for i, it in enumerate(parts)]
+                return parts
+            return op.compute_now(t, node.read(t))
+        except Exception:
+            node.graph.note_failure(node)
+            raise
+    batch = batch_now(node, t)
+    return [] if batch is None else batch._parts  # type: ignore[return-value]
+
+
+def _reader(node: Node) -> Callable[[int], list[Any]]:
+    """How a ``sync`` node reads its parents at a batch time, as :func:`_read` would inline.
+
+    Decided once at plan time: the per-batch work is only the reading itself.
+    """
+    op, parents = node.op, node.parents
+    reads = op.reads
+    if reads is _NOTHING:
+        return _no_parents
+    if reads is _BATCHES:
+        return lambda t: [batch_now(p, t) for p in parents]
+    if reads in (_ITERS, _PARTS, _STEP):
+        return lambda t: [parts_now(p, t) for p in parents]
+    fn = op.map_side()
+    parent = parents[0]
+    if reads is _PER_PARTITION:
+        return lambda t: [fn(it) for it in parts_now(parent, t)]
+    base, steps, per_record = _chain(parent)
+    if steps and per_record and not (base.fuse and base.op.lazy):
+        # COMBINED over a fused per-record chain: the base partitions chained, the
+        # steps once over them (see _read).
+        def combined_over_base(t: int) -> list[Any]:
+            batch = base.cache.get(t)
+            if batch is None:
+                batch = batch_now(base, t)
+            parts: Sequence[Iterable[Any]] = () if batch is None else batch._parts
+            it = parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts)
+            for step in steps:
+                it = step(0, it)
+            return [fn(it)]
+
+        return combined_over_base
+
+    def combined(t: int) -> list[Any]:
+        iters = parts_now(parent, t)
+        return [fn(iters[0] if len(iters) == 1 else itertools.chain.from_iterable(iters))]
+
+    return combined
+
+
+def _no_parents(t: int) -> list[Any]:
+    return []
+
+
+def _unplanned(t: int) -> list[Any]:  # pragma: no cover - plan() sets it before it is used
+    msg = "a node's reader is set when the graph is planned"
+    raise AssertionError(msg)
+
+
 async def evaluate(plan: Plan, t: int, run: RunOutput) -> None:
     """Evaluate batch ``t``: the one call the scheduler makes into the graph per batch.
 
@@ -414,7 +530,7 @@ async def evaluate(plan: Plan, t: int, run: RunOutput) -> None:
         # due and complete: no await for it.
         batch = node.cache.get(t)
         if batch is None:
-            batch = await batch_at(node, t)
+            batch = batch_now(node, t) if node.sync else await batch_at(node, t)
         if batch is not None and (pending := run(i, out, batch)) is not None:
             await pending
 

@@ -28,6 +28,7 @@ from ._keyed import (
     combine_pairs_async,
     group_values,
     hash_partition,
+    merge_into,
     merge_into_async,
 )
 from ._util import is_async_callable, maybe_await, ms_to_datetime
@@ -84,14 +85,22 @@ class Operator:
     stateful = False
     user_fns: tuple[object, ...] = ()
     reads: Reads = Reads.PARTS
+    #: Whether :meth:`compute` may await (async user functions, worker threads). One that
+    #: never does computes in :meth:`compute_now`, which the evaluator calls without a
+    #: coroutine on the event loop (see :mod:`asyncstream._graph`).
+    awaits = True
 
     def map_side(self) -> Callable[[Iterable[Any]], Any]:
         """The map-side step of a combining operator (``COMBINED``/``PER_PARTITION``)."""
         raise NotImplementedError  # pragma: no cover - combining operators override it
 
+    def compute_now(self, t: int, inputs: list[Any]) -> Parts:
+        """:meth:`compute` without awaiting, for an operator whose ``awaits`` is False."""
+        raise NotImplementedError  # pragma: no cover - every such operator overrides it
+
     async def compute(self, t: int, inputs: list[Any]) -> Parts:
         """The partitions at batch time ``t`` from the inputs :attr:`reads` declares."""
-        raise NotImplementedError  # pragma: no cover - every operator overrides it
+        return self.compute_now(t, inputs)
 
 
 class StageFn:
@@ -164,14 +173,20 @@ class Narrow(Operator):
         self.astep = astep
         self.user_fns = user_fns
         self.reads = Reads.STEP if step is not None else Reads.PARTS
+        self.awaits = step is None
+
+    def compute_now(self, t: int, inputs: list[Any]) -> Parts:
+        """Apply the sync step to every parent partition (lazily)."""
+        (parts,) = inputs
+        step = self.step
+        assert step is not None
+        return [step(i, it) for i, it in enumerate(parts)]
 
     async def compute(self, t: int, inputs: list[Any]) -> Parts:
         """Apply the step to every parent partition."""
-        (parts,) = inputs
-        step = self.step
-        if step is not None:
-            return [step(i, it) for i, it in enumerate(parts)]
-        assert self.astep is not None  # async steps always run on the driver's loop
+        if self.astep is None:
+            return self.compute_now(t, inputs)
+        (parts,) = inputs  # async steps always run on the driver's loop
         return [await self.astep(i, list(it)) for i, it in enumerate(parts)]
 
 
@@ -296,8 +311,9 @@ class Union(Operator):
 
     lazy = True
     reads = Reads.ITERS
+    awaits = False
 
-    async def compute(self, t: int, inputs: list[Any]) -> Parts:
+    def compute_now(self, t: int, inputs: list[Any]) -> Parts:
         """Concatenate the parents' partition lists."""
         out: Parts = []
         for parts in inputs:
@@ -323,12 +339,13 @@ class Count(Operator):
     """One element: the number of records (``0`` for an empty batch)."""
 
     reads = Reads.COMBINED
+    awaits = False
 
     def map_side(self) -> Callable[[Iterable[Any]], Any]:
         """Count the records."""
         return _length
 
-    async def compute(self, t: int, inputs: list[Any]) -> Parts:
+    def compute_now(self, t: int, inputs: list[Any]) -> Parts:
         """Sum the partial counts."""
         return [[inputs[0] if len(inputs) == 1 else sum(inputs)]]
 
@@ -337,12 +354,13 @@ class CountByValue(Operator):
     """``(value, count)`` pairs, counted with ``collections.Counter`` (C speed)."""
 
     reads = Reads.COMBINED
+    awaits = False
 
     def map_side(self) -> Callable[[Iterable[Any]], Any]:
         """Count the values."""
         return Counter
 
-    async def compute(self, t: int, inputs: list[Any]) -> Parts:
+    def compute_now(self, t: int, inputs: list[Any]) -> Parts:
         """Merge the partial counts."""
         partials = inputs
         counts: Counter[Any] = partials[0] if len(partials) == 1 else Counter()
@@ -358,25 +376,31 @@ class Reduce(Operator):
     def __init__(self, fn: Fn) -> None:
         self.fn = fn
         self.user_fns = (fn,)
-        self.is_async = is_async_callable(fn)
+        self.is_async = self.awaits = is_async_callable(fn)
         self.reads = Reads.PARTS if self.is_async else Reads.PER_PARTITION
 
     def map_side(self) -> Callable[[Iterable[Any]], Any]:
         """Reduce one partition (``_MISSING`` when it is empty)."""
         return functools.partial(_reduce_partition, self.fn)
 
-    async def compute(self, t: int, inputs: list[Any]) -> Parts:
-        """Reduce the partial results (an async ``fn``: every record, in order)."""
+    def compute_now(self, t: int, inputs: list[Any]) -> Parts:
+        """Reduce the partial results."""
         fn = self.fn
         acc: Any = _MISSING
-        if self.is_async:
-            for it in inputs[0]:
-                for x in it:
-                    acc = x if acc is _MISSING else await fn(acc, x)
-        else:
-            for value in inputs:
-                if value is not _MISSING:
-                    acc = value if acc is _MISSING else fn(acc, value)
+        for value in inputs:
+            if value is not _MISSING:
+                acc = value if acc is _MISSING else fn(acc, value)
+        return [] if acc is _MISSING else [[acc]]
+
+    async def compute(self, t: int, inputs: list[Any]) -> Parts:
+        """Reduce the partial results (an async ``fn``: every record, in order)."""
+        if not self.is_async:
+            return self.compute_now(t, inputs)
+        fn = self.fn
+        acc: Any = _MISSING
+        for it in inputs[0]:
+            for x in it:
+                acc = x if acc is _MISSING else await fn(acc, x)
         return [] if acc is _MISSING else [[acc]]
 
 
@@ -405,34 +429,41 @@ class CombineByKey(Operator):
         self.num_partitions = num_partitions
         fns = (create, merge_value, merge_combiners)
         self.user_fns = tuple(f for f in fns if f is not None)
-        self.is_async = any(is_async_callable(f) for f in self.user_fns)
+        self.is_async = self.awaits = any(is_async_callable(f) for f in self.user_fns)
         self.reads = Reads.PARTS if self.is_async else Reads.COMBINED
 
     def map_side(self) -> Callable[[Iterable[Any]], Any]:
         """Combine the pairs of one partition into a dict."""
         return functools.partial(combine_pairs, create=self.create, merge_value=self.merge_value)
 
+    def compute_now(self, t: int, inputs: list[Any]) -> Parts:
+        """Merge the partial dicts."""
+        merged = inputs[0] if inputs else {}
+        for other in inputs[1:]:
+            merge_into(merged, other, self.merge_combiners)
+        return hash_partition(merged.items(), self.num_partitions or 1)  # type: ignore[return-value]
+
     async def compute(self, t: int, inputs: list[Any]) -> Parts:
         """Merge the partial dicts (async functions: combine each partition first)."""
-        if self.is_async:
-            create, merge_value = self.create, self.merge_value
-            partials = [await combine_pairs_async(it, create, merge_value) for it in inputs[0]]
-        else:
-            partials = inputs
+        if not self.is_async:
+            return self.compute_now(t, inputs)
+        create, merge_value = self.create, self.merge_value
+        partials = [await combine_pairs_async(it, create, merge_value) for it in inputs[0]]
         merged = partials[0] if partials else {}
         for other in partials[1:]:
             await merge_into_async(merged, other, self.merge_combiners)
-        n = self.num_partitions or 1
-        return hash_partition(merged.items(), n)  # type: ignore[return-value]
+        return hash_partition(merged.items(), self.num_partitions or 1)  # type: ignore[return-value]
 
 
 class GroupByKey(Operator):
     """Per key, its values as a list in arrival order."""
 
+    awaits = False
+
     def __init__(self, num_partitions: int | None) -> None:
         self.num_partitions = num_partitions
 
-    async def compute(self, t: int, inputs: list[Any]) -> Parts:
+    def compute_now(self, t: int, inputs: list[Any]) -> Parts:
         """Group every parent partition's pairs by key."""
         n = self.num_partitions or 1
         grouped = group_values(itertools.chain.from_iterable(inputs[0]))
@@ -445,11 +476,13 @@ class Join(Operator):
     ``how`` is ``inner``, ``left``, ``right``, ``full`` or ``cogroup``.
     """
 
+    awaits = False
+
     def __init__(self, how: str, num_partitions: int | None) -> None:
         self.how = how
         self.num_partitions = num_partitions
 
-    async def compute(self, t: int, inputs: list[Any]) -> Parts:
+    def compute_now(self, t: int, inputs: list[Any]) -> Parts:
         """Group both sides by key and pair them up."""
         chain = itertools.chain.from_iterable
         left, right = group_values(chain(inputs[0])), group_values(chain(inputs[1]))
@@ -516,17 +549,24 @@ class Repartition(Operator):
         self.n = n
         self.partition_func = partition_func
         self.user_fns = () if partition_func is None else (partition_func,)
+        self.awaits = partition_func is not None and is_async_callable(partition_func)
 
     async def compute(self, t: int, inputs: list[Any]) -> Parts:
+        """Redistribute the parent's records (an async ``partition_func`` is awaited)."""
+        func = self.partition_func
+        if not self.awaits or func is None:
+            return self.compute_now(t, inputs)
+        items = list(itertools.chain.from_iterable(inputs[0]))
+        where = [await func(kv[0]) for kv in items]
+        parts: list[list[Any]] = [[] for _ in range(self.n)]
+        for kv, p in zip(items, where, strict=True):
+            parts[p % self.n].append(kv)
+        return parts  # type: ignore[return-value]
+
+    def compute_now(self, t: int, inputs: list[Any]) -> Parts:
         """Redistribute the parent's records."""
         items = list(itertools.chain.from_iterable(inputs[0]))
         func = self.partition_func
-        if func is not None and is_async_callable(func):
-            where = [await func(kv[0]) for kv in items]
-            parts: list[list[Any]] = [[] for _ in range(self.n)]
-            for kv, p in zip(items, where, strict=True):
-                parts[p % self.n].append(kv)
-            return parts  # type: ignore[return-value]
         if func is not None:
             return hash_partition(items, self.n, func)  # type: ignore[return-value]
         size, extra = divmod(len(items), self.n)

@@ -78,8 +78,9 @@ class Input(ops.Operator):
         """The context stopped and every batch ran: release what must be awaited."""
 
     reads = ops.Reads.NOTHING
+    awaits = False
 
-    async def compute(self, t: int, inputs: list[Any]) -> ops.Parts:
+    def compute_now(self, t: int, inputs: list[Any]) -> ops.Parts:
         """An input batch that was never cut (before start, or after stop) is empty."""
         return [[]]
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from typing import Any
@@ -19,7 +20,7 @@ from asyncstream import (
     StreamingContext,
     StreamingListener,
 )
-from asyncstream._graph import evaluate
+from asyncstream._graph import batch_at, evaluate
 from asyncstream.testing import ListSink, ManualClock
 
 
@@ -267,6 +268,46 @@ async def test_each_batch_enters_the_graph_once_then_outputs_run_in_order(
         ("input", 3000, [("b", 1)]),
         ("window", 3000, [("a", 2), ("b", 1)]),
     ]
+
+
+async def test_only_nodes_whose_upstream_never_awaits_are_computed_without_a_coroutine(
+    clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # plan() marks a node sync when neither it nor anything upstream may await; the
+    # evaluator computes those in plain calls and the others through batch_at.
+    awaited: list[Any] = []
+
+    async def counted(node: Any, t: int) -> Any:
+        awaited.append(node)
+        return await batch_at(node, t)
+
+    monkeypatch.setattr("asyncstream._graph.batch_at", counted)
+
+    async def double(x: int) -> int:
+        return 2 * x
+
+    ssc = StreamingContext(1, clock=clock)
+    nums = ssc.queue_stream([[1, 2, 3]])
+    streams = {
+        "plain": nums.map(lambda x: x + 1).filter(lambda x: x > 2).count(),
+        "awaiting": nums.map(double).count(),
+        "windowed": nums.window(2, 1).count(),
+    }
+    seen: dict[str, list[Any]] = {}
+    for name, stream in streams.items():
+        stream.foreach_batch(
+            functools.partial(lambda name, b: seen.setdefault(name, list(b)), name)
+        )
+    await ssc.start()
+    await clock.advance(1)
+    await ssc.stop()
+    assert seen == {"plain": [2], "awaiting": [3], "windowed": [3]}
+    assert {name: s._node.sync for name, s in streams.items()} == {
+        "plain": True,
+        "awaiting": False,
+        "windowed": False,
+    }
+    assert [s._node in awaited for s in streams.values()] == [False, True, True]
 
 
 async def test_slow_batches_delay_the_next_ones_without_skipping(clock: ManualClock) -> None:
