@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-import functools
 import operator
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -22,6 +21,9 @@ from asyncstream import (
 )
 from asyncstream._graph import batch_at, evaluate
 from asyncstream.testing import ListSink, ManualClock
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class Recorder(StreamingListener):
@@ -294,10 +296,12 @@ async def test_only_nodes_whose_upstream_never_awaits_are_computed_without_a_cor
         "windowed": nums.window(2, 1).count(),
     }
     seen: dict[str, list[Any]] = {}
+
+    def keep(name: str) -> Callable[[Batch[int]], None]:
+        return lambda b: seen.__setitem__(name, list(b))
+
     for name, stream in streams.items():
-        stream.foreach_batch(
-            functools.partial(lambda name, b: seen.setdefault(name, list(b)), name)
-        )
+        stream.foreach_batch(keep(name))
     await ssc.start()
     await clock.advance(1)
     await ssc.stop()
