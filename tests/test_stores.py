@@ -297,3 +297,20 @@ def test_sqlite_store_reads_like_a_dict_whatever_was_committed(
             assert all(given == kept for given, kept in adopted), "an adopted dict changed"
             assert [store.get(k) for k in range(7)] == [model.get(k) for k in range(7)]
     store.close()
+
+
+def test_a_long_encode_lets_other_threads_take_the_gil_between_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Past _YIELD_AFTER of holding the GIL, the writer yields between two chunks; the
+    # encoded state is the same either way.
+    states = {f"k{i}": i for i in range(3 * stores._CHUNK + 5)}
+    quiet = stores._encode(states, ["gone"])
+    yields: list[None] = []
+    monkeypatch.setattr(stores, "_YIELD_AFTER", -1.0)
+    monkeypatch.setattr(stores, "_yield_gil", lambda: yields.append(None))
+    assert stores._encode(states, ["gone"]) == quiet
+    assert len(yields) == 4  # one per chunk: 3 full ones and the rest
+    data: dict[Any, Any] = {"gone": 0}
+    assert stores._apply(data, quiet) == len(states) + 1
+    assert data == states
