@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 
 __all__: list[str] = []
 
+_PAST = -math.inf  # the ticker's deadline while its tick runs: the tick is due
+
 
 class Scheduler:
     """Ticks, queued batches and their runs for one started context (internal).
@@ -81,18 +83,27 @@ class Scheduler:
         fail: Callable[[BaseException], None],
     ) -> None:
         self._clock = clock
+        self._now = clock.now
         self._batch_ms = batch_ms
         self.next_ms = next_ms
         self._graph = graph
         self._plan = plan
         self._inputs = plan.inputs
+        # Per input, what a tick needs from it: its node's cache, the operator, and the
+        # bounded buffer it takes records from (None when it has none), found once here.
+        self._cuts = [
+            (node.cache, op, op.buffer if isinstance(op, BufferedInput) else None)
+            for node, op in plan.inputs
+        ]
         self._stateful = plan.stateful
         self._planning = [op for _, op in plan.inputs if op.plans_ranges]
         # The inputs that act on batch_done (the others would only make a call per batch).
         self._done_hooks = [
             op for _, op in plan.inputs if type(op).batch_done is not Input.batch_done
         ]
-        self._caching = plan.caching
+        # The caches the scheduler forgets, with how long each node remembers its batches
+        # (both fixed once the graph is planned).
+        self._caches = [(node.cache, node.remember_ms) for node in plan.caching]
         self._checkpoint = checkpoint
         self._listeners = listeners
         self._recorder = recorder
@@ -114,6 +125,9 @@ class Scheduler:
         self._ticker_deadline = math.inf
         self._timer: Timer | None = None
         self._call_at = timers_of(clock)
+        # Bound once: a bound method made per batch is an allocation per batch.
+        self._tick_callback = self._tick
+        self._output_runner = self._run_output
         self._progress: asyncio.Event | None = None
         # In the running batch: its listeners (None when nobody listens), the output running.
         self._heard: Listeners | None = None
@@ -165,12 +179,12 @@ class Scheduler:
     def _arm(self) -> None:
         deadline = self.next_ms / 1000
         self._ticker_deadline = deadline
-        self._timer = self._call_at(deadline, self._tick)
+        self._timer = self._call_at(deadline, self._tick_callback)
 
     def _tick(self) -> None:
         try:
             t = self.next_ms
-            self._ticker_deadline = -math.inf
+            self._ticker_deadline = _PAST
             self._generate(t)
             self.next_ms = t + self._batch_ms
             self._arm()
@@ -184,12 +198,12 @@ class Scheduler:
         """Cut every input into its batch for ``t`` and queue the batch."""
         held = []
         counts = []
-        for node, op in self._inputs:
+        for cache, op, buffer in self._cuts:
             records = op.cut()
-            node.cache[t] = Batch._make(t, op.partition(records))
+            cache[t] = Batch._make(t, op.partition(records))
             counts.append(len(records))
-            if records and isinstance(op, BufferedInput):
-                held.append((op.buffer, len(records)))
+            if records and buffer is not None:
+                held.append((buffer, len(records)))
         if held:
             self._held[t] = held
         self._graph.last_time_ms = t
@@ -199,7 +213,7 @@ class Scheduler:
                 for name, (_, op) in zip(self._plan.input_names, self._inputs, strict=True)
                 if op.replayable
             }
-        submitted = self._clock.now()
+        submitted = self._now()
         num = sum(counts)
         self._jobs.append((t, num, submitted, tuple(counts)))
         self._wake_runner()
@@ -240,8 +254,7 @@ class Scheduler:
             self._runner_done.set()
 
     async def _run_batch(self, t: int, num: int, submitted: float, counts: tuple[int, ...]) -> None:
-        clock = self._clock
-        started = clock.now()
+        started = self._now()
         listeners = self._heard = self._listeners if self._listeners.active else None
         if listeners is not None:
             listeners.emit("on_batch_started", BatchInfo(t, num, submitted, started))
@@ -254,7 +267,7 @@ class Scheduler:
             if (pending := input_op.before_batch(t)) is not None:
                 await pending  # its planned ranges are durable before any output runs
         try:
-            await evaluate(self._plan, t, self._run_output)
+            await evaluate(self._plan, t, self._output_runner)
         except Exception as exc:
             raise await self._batch_error(exc, t, self._out) from exc
         finally:
@@ -267,7 +280,7 @@ class Scheduler:
         for input_op in self._done_hooks:
             input_op.batch_done(t)
         self.completed += 1
-        self._last_info = last = (t, num, submitted, started, clock.now(), times)
+        self._last_info = last = (t, num, submitted, started, self._now(), times)
         self._recorder.batch_completed(t, counts, submitted, started, last[4], times)
         if listeners is not None:
             listeners.emit("on_batch_completed", BatchInfo(*last))
@@ -283,7 +296,9 @@ class Scheduler:
         start = perf_counter()
         if (pending := out.run(batch)) is not None:
             return self._awaited(out.name, start, pending)
-        self._add_time(out.name, perf_counter() - start)
+        elapsed = perf_counter() - start
+        times = self._graph.times  # _add_time inline: this runs once per output and batch
+        times[out.name] = times.get(out.name, 0.0) + elapsed
         return None
 
     async def _awaited(self, name: str, start: float, pending: Awaitable[Any]) -> None:
@@ -340,10 +355,9 @@ class Scheduler:
         await anyio.to_thread.run_sync(checkpoint.commit, t, meta, blobs)
 
     def _forget(self, t: int) -> None:
-        for node in self._caching:
-            cache = node.cache
+        for cache, remember_ms in self._caches:
             if cache:
-                limit = t - node.remember_ms
+                limit = t - remember_ms
                 if len(cache) == 1:  # the common case: only this batch's
                     if next(iter(cache)) <= limit:
                         cache.clear()
@@ -394,7 +408,7 @@ class Scheduler:
         self._notify()
 
     def _idle(self) -> bool:
-        if self._jobs or self._running or self._ticker_deadline <= self._clock.now():
+        if self._jobs or self._running or self._ticker_deadline <= self._now():
             return False
         # Stopping: not idle until it has stopped.
         scope = self.cancel_scope
