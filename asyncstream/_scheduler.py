@@ -192,7 +192,8 @@ class Scheduler:
             # A timer callback has nobody to raise to: the error stops the context and
             # await_termination() re-raises it.
             self._fail(exc)
-        self._notify()
+        if self._progress is not None:  # someone waits for progress (a ManualClock)
+            self._notify()
 
     def _generate(self, t: int) -> None:
         """Cut every input into its batch for ``t`` and queue the batch."""
@@ -249,7 +250,8 @@ class Scheduler:
                     return
                 finally:
                     self._running = False
-                    self._notify()
+                    if self._progress is not None:  # someone waits for progress
+                        self._notify()
         finally:
             self._runner_done.set()
 
@@ -416,7 +418,16 @@ class Scheduler:
 
     def settle(self) -> Awaitable[None] | None:
         """None when every due tick has fired and every queued batch has run, else a wait."""
-        if self.active and not self._idle():
+        if not self.active:
+            return None
+        # _idle() inline: a ManualClock settles twice per advance.
+        scope = self.cancel_scope
+        if (
+            self._jobs
+            or self._running
+            or self._ticker_deadline <= self._now()
+            or (scope is not None and scope.cancel_called)
+        ):
             return self._wait_idle()
         return None
 
