@@ -418,16 +418,7 @@ class Scheduler:
 
     def settle(self) -> Awaitable[None] | None:
         """None when every due tick has fired and every queued batch has run, else a wait."""
-        if not self.active:
-            return None
-        # _idle() inline: a ManualClock settles twice per advance.
-        scope = self.cancel_scope
-        if (
-            self._jobs
-            or self._running
-            or self._ticker_deadline <= self._now()
-            or (scope is not None and scope.cancel_called)
-        ):
+        if self.active and not self._idle():
             return self._wait_idle()
         return None
 
