@@ -27,9 +27,9 @@ E1  event-time windows (``_event_bench.py``): W3's words stamped, shuffled withi
     ``--e1-keys`` key counts, for the per-batch time against the number of open keys.
 
 Targets (ratios in one run): W3 <= 1.15x raw-udf; incremental per-slide time flat within 20%
-(max/min) from 6 to 60 batches; W4 map_with_state <= 1.5x raw-dict and flat (within 20%) from
-10k to 1M keys; update_state_by_key <= 1.1x raw-udf; E1 <= 1.3x raw dict-of-windows and
-flat (within 20%) from 10k to 1M keys.
+(max/min) from 6 to 60 batches; W4 map_with_state <= 1.3x raw-dict and its own cost
+(engine - raw) flat (within 20%) from 10k to 1M keys; update_state_by_key <= 1.1x raw-udf;
+E1 <= 1.3x raw dict-of-windows and flat (within 20%) from 10k to 1M keys.
 
     python benchmarks/bench_windows.py [--rounds 5] [--batches 60/50] [--lines 20000]
                                        [--users 100000] [--events 10000] [--slides 20]
@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import math
 import operator
 import statistics
 import sys
@@ -74,7 +75,7 @@ FLAT_SLIDE = 1  # batch: W >= 5 * S for every window above, so all take the incr
 FLAT_TARGET = 1.20  # max/min of the per-slide (per-batch) times
 W3_TARGET = 1.15
 USK_TARGET = 1.10
-MWS_TARGET = 1.50
+MWS_TARGET = 1.30
 PREFILL = (10_000, 100_000, 1_000_000)
 
 
@@ -505,7 +506,10 @@ async def w4_flatness(sizes: tuple[int, ...], n_batches: int, events: int, round
     print("W4 map_with_state against the state size ...", file=sys.stderr)
     engine_ms: dict[int, list[float]] = {s: [] for s in sizes}
     raw_ms: dict[int, list[float]] = {s: [] for s in sizes}
+    # BENCHMARKS.md judges the engine's own cost (engine - raw) for flatness: the raw
+    # dict's lookups slow down with its size (memory, not the engine).
     ratios: list[float] = []
+    totals: list[float] = []
     for r in range(rounds):
         cases = [Prefilled(s, n_batches, events) for s in sizes]
         for case in cases:
@@ -516,12 +520,16 @@ async def w4_flatness(sizes: tuple[int, ...], n_batches: int, events: int, round
             for case in cases[shift:] + cases[:shift]:
                 await case.tick(raw_first=bool((j + r) % 2))
         medians = {}
+        own = {}
         for case in cases:
             await case.close()
             medians[case.size] = statistics.median(case.engine_times) * 1000
             engine_ms[case.size].append(medians[case.size])
             raw_ms[case.size].append(statistics.median(case.raw_times) * 1000)
-        ratios.append(max(medians.values()) / min(medians.values()))
+            own[case.size] = medians[case.size] - raw_ms[case.size][-1]
+        totals.append(max(medians.values()) / min(medians.values()))
+        least = min(own.values())
+        ratios.append(max(own.values()) / least if least > 0 else math.inf)
         print(
             f"  W4 state size round {r + 1}: "
             + ", ".join(f"{s} keys {ms:.4g} ms/batch" for s, ms in medians.items()),
@@ -546,7 +554,7 @@ async def w4_flatness(sizes: tuple[int, ...], n_batches: int, events: int, round
         for r in range(rounds)
     )
     return Flatness(
-        "W4 map_with_state per-batch time against the state size",
+        "W4 map_with_state engine - raw against the state size",
         f"W4 map_with_state, state pre-filled with StateSpec(initial=...), "
         f"{events:,} events a batch over those keys, {n_batches} batches",
         (
@@ -559,8 +567,8 @@ async def w4_flatness(sizes: tuple[int, ...], n_batches: int, events: int, round
         ),
         rows,
         statistics.median(ratios),
-        f"of engine ms/batch from {sizes[0]:,} to {sizes[-1]:,} keys "
-        f"(raw-dict's own max/min: {raw_ratio:.3f}x)",
+        f"of the engine's own cost (engine - raw ms) from {sizes[0]:,} to {sizes[-1]:,} keys "
+        f"(engine ms/batch: {statistics.median(totals):.3f}x; raw-dict's: {raw_ratio:.3f}x)",
         rounds,
     )
 
