@@ -482,19 +482,15 @@ def _reader(node: Node) -> Callable[[int], list[Any]]:
     parent = parents[0]
     if reads is _PER_PARTITION:
         return lambda t: [fn(it) for it in parts_now(parent, t)]
-    base, steps, per_record = _chain(parent)
-    if steps and per_record and not (base.fuse and base.op.lazy):
-        # COMBINED over a fused per-record chain: the base partitions chained, the
-        # steps once over them (see _read).
+    route = _over_base(op, parent)
+    if route is not None:
+        base, steps, over = route
+
         def combined_over_base(t: int) -> list[Any]:
             batch = base.cache.get(t)
             if batch is None:
                 batch = batch_now(base, t)
-            parts: Sequence[Iterable[Any]] = () if batch is None else batch._parts
-            it = parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts)
-            for step in steps:
-                it = step(0, it)
-            return [fn(it)]
+            return _combine_over(batch, steps, over)
 
         return combined_over_base
 
@@ -612,21 +608,48 @@ async def _read(node: Node, reads: Reads, op: ops.Operator, t: int) -> list[Any]
     # COMBINED on the event loop: ``fn`` once over all of the parent's records chained
     # (one pass, nothing to merge).
     parent = parents[0]
-    base, steps, per_record = _chain(parent)
-    if steps and per_record and not (base.fuse and base.op.lazy):
-        # Chain the few base partitions (lines), not the many records the steps make
-        # (words): the chaining then costs per line, not per word. The base's batch is
-        # mostly cached already (an input's, cut at the tick): then no await is needed.
-        batch = base.cache.get(t)
+    route = _over_base(op, parent)
+    if route is not None:
+        base, steps, over = route
+        batch = base.cache.get(t)  # mostly cached already (an input's, cut at the tick)
         if batch is None:
             batch = await batch_at(base, t)
-        parts: Sequence[Iterable[Any]] = () if batch is None else batch._parts
-        it = parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts)
-        for step in steps:
-            it = step(0, it)
-        return [fn(it)]
+        return _combine_over(batch, steps, over)
     iters = await partition_iters(parent, t)
     return [fn(iters[0] if len(iters) == 1 else itertools.chain.from_iterable(iters))]
+
+
+def _over_base(
+    op: ops.Operator, parent: Node
+) -> tuple[Node, list[ops.Step], Callable[[Iterable[Any]], Any]] | None:
+    """How a ``COMBINED`` read runs over ``parent``'s fused chain of per-record steps.
+
+    The few base partitions (lines) are chained, not the many records the steps make
+    (words), so the chaining costs per line, not per word. Returns the base, the steps
+    to run over its chained partitions, and the map-side function; ``None`` when the
+    chain is not of per-record steps over a computed base. A last ``map`` step goes into
+    the map-side loop when the operator offers that (:meth:`Operator.map_side_after`).
+    """
+    base, steps, per_record = _chain(parent)
+    if not steps or not per_record or (base.fuse and base.op.lazy):
+        return None
+    last = parent.op  # the chain ends in the parent: its step is the last one
+    if isinstance(last, ops.Narrow) and last.record_fn is not None:
+        after = op.map_side_after(last.record_fn)
+        if after is not None:
+            return base, steps[:-1], after
+    return base, steps, op.map_side()
+
+
+def _combine_over(
+    batch: Batch[Any] | None, steps: list[ops.Step], fn: Callable[[Iterable[Any]], Any]
+) -> list[Any]:
+    """``fn`` over the steps over ``batch``'s partitions chained: a ``COMBINED`` read."""
+    parts: Sequence[Iterable[Any]] = () if batch is None else batch._parts
+    it = parts[0] if len(parts) == 1 else itertools.chain.from_iterable(parts)
+    for step in steps:
+        it = step(0, it)
+    return [fn(it)]
 
 
 async def _per_partition(node: Node, parent: Node, t: int, fn: Callable[[Any], Any]) -> list[Any]:

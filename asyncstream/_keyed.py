@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DICT_ITEMS",
+    "combine_mapped",
     "combine_pairs",
     "combine_pairs_async",
     "group_values",
@@ -32,12 +33,14 @@ __all__ = [
     "merge_dicts",
     "merge_into",
     "merge_into_async",
+    "reduce_mapped",
     "reduce_pairs",
 ]
 
 K = TypeVar("K")  # key of a (key, value) pair
 V = TypeVar("V")  # value of a (key, value) pair
 C = TypeVar("C")  # a combined value (combine_by_key's combiner)
+R = TypeVar("R")  # a record before a map step makes it a pair
 
 #: The type of a dict's items view: a batch that can be handed over without a copy.
 DICT_ITEMS: Final[type] = type({}.items())
@@ -104,6 +107,53 @@ def combine_pairs(
     get = out.get
     missing = _MISSING
     for k, v in pairs:
+        old = get(k, missing)
+        out[k] = create(v) if old is missing else merge_value(old, v)
+    return out
+
+
+def reduce_mapped(
+    records: Iterable[R], to_pair: Callable[[R], tuple[K, V]], fn: Callable[[V, V], V]
+) -> dict[K, V]:
+    """:func:`reduce_pairs` of ``map(to_pair, records)``, in one loop.
+
+    Not a call of :func:`reduce_pairs`: the point is that ``to_pair`` (a user's ``map``
+    function) is called from this loop's Python code, which CPython 3.11 runs without
+    the C-level call that ``map`` makes per record (about 3% of a word count).
+
+    Example:
+        >>> reduce_mapped(["a", "b", "a"], lambda w: (w, 1), operator.add)
+        {'a': 2, 'b': 1}
+    """
+    out: dict[K, V] = {}
+    get = out.get
+    missing = _MISSING
+    for record in records:
+        k, v = to_pair(record)
+        old = get(k, missing)
+        out[k] = v if old is missing else fn(old, v)
+    return out
+
+
+def combine_mapped(
+    records: Iterable[R],
+    to_pair: Callable[[R], tuple[K, V]],
+    create: Callable[[V], C] | None,
+    merge_value: Callable[[C, V], C],
+) -> dict[K, C]:
+    """:func:`combine_pairs` of ``map(to_pair, records)``, in one loop (see :func:`reduce_mapped`).
+
+    Example:
+        >>> combine_mapped([1, 2, 3], lambda x: (x % 2, x), lambda v: [v], lambda c, v: c + [v])
+        {1: [1, 3], 0: [2]}
+    """
+    if create is None:
+        return reduce_mapped(records, to_pair, merge_value)  # type: ignore[arg-type]
+    out: dict[K, C] = {}
+    get = out.get
+    missing = _MISSING
+    for record in records:
+        k, v = to_pair(record)
         old = get(k, missing)
         out[k] = create(v) if old is missing else merge_value(old, v)
     return out

@@ -25,6 +25,7 @@ import anyio.from_thread
 import anyio.to_thread
 
 from . import operators as ops
+from ._keyed import reduce_mapped
 from ._util import is_async_callable
 from .state import MapWithState, StateSpec, UpdateStateByKey
 from .stores import checkpoint_store
@@ -166,6 +167,11 @@ class Window(Stateful):
         """Reduce one parent partition's pairs per key (keyed windows)."""
         assert self.reduce_first is not None  # feed_reads is COMBINED only then
         return functools.partial(reduce_pairs, fn=self.reduce_first)
+
+    def map_side_after(self, fn: Callable[[Any], Any]) -> Callable[[Iterable[Any]], Any]:
+        """Reduce the pairs ``fn`` makes of one parent partition's records, in one loop."""
+        assert self.reduce_first is not None
+        return functools.partial(reduce_mapped, to_pair=fn, fn=self.reduce_first)
 
     async def take(self, t: int, inputs: list[Any]) -> None:
         """Add the parent batch at ``t`` (reduced per key first, for keyed windows)."""

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asyncstream._keyed import (
+    combine_mapped,
     combine_pairs,
     combine_pairs_async,
     group_values,
@@ -17,6 +18,7 @@ from asyncstream._keyed import (
     merge_dicts,
     merge_into,
     merge_into_async,
+    reduce_mapped,
     reduce_pairs,
 )
 
@@ -43,6 +45,26 @@ def test_reduce_and_combine_are_a_fold_per_key_in_arrival_order(pairs: list[Pair
     assert combine_pairs(pairs, lambda v: [v], lambda c, v: [*c, v]) == expected
     assert combine_pairs(pairs, None, operator.add) == {k: sum(vs) for k, vs in expected.items()}
     assert asyncio.run(combine_pairs_async(pairs, lambda v: [v], lambda c, v: [*c, v])) == expected
+
+
+@given(pairs=pairs_st)
+def test_the_mapped_folds_equal_the_folds_over_the_mapped_records(pairs: list[Pair]) -> None:
+    # reduce_mapped/combine_mapped take the records before a map step made them pairs.
+    records = [f"{k}={v}" for k, v in pairs]
+
+    def to_pair(record: str) -> tuple[str, list[int]]:
+        k, v = record.split("=")
+        return k, [int(v)]
+
+    mapped = list(map(to_pair, records))
+    assert list(reduce_mapped(records, to_pair, operator.add).items()) == list(
+        reduce_pairs(mapped, operator.add).items()
+    )
+    create, merge = (lambda v: ["c", *v]), (lambda c, v: [*c, *v])
+    assert combine_mapped(records, to_pair, create, merge) == combine_pairs(mapped, create, merge)
+    assert combine_mapped(records, to_pair, None, operator.add) == reduce_pairs(
+        mapped, operator.add
+    )
 
 
 def test_reduce_pairs_keeps_none_values_apart_from_missing_keys() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import operator
+import os
 import re
 from collections import Counter
 from datetime import UTC, datetime
@@ -622,6 +623,28 @@ async def test_error_in_builtin_function_names_its_operator(
         await run_stream(build, [[["1", "x"]]], batches=1)
     assert isinstance(info.value.__cause__, ValueError)
     assert info.value.operator_name.startswith("map(int) at test_operators.py:")
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda s: s.map(os.path.split).reduce_by_key(operator.add),
+        lambda s: s.map(os.path.split).reduce_by_key_and_window(operator.add, None, 2, 1),
+        lambda s: s.map(os.path.split).combine_by_key(str, operator.add, operator.add),
+    ],
+    ids=["reduce_by_key", "reduce_by_key_and_window", "combine_by_key"],
+)
+async def test_a_map_run_inside_the_keyed_reduce_is_still_blamed_for_its_error(
+    build: Callable[[DStream[Any]], DStream[Any]],
+) -> None:
+    # The last map before a keyed reduce runs inside the reduce's loop (map_side_after);
+    # a library function failing there leaves no user frame, and the map is still named.
+    out = await run_stream(build, [[["a/b", "a/c", "d/e"]]], batches=1)
+    assert [sorted(batch or []) for batch in out] == [[("a", "bc"), ("d", "e")]]
+    with pytest.raises(BatchError) as info:
+        await run_stream(build, [[["a/b", 7]]], batches=1)
+    assert isinstance(info.value.__cause__, TypeError)
+    assert info.value.operator_name.startswith("map(split) at test_operators.py:")
 
 
 async def test_error_surfaces_from_await_termination() -> None:
