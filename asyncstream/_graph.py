@@ -327,7 +327,12 @@ def plan(graph: Graph) -> Plan:
     # here once, not per batch (parents come before their children in ``streams``).
     inline = graph.executor.inline
     for node in streams:
-        node.sync = inline and not node.op.awaits and all(p.sync for p in node.parents)
+        # Same slide as its parents: a sync node is due at every batch time (an input's).
+        node.sync = (
+            inline
+            and not node.op.awaits
+            and all(p.sync and p.slide_ms == node.slide_ms for p in node.parents)
+        )
         if node.sync:
             node.read = _reader(node)
     caching = [node for node in streams if _chain(node)[0] is node]
@@ -383,11 +388,13 @@ async def batch_at(node: Node, t: int) -> Batch[Any] | None:
     return batch
 
 
-def batch_now(node: Node, t: int) -> Batch[Any] | None:
-    """:func:`batch_at` for a node planned ``sync``: computed without a coroutine."""
+def batch_now(node: Node, t: int) -> Batch[Any]:
+    """:func:`batch_at` for a node planned ``sync``: computed without a coroutine.
+
+    A sync node is due at every batch time: only windows change a stream's slide, and
+    neither they nor anything downstream of them is sync.
+    """
     graph = node.graph
-    if (t - graph.zero_ms) % node.slide_ms:
-        return None
     batch = node.cache.get(t)
     if batch is None:
         start = perf_counter()
@@ -461,8 +468,7 @@ def parts_now(node: Node, t: int) -> Parts:
         except Exception:
             node.graph.note_failure(node)
             raise
-    batch = batch_now(node, t)
-    return [] if batch is None else batch._parts  # type: ignore[return-value]
+    return batch_now(node, t)._parts  # type: ignore[return-value]
 
 
 def _reader(node: Node) -> Callable[[int], list[Any]]:

@@ -571,6 +571,18 @@ def checked(fn: Callable[[int], Any]) -> Callable[[int], Any]:
     return call
 
 
+async def test_a_count_over_a_map_of_a_reduce_computes_the_reduce_first() -> None:
+    # count reads the fused map over reduce_by_key's batch, which nothing computed yet at
+    # that time: the read computes it (and memoises it for the second output).
+    def build(s: DStream[int]) -> DStream[Any]:
+        reduced = s.map(lambda x: (x % 3, x)).reduce_by_key(operator.add)
+        return reduced.map(lambda kv: kv[1]).filter(lambda v: v > 4).count()
+
+    out = await run_stream(build, [[[1, 2, 3, 4, 5, 6, 7, 8], [9]]], batches=3)
+    # sums per key: {1: 12, 2: 15, 0: 9} then {0: 9}, then nothing
+    assert out == [[3], [1], [0]]
+
+
 @pytest.mark.parametrize(
     ("stage", "kind", "offset"), [("m1", "map", 0), ("f", "filter", 1), ("m2", "map", 2)]
 )
