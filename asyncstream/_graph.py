@@ -393,6 +393,9 @@ def batch_now(node: Node, t: int) -> Batch[Any]:
 
     A sync node is due at every batch time: only windows change a stream's slide, and
     neither they nor anything downstream of them is sync.
+
+    Its timing and blame wrapper is :func:`batch_at`'s, written out again without the
+    awaits: sharing it would take a callback per batch, the cost this route removes.
     """
     graph = node.graph
     batch = node.cache.get(t)
