@@ -35,7 +35,7 @@ E1 <= 1.3x raw dict-of-windows and flat (within 20%) from 10k to 1M keys.
                                        [--users 100000] [--events 10000] [--slides 20]
                                        [--prefill 10000,100000,1000000] [--quick]
                                        [--e1-events 100000] [--e1-batches 24]
-                                       [--e1-keys 10000,100000,1000000] [--only E1]
+                                       [--e1-keys 10000,100000,1000000] [--only E1|W3]
                                        [--uvloop/--no-uvloop]
 """
 
@@ -579,6 +579,9 @@ async def w4_flatness(sizes: tuple[int, ...], n_batches: int, events: int, round
 async def main(
     args: argparse.Namespace,
 ) -> tuple[list[Row], list[Flatness], tuple[list[KeyRun], list[KeyRun]]]:
+    if args.only == "W3":
+        rows, flats = await w3_w4(args)
+        return rows, flats, ([], [])
     e1_rows = await e1(args.e1_batches, args.e1_events, args.rounds)
     opened = await e1_open_keys(args.e1_keys, args.e1_batches, args.e1_events, args.rounds)
     keyed = await e1_flatness(args.e1_keys, args.e1_batches, args.e1_events, args.rounds)
@@ -609,6 +612,8 @@ async def w3_w4(args: argparse.Namespace) -> tuple[list[Row], list[Flatness]]:
             MWS_TARGET,
         ),
     ]
+    if args.only == "W3":
+        cases = cases[:1]
     for case, chunk, target in cases:
         rows.append(
             await measure(
@@ -623,10 +628,9 @@ async def w3_w4(args: argparse.Namespace) -> tuple[list[Row], list[Flatness]]:
                 target,
             )
         )
-    flats = [
-        await w3_flatness(text, args.slides, n),
-        await w4_flatness(args.prefill, args.user_batches, args.events, n),
-    ]
+    flats = [await w3_flatness(text, args.slides, n)]
+    if args.only != "W3":
+        flats.append(await w4_flatness(args.prefill, args.user_batches, args.events, n))
     return rows, flats
 
 
@@ -664,7 +668,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=parse_sizes,
         help="key counts for the E1 flatness (default 10000,100000,1000000)",
     )
-    p.add_argument("--only", choices=["E1"], help="run only this workload")
+    p.add_argument("--only", choices=["E1", "W3"], help="run only this workload")
     p.add_argument("--quick", action="store_true", help="tiny sizes, one round (for tests)")
     p.add_argument(
         "--uvloop",
@@ -717,7 +721,7 @@ def run(argv: list[str] | None = None) -> None:
     report(rows, loop_name)
     for flat in flats:
         flat.print()
-    e1_verdict = print_flatness(opened, keyed, args.e1_batches, args.e1_events)
+    e1_verdict = print_flatness(opened, keyed, args.e1_batches, args.e1_events) if opened else ""
     print()
     print("targets:")
     for r in rows:
@@ -727,7 +731,8 @@ def run(argv: list[str] | None = None) -> None:
         print(f"  {r.workload} <= {r.target:g}x {r.baseline}: {r.ratio:.3f}x {met}")
     for flat in flats:
         print(f"  {flat.name} flat, max/min <= {FLAT_TARGET:g}x: {flat.ratio:.3f}x {flat.met}")
-    print(f"  {e1_verdict}")
+    if e1_verdict:
+        print(f"  {e1_verdict}")
 
 
 if __name__ == "__main__":

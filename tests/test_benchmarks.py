@@ -75,6 +75,13 @@ def test_bench_windows() -> None:
     assert "E1 event windows <= 1.3x raw dict-of-windows" in out.text
 
 
+def test_bench_windows_only_w3_runs_w3_and_its_flatness_alone() -> None:
+    out = run_bench("bench_windows.py", "--quick", "--only", "W3")
+    assert out.first_cells() & {"W3", "W4 map_with_state", "E1 event windows"} == {"W3"}, out.text
+    assert sum(line.startswith("flatness ") for line in out.lines) == 1, out.text
+    assert "E1" not in out.text, out.text
+
+
 def test_bench_socket_on_both_loops() -> None:
     out = run_bench("bench_socket.py", "--megabytes", "1", "--rounds", "1")
     assert out.header[:3] == ["workload", "baseline", "engine lines/s"]
