@@ -192,8 +192,7 @@ class Scheduler:
             # A timer callback has nobody to raise to: the error stops the context and
             # await_termination() re-raises it.
             self._fail(exc)
-        if self._progress is not None:  # someone waits for progress (a ManualClock)
-            self._notify()
+        self._notify()
 
     def _generate(self, t: int) -> None:
         """Cut every input into its batch for ``t`` and queue the batch."""
@@ -250,8 +249,7 @@ class Scheduler:
                     return
                 finally:
                     self._running = False
-                    if self._progress is not None:  # someone waits for progress
-                        self._notify()
+                    self._notify()
         finally:
             self._runner_done.set()
 
@@ -298,9 +296,7 @@ class Scheduler:
         start = perf_counter()
         if (pending := out.run(batch)) is not None:
             return self._awaited(out.name, start, pending)
-        elapsed = perf_counter() - start
-        times = self._graph.times  # _add_time inline: this runs once per output and batch
-        times[out.name] = times.get(out.name, 0.0) + elapsed
+        self._add_time(out.name, perf_counter() - start)
         return None
 
     async def _awaited(self, name: str, start: float, pending: Awaitable[Any]) -> None:

@@ -233,7 +233,7 @@ class ManualClock:
         A deadline that is already due is called soon, from the event loop.
         """
         timer = _ManualTimer(callback)
-        deadline_ns = round(deadline * _NS)  # _ns() inline: the ticker arms a timer per batch
+        deadline_ns = _ns(deadline)
         if deadline_ns <= self._now:
             asyncio.get_running_loop().call_soon(timer.run)
         else:
@@ -266,7 +266,7 @@ class ManualClock:
         if seconds < 0:
             msg = f"advance({seconds!r}): time can't go backwards; pass a duration >= 0"
             raise ValueError(msg)
-        target = self._now + round(seconds * _NS)  # _ns() inline: a test advances per batch
+        target = self._now + _ns(seconds)
         timers = self._timers
         while True:
             # Let woken tasks run, then wait for every attached context to go idle.
@@ -316,8 +316,5 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-_NS = 1_000_000_000
-
-
 def _ns(seconds: float) -> int:
-    return round(seconds * _NS)
+    return round(seconds * 1_000_000_000)
