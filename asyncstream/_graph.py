@@ -487,10 +487,10 @@ def _reader(node: Node) -> Callable[[int], list[Any]]:
         return lambda t: [batch_now(p, t) for p in parents]
     if reads in (_ITERS, _PARTS, _STEP):
         return lambda t: [parts_now(p, t) for p in parents]
-    fn = op.map_side()
     parent = parents[0]
     if reads is _PER_PARTITION:
-        return lambda t: [fn(it) for it in parts_now(parent, t)]
+        per_part = op.map_side()
+        return lambda t: [per_part(it) for it in parts_now(parent, t)]
     route = _over_base(op, parent)
     if route is not None:
         base, steps, over = route
@@ -502,6 +502,7 @@ def _reader(node: Node) -> Callable[[int], list[Any]]:
             return _combine_over(batch, steps, over)
 
         return combined_over_base
+    fn = op.map_side()
 
     def combined(t: int) -> list[Any]:
         iters = parts_now(parent, t)
@@ -611,11 +612,10 @@ async def _read(node: Node, reads: Reads, op: ops.Operator, t: int) -> list[Any]
         if executor.inline:
             return [await partition_iters(p, t) for p in parents]
         return [await _per_partition(node, p, t, list) for p in parents]
-    fn = op.map_side()
     if reads is _PER_PARTITION or not executor.inline:
-        return await _per_partition(node, parents[0], t, fn)
-    # COMBINED on the event loop: ``fn`` once over all of the parent's records chained
-    # (one pass, nothing to merge).
+        return await _per_partition(node, parents[0], t, op.map_side())
+    # COMBINED on the event loop: the map-side step once over all of the parent's
+    # records chained (one pass, nothing to merge).
     parent = parents[0]
     route = _over_base(op, parent)
     if route is not None:
@@ -624,6 +624,7 @@ async def _read(node: Node, reads: Reads, op: ops.Operator, t: int) -> list[Any]
         if batch is None:
             batch = await batch_at(base, t)
         return _combine_over(batch, steps, over)
+    fn = op.map_side()
     iters = await partition_iters(parent, t)
     return [fn(iters[0] if len(iters) == 1 else itertools.chain.from_iterable(iters))]
 

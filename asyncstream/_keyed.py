@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DICT_ITEMS",
-    "combine_mapped",
     "combine_pairs",
     "combine_pairs_async",
     "group_values",
@@ -132,30 +131,6 @@ def reduce_mapped(
         k, v = to_pair(record)
         old = get(k, missing)
         out[k] = v if old is missing else fn(old, v)
-    return out
-
-
-def combine_mapped(
-    records: Iterable[R],
-    to_pair: Callable[[R], tuple[K, V]],
-    create: Callable[[V], C] | None,
-    merge_value: Callable[[C, V], C],
-) -> dict[K, C]:
-    """:func:`combine_pairs` of ``map(to_pair, records)``, in one loop (see :func:`reduce_mapped`).
-
-    Example:
-        >>> combine_mapped([1, 2, 3], lambda x: (x % 2, x), lambda v: [v], lambda c, v: c + [v])
-        {1: [1, 3], 0: [2]}
-    """
-    if create is None:
-        return reduce_mapped(records, to_pair, merge_value)  # type: ignore[arg-type]
-    out: dict[K, C] = {}
-    get = out.get
-    missing = _MISSING
-    for record in records:
-        k, v = to_pair(record)
-        old = get(k, missing)
-        out[k] = create(v) if old is missing else merge_value(old, v)
     return out
 
 

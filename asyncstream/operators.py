@@ -24,13 +24,13 @@ import anyio
 
 from ._keyed import (
     DICT_ITEMS,
-    combine_mapped,
     combine_pairs,
     combine_pairs_async,
     group_values,
     hash_partition,
     merge_into,
     merge_into_async,
+    reduce_mapped,
 )
 from ._util import is_async_callable, maybe_await, ms_to_datetime
 
@@ -449,11 +449,15 @@ class CombineByKey(Operator):
         """Combine the pairs of one partition into a dict."""
         return functools.partial(combine_pairs, create=self.create, merge_value=self.merge_value)
 
-    def map_side_after(self, fn: Fn) -> Callable[[Iterable[Any]], Any]:
-        """Combine ``fn(record)`` pairs into a dict, in one loop."""
-        return functools.partial(
-            combine_mapped, to_pair=fn, create=self.create, merge_value=self.merge_value
-        )
+    def map_side_after(self, fn: Fn) -> Callable[[Iterable[Any]], Any] | None:
+        """Reduce ``fn(record)`` pairs into a dict in one loop (``reduce_by_key`` only).
+
+        With a ``create`` function the map stays a step: the gain is too small to keep a
+        second per-record loop for the rarer ``combine_by_key``.
+        """
+        if self.create is not None:
+            return None
+        return functools.partial(reduce_mapped, to_pair=fn, fn=self.merge_value)
 
     def compute_now(self, t: int, inputs: list[Any]) -> Parts:
         """Merge the partial dicts."""

@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asyncstream._keyed import (
-    combine_mapped,
     combine_pairs,
     combine_pairs_async,
     group_values,
@@ -48,8 +47,8 @@ def test_reduce_and_combine_are_a_fold_per_key_in_arrival_order(pairs: list[Pair
 
 
 @given(pairs=pairs_st)
-def test_the_mapped_folds_equal_the_folds_over_the_mapped_records(pairs: list[Pair]) -> None:
-    # reduce_mapped/combine_mapped take the records before a map step made them pairs.
+def test_the_mapped_reduce_equals_the_reduce_over_the_mapped_records(pairs: list[Pair]) -> None:
+    # reduce_mapped takes the records before a map step made them pairs.
     records = [f"{k}={v}" for k, v in pairs]
 
     def to_pair(record: str) -> tuple[str, list[int]]:
@@ -59,11 +58,6 @@ def test_the_mapped_folds_equal_the_folds_over_the_mapped_records(pairs: list[Pa
     mapped = list(map(to_pair, records))
     assert list(reduce_mapped(records, to_pair, operator.add).items()) == list(
         reduce_pairs(mapped, operator.add).items()
-    )
-    create, merge = (lambda v: ["c", *v]), (lambda c, v: [*c, *v])
-    assert combine_mapped(records, to_pair, create, merge) == combine_pairs(mapped, create, merge)
-    assert combine_mapped(records, to_pair, None, operator.add) == reduce_pairs(
-        mapped, operator.add
     )
 
 

@@ -649,8 +649,9 @@ async def test_error_in_builtin_function_names_its_operator(
 async def test_a_map_run_inside_the_keyed_reduce_is_still_blamed_for_its_error(
     build: Callable[[DStream[Any]], DStream[Any]],
 ) -> None:
-    # The last map before a keyed reduce runs inside the reduce's loop (map_side_after);
-    # a library function failing there leaves no user frame, and the map is still named.
+    # The last map before a keyed reduce runs inside the reduce's loop (map_side_after;
+    # combine_by_key with a create function keeps it a step); a library function failing
+    # there leaves no user frame, and the map is still named.
     out = await run_stream(build, [[["a/b", "a/c", "d/e"]]], batches=1)
     assert [sorted(batch or []) for batch in out] == [[("a", "bc"), ("d", "e")]]
     with pytest.raises(BatchError) as info:
