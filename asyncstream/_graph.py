@@ -235,6 +235,8 @@ class Plan:
         outputs: The output operations with their nodes, in registration order.
         caching: The nodes whose batches may be cached (not inside a fused chain).
         code_names: User function code object -> the name of its operator.
+        sync: True when nothing is stateful and every output's stream is sync: a batch
+            can then be evaluated by plain calls (:func:`evaluate_now`).
     """
 
     inputs: list[tuple[Node, Input]]
@@ -243,6 +245,7 @@ class Plan:
     outputs: list[tuple[Node, Output]]
     caching: list[Node]
     code_names: dict[object, str]
+    sync: bool
 
 
 def name_graph(
@@ -336,7 +339,8 @@ def plan(graph: Graph) -> Plan:
         if node.sync:
             node.read = _reader(node)
     caching = [node for node in streams if _chain(node)[0] is node]
-    return Plan(input_pairs, input_names, stateful, list(outputs), caching, code_names)
+    sync = not stateful and all(node.sync for node, _ in outputs)
+    return Plan(input_pairs, input_names, stateful, list(outputs), caching, code_names, sync)
 
 
 def _name_operators(ops: list[Stateful]) -> None:
@@ -520,18 +524,22 @@ def _unplanned(t: int) -> list[Any]:  # pragma: no cover - plan() sets it before
     raise AssertionError(msg)
 
 
-async def evaluate(plan: Plan, t: int, run: RunOutput) -> None:
+async def evaluate(plan: Plan, t: int, run: RunOutput, first: int = 0) -> None:
     """Evaluate batch ``t``: the one call the scheduler makes into the graph per batch.
 
     Every stateful node is fed first, in graph order (:func:`feed`); then each output's
     batch is computed (:func:`batch_at`) and handed to ``run(i, out, batch)``, output by
     output in registration order, so an output's batch is computed right before it runs.
     An output whose stream has no batch at ``t`` (a window not due) is skipped. What
-    ``run`` returns, if not ``None``, is awaited before the next output.
+    ``run`` returns, if not ``None``, is awaited before the next output. ``first`` > 0
+    goes on from output ``first`` (:func:`evaluate_now` has run the ones before).
     """
-    for node, op in plan.stateful:
-        await feed(node, op, t)
-    for i, (node, out) in enumerate(plan.outputs):
+    if not first:
+        for node, op in plan.stateful:
+            await feed(node, op, t)
+    outputs = plan.outputs
+    for i in range(first, len(outputs)):
+        node, out = outputs[i]
         # A batch already cached (an input's, or a stream's that two outputs share) is
         # due and complete: no await for it.
         batch = node.cache.get(t)
@@ -539,6 +547,28 @@ async def evaluate(plan: Plan, t: int, run: RunOutput) -> None:
             batch = batch_now(node, t) if node.sync else await batch_at(node, t)
         if batch is not None and (pending := run(i, out, batch)) is not None:
             await pending
+
+
+def evaluate_now(plan: Plan, t: int, run: RunOutput) -> Awaitable[None] | None:
+    """:func:`evaluate` for a sync plan, by plain calls: no coroutine unless an output awaits.
+
+    Returns ``None`` once every output has run; when an output's ``run`` returns an
+    awaitable, returns at once what is left: awaiting it, then the outputs after it
+    (nothing of it has started, so it can be awaited in any task).
+    """
+    assert plan.sync
+    for i, (node, out) in enumerate(plan.outputs):
+        batch = node.cache.get(t)
+        if batch is None:
+            batch = batch_now(node, t)
+        if (pending := run(i, out, batch)) is not None:
+            return _then(pending, plan, t, run, i + 1)
+    return None
+
+
+async def _then(pending: Awaitable[None], plan: Plan, t: int, run: RunOutput, first: int) -> None:
+    await pending
+    await evaluate(plan, t, run, first)
 
 
 async def feed(node: Node, op: Stateful, t: int) -> None:

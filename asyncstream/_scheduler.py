@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._blame import blame, find_fused_culprit
-from ._graph import evaluate
+from ._graph import evaluate, evaluate_now
 from ._util import ms_to_datetime
 from .batch import Batch
 from .clock import timers_of
@@ -120,7 +120,19 @@ class Scheduler:
         # BatchInfo objects are made only for listeners and statistics().
         self._jobs: collections.deque[tuple[int, int, float, tuple[int, ...]]] = collections.deque()
         self._wakeup: asyncio.Future[None] | None = None
+        # A batch that runs, in the job runner or in its tick (_run_now).
         self._running = False
+        # What is left of a batch _run_now began, for the job runner to finish.
+        self._rest: Awaitable[None] | None = None
+        # Whether a batch may run in its tick (see _run_now): fixed once planned. Not with
+        # a clock that has no call_at: its ticks are tasks already, and the task that
+        # sleeps until the next tick must get its turn before the context can be idle.
+        self._inline = (
+            plan.sync
+            and not self._planning
+            and checkpoint is None
+            and getattr(clock, "call_at", None) is not None
+        )
         self._no_more_jobs = False
         self._ticker_deadline = math.inf
         self._timer: Timer | None = None
@@ -188,6 +200,15 @@ class Scheduler:
             self._generate(t)
             self.next_ms = t + self._batch_ms
             self._arm()
+            if (
+                self._inline
+                and not self._running
+                and len(self._jobs) == 1
+                and not self._listeners.active
+            ):
+                self._run_now(*self._jobs.popleft())
+            else:
+                self._wake_runner()
         except Exception as exc:
             # A timer callback has nobody to raise to: the error stops the context and
             # await_termination() re-raises it.
@@ -216,7 +237,6 @@ class Scheduler:
         submitted = self._now()
         num = sum(counts)
         self._jobs.append((t, num, submitted, tuple(counts)))
-        self._wake_runner()
         if self._listeners.active:
             self._listeners.emit("on_batch_submitted", BatchInfo(t, num, submitted))
 
@@ -230,20 +250,24 @@ class Scheduler:
                 wakeup.set_result(None)
 
     async def run_jobs(self) -> None:
-        """Run the queued batches in time order until :meth:`drain` says there are no more."""
+        """Run the queued batches in time order until :meth:`drain` says there are no more.
+
+        A batch that :meth:`_run_now` began in its tick and that has to await is finished
+        here first (``_rest``), before any batch queued behind it.
+        """
         self.runner_task = asyncio.current_task()
         create_future = asyncio.get_running_loop().create_future
         try:
             while True:
-                while not self._jobs:
+                while not self._jobs and self._rest is None:
                     if self._no_more_jobs:
                         return
                     self._wakeup = create_future()
                     await self._wakeup
-                job = self._jobs.popleft()
+                rest, self._rest = self._rest, None
                 self._running = True
                 try:
-                    await self._run_batch(*job)
+                    await (rest if rest is not None else self._run_batch(*self._jobs.popleft()))
                 except BatchError as err:
                     self._fail(err)
                     return
@@ -254,36 +278,91 @@ class Scheduler:
             self._runner_done.set()
 
     async def _run_batch(self, t: int, num: int, submitted: float, counts: tuple[int, ...]) -> None:
+        started = self._begin(t, num, submitted)
+        for input_op in self._planning:
+            if (pending := input_op.before_batch(t)) is not None:
+                await pending  # its planned ranges are durable before any output runs
+        await self._evaluated(t, evaluate(self._plan, t, self._output_runner))
+        if self._checkpoint is not None:
+            await self._commit(t)
+        self._end(t, num, submitted, started, counts)
+
+    def _run_now(self, t: int, num: int, submitted: float, counts: tuple[int, ...]) -> None:
+        """Run batch ``t`` in its tick, by plain calls, when the plan allows it.
+
+        That is when the plan is sync, no input plans its ranges, there is no checkpoint
+        and nobody listens (``_inline``), and no other batch runs or waits: then the batch
+        costs no task switch. If an output has to await, or the batch fails (finding whom
+        to blame may await), the rest goes to the job runner, which runs it before any
+        later batch; no coroutine starts outside the runner's task.
+        """
+        self._running = True
+        started = self._begin(t, num, submitted)
+        try:
+            pending = evaluate_now(self._plan, t, self._output_runner)
+        except Exception as exc:
+            pending = _raise(exc)
+        if pending is None:
+            self._release(t)
+            self._end(t, num, submitted, started, counts)
+            self._running = False
+        else:
+            self._rest = self._finish(t, num, submitted, started, counts, pending)
+            self._wake_runner()
+
+    async def _finish(
+        self,
+        t: int,
+        num: int,
+        submitted: float,
+        started: float,
+        counts: tuple[int, ...],
+        pending: Awaitable[None],
+    ) -> None:
+        """What is left of a batch that :meth:`_run_now` began: await it, then end it."""
+        await self._evaluated(t, pending)
+        self._end(t, num, submitted, started, counts)
+
+    def _begin(self, t: int, num: int, submitted: float) -> float:
+        """Start batch ``t``'s run: tell listeners, reset its timing; return its start time."""
         started = self._now()
         listeners = self._heard = self._listeners if self._listeners.active else None
         if listeners is not None:
             listeners.emit("on_batch_started", BatchInfo(t, num, submitted, started))
         graph = self._graph
-        times: dict[str, float] = {}  # this batch's operator times (see _graph.batch_at)
-        graph.times = times
+        graph.times = {}  # this batch's operator times (see _graph.batch_at)
         graph.nested = 0.0
         self._out = None
-        for input_op in self._planning:
-            if (pending := input_op.before_batch(t)) is not None:
-                await pending  # its planned ranges are durable before any output runs
+        return started
+
+    async def _evaluated(self, t: int, evaluation: Awaitable[None]) -> None:
+        """Await batch ``t``'s evaluation; blame a failure; then release what it held."""
         try:
-            await evaluate(self._plan, t, self._output_runner)
+            await evaluation
         except Exception as exc:
             raise await self._batch_error(exc, t, self._out) from exc
         finally:
-            self._forget(t)
-            if self._held:
-                for buffer, n in self._held.pop(t, ()):
-                    buffer.release(n)
-        if self._checkpoint is not None:
-            await self._commit(t)
+            self._release(t)
+
+    def _release(self, t: int) -> None:
+        """Forget the caches batch ``t`` no longer needs; free its room in the buffers."""
+        self._forget(t)
+        if self._held:
+            for buffer, n in self._held.pop(t, ()):
+                buffer.release(n)
+
+    def _end(
+        self, t: int, num: int, submitted: float, started: float, counts: tuple[int, ...]
+    ) -> None:
+        """Batch ``t`` is done: inputs hear it, the recorder and listeners get its info."""
         for input_op in self._done_hooks:
             input_op.batch_done(t)
         self.completed += 1
+        times = self._graph.times
         self._last_info = last = (t, num, submitted, started, self._now(), times)
         self._recorder.batch_completed(t, counts, submitted, started, last[4], times)
-        if listeners is not None:
-            listeners.emit("on_batch_completed", BatchInfo(*last))
+        if self._heard is not None:
+            self._heard.emit("on_batch_completed", BatchInfo(*last))
 
     def _run_output(self, i: int, out: Output, batch: Batch[Any]) -> Awaitable[None] | None:
         """Run output ``i`` over its batch (``_graph.evaluate`` calls it), timing it.
@@ -423,3 +502,8 @@ class Scheduler:
             if self._progress is None:
                 self._progress = asyncio.Event()
             await self._progress.wait()
+
+
+async def _raise(exc: Exception) -> None:
+    """An awaitable that raises ``exc``: a failure of a batch run in its tick, to blame."""
+    raise exc

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import asyncio
 import operator
 import re
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from asyncstream import (
@@ -312,6 +314,53 @@ async def test_only_nodes_whose_upstream_never_awaits_are_computed_without_a_cor
         "windowed": False,
     }
     assert [s._node in awaited for s in streams.values()] == [False, True, True]
+
+
+async def test_a_sync_batch_runs_in_its_tick_and_what_awaits_finishes_in_the_job_runner(
+    clock: ManualClock,
+) -> None:
+    # With every output's stream sync, a batch runs in its tick, outside the job runner's
+    # task. An output that returns an awaitable hands the rest of the batch (itself and
+    # the outputs after it) to the runner, which finishes it before the batch that fell
+    # due meanwhile.
+    ssc = StreamingContext(1, clock=clock)
+    nums = ssc.queue_stream([[1], [2], [3]])
+    seen: list[tuple[str, int, bool]] = []
+
+    def note(name: str, batch: Batch[Any]) -> None:
+        scheduler = ssc._scheduler
+        assert scheduler is not None
+        in_runner = asyncio.current_task() is scheduler.runner_task
+        seen.append((name, batch.time_ms, in_runner))
+
+    async def slow(batch: Batch[Any]) -> None:
+        note("async", batch)
+        if batch.time_ms == 1000:
+            clock.jump(1)  # the tick of 2000 falls due while this batch runs
+        await anyio.lowlevel.checkpoint()
+        note("async end", batch)
+
+    nums.foreach_batch(lambda b: note("first", b))
+    nums.map(lambda x: x * 2).foreach_batch(slow)
+    nums.count().foreach_batch(lambda b: note("last", b))
+    await ssc.start()
+    await clock.advance(1)  # 1000 in its tick, its rest in the runner, then 2000 queued
+    await clock.advance(1)  # 3000
+    await ssc.stop()
+    assert seen == [
+        ("first", 1000, False),
+        ("async", 1000, True),
+        ("async end", 1000, True),
+        ("last", 1000, True),
+        ("first", 2000, True),
+        ("async", 2000, True),
+        ("async end", 2000, True),
+        ("last", 2000, True),
+        ("first", 3000, False),
+        ("async", 3000, True),
+        ("async end", 3000, True),
+        ("last", 3000, True),
+    ]
 
 
 async def test_slow_batches_delay_the_next_ones_without_skipping(clock: ManualClock) -> None:
