@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import gc
+import struct
 import sys
 import uuid
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
@@ -13,7 +17,13 @@ from kafka_broker import create_topic, produce, start_broker
 
 from asyncstream import BatchError, MissingExtraError, SourceErrorInfo, StreamingContext
 from asyncstream._buffer import RecordBuffer
-from asyncstream._kafka import KafkaRecord, KafkaSource, import_aiokafka, records_of
+from asyncstream._kafka import (
+    KafkaRecord,
+    KafkaSource,
+    direct_records,
+    import_aiokafka,
+    records_of,
+)
 from asyncstream._kafka_input import KafkaInput
 
 if TYPE_CHECKING:
@@ -66,6 +76,223 @@ def test_records_of_converts_records_and_leaves_the_collector_as_it_found_it(
         KafkaRecord("t", 1, 4, b"k", b"v4", when),
     ]
     assert all(type(r) is KafkaRecord for r in records)
+
+
+def test_records_of_returns_a_batch_of_kafka_records_as_it_is() -> None:
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    batch = [KafkaRecord("t", 0, 7, None, b"v", when)]
+    assert records_of(("t", 0), batch) is batch
+    assert records_of(("t", 0), []) == []
+
+
+def _raw_records() -> bytes:
+    """Two v2 record batches (offsets 0-3 and 4-6): null keys and values, headers, timestamps
+    shared and not, a record older than the epoch."""
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    Row = tuple[int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]
+    rows: list[list[Row]] = [
+        [
+            (1_700_000_000_000, b"k0", b"v0", []),
+            (1_700_000_000_000, None, b"v1", [("h", b"x")]),
+            (1_700_000_000_001, b"k2", None, []),
+            (-1000, b"k3", b"v3", []),
+        ],
+        [(1_700_000_000_500, b"k%d" % o, b"v%d" % o, []) for o in (4, 5, 6)],
+    ]
+    out = b""
+    base = 0
+    for batch in rows:
+        builder = DefaultRecordBatchBuilder(
+            magic=2,
+            compression_type=0,
+            is_transactional=0,
+            producer_id=-1,
+            producer_epoch=-1,
+            base_sequence=-1,
+            batch_size=1 << 20,
+        )
+        for delta, (ts, key, value, headers) in enumerate(batch):
+            builder.append(delta, timestamp=ts, key=key, value=value, headers=headers)
+        raw = builder.build()
+        struct.pack_into(">q", raw, 0, base)  # the base offset (outside the CRC)
+        base += len(batch)
+        out += bytes(raw)
+    return out
+
+
+def _partition_records(
+    fetch_offset: int, key_deserializer: Any = None, value_deserializer: Any = None
+) -> Any:
+    from aiokafka.consumer.fetcher import READ_UNCOMMITTED, PartitionRecords
+    from aiokafka.record.memory_records import MemoryRecords
+    from aiokafka.structs import TopicPartition
+
+    return PartitionRecords(
+        TopicPartition("clicks", 2),
+        MemoryRecords(_raw_records()),
+        None,
+        fetch_offset,
+        key_deserializer,
+        value_deserializer,
+        True,
+        READ_UNCOMMITTED,
+    )
+
+
+def _fake_consumer(results: Any = None) -> Any:
+    results = collections.OrderedDict() if results is None else results
+    return SimpleNamespace(_fetcher=SimpleNamespace(_records=results))
+
+
+@pytest.mark.parametrize(
+    "deserializers",
+    [
+        (None, None),
+        (lambda k: k and k.upper(), None),
+        (None, lambda v: len(v or b"")),
+        (lambda k: ("key", k), lambda v: ("value", v)),
+    ],
+)
+@pytest.mark.parametrize("fetch_offset", [0, 2])
+def test_the_fetchers_kafka_records_equal_the_converted_consumer_records(
+    deserializers: tuple[Any, Any], fetch_offset: int
+) -> None:
+    from aiokafka.consumer.fetcher import FetchResult
+    from aiokafka.structs import ConsumerRecord, TopicPartition
+
+    consumer = _fake_consumer()
+    assert direct_records(consumer)
+    results = consumer._fetcher._records
+    assert isinstance(results, collections.OrderedDict)
+    tp = TopicPartition("clicks", 2)
+    direct = _partition_records(fetch_offset, *deserializers)
+    results[tp] = FetchResult(tp, assignment=None, partition_records=direct, backoff=0)
+    assert list(results) == [tp]
+    assert results[tp]._partition_records is direct
+    made = list(direct)
+
+    plain = list(_partition_records(fetch_offset, *deserializers))  # aiokafka's own
+    assert plain
+    assert all(type(r) is ConsumerRecord for r in plain)
+    assert made == records_of(("clicks", 2), plain)
+    assert all(type(r) is KafkaRecord for r in made)
+    assert [r.offset for r in made] == list(range(fetch_offset, 7))
+    assert direct.next_fetch_offset == 7
+    key_de, value_de = deserializers
+    t0 = datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+    expected = [
+        (0, b"k0", b"v0", t0),
+        (1, None, b"v1", t0),
+        (2, b"k2", None, datetime(2023, 11, 14, 22, 13, 20, 1000, tzinfo=UTC)),
+        (3, b"k3", b"v3", datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        *((o, b"k%d" % o, b"v%d" % o, t0.replace(microsecond=500_000)) for o in (4, 5, 6)),
+    ]
+    assert made == [
+        KafkaRecord(
+            "clicks",
+            2,
+            o,
+            key_de(k) if key_de else k,
+            value_de(v) if value_de else v,
+            when,
+        )
+        for o, k, v, when in expected[fetch_offset:]
+    ]
+
+
+def test_fetch_errors_and_unknown_partition_records_pass_the_hook_untouched() -> None:
+    from aiokafka.consumer.fetcher import FetchError, FetchResult
+    from aiokafka.structs import ConsumerRecord, TopicPartition
+
+    consumer = _fake_consumer()
+    assert direct_records(consumer)
+    results = consumer._fetcher._records
+    tp = TopicPartition("clicks", 2)
+    error = FetchError(error=RuntimeError("x"), backoff=0)
+    results[tp] = error
+    assert results[tp] is error
+    # PartitionRecords without the deserializers the hook reads keep aiokafka's records,
+    # which records_of converts.
+    records = _partition_records(0)
+    del records._value_deserializer
+    results[tp] = FetchResult(tp, assignment=None, partition_records=records, backoff=0)
+    assert "_consumer_record" not in vars(records)
+    records._value_deserializer = None
+    plain = list(records)
+    assert all(type(r) is ConsumerRecord for r in plain)
+    assert [r.offset for r in records_of(("clicks", 2), plain)] == list(range(7))
+
+
+def test_the_hook_is_left_out_where_aiokafka_is_not_as_expected(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiokafka.consumer import fetcher
+
+    # No fetcher (not started), results already fetched, another kind of results.
+    assert not direct_records(SimpleNamespace())
+    assert not direct_records(SimpleNamespace(_fetcher=None))
+    fetched = collections.OrderedDict(x=1)
+    consumer = _fake_consumer(fetched)
+    assert not direct_records(consumer)
+    assert consumer._fetcher._records is fetched
+    assert not direct_records(_fake_consumer({}))
+
+    # PartitionRecords whose record maker has another signature, or none, or that
+    # takes no attributes.
+    def other(self: Any, tp: Any, record: Any, extra: Any) -> Any:
+        raise AssertionError  # pragma: no cover - never called
+
+    monkeypatch.setattr(fetcher.PartitionRecords, "_consumer_record", other)
+    assert not direct_records(_fake_consumer())
+    monkeypatch.undo()
+
+    def make(self: Any, tp: Any, record: Any) -> Any:
+        raise AssertionError  # pragma: no cover - never called
+
+    slotted = type("Slotted", (), {"__slots__": (), "_consumer_record": make})
+    monkeypatch.setattr(fetcher, "PartitionRecords", slotted)
+    assert not direct_records(_fake_consumer())
+    monkeypatch.setattr(fetcher, "PartitionRecords", None)
+    assert not direct_records(_fake_consumer())
+    monkeypatch.undo()
+    consumer = _fake_consumer()
+    assert direct_records(consumer)
+    assert type(consumer._fetcher._records) is not collections.OrderedDict
+
+
+async def test_the_source_fetches_kafka_records_directly_with_the_users_deserializers(
+    kafka_broker: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asyncstream import _kafka
+
+    hooked: list[bool] = []
+
+    def spy(consumer: Any) -> bool:
+        hooked.append(direct_records(consumer))
+        return hooked[-1]
+
+    monkeypatch.setattr(_kafka, "direct_records", spy)
+    topic = f"t-{uuid.uuid4().hex[:12]}"
+    await create_topic(kafka_broker, topic, 2)
+    await produce(kafka_broker, topic, ((b"k%d" % i, b"%d" % i) for i in range(20)), partitions=2)
+    ssc = StreamingContext(1, clock=clock)
+    options = {"key_deserializer": bytes.decode, "value_deserializer": int}
+    stream = ssc.kafka_stream(topic, bootstrap_servers=kafka_broker, consumer_options=options)
+    seen: list[KafkaRecord] = []
+    stream.foreach_batch(lambda b: seen.extend(b))
+    async with ssc:
+        await eventually(
+            lambda: sum(s.get("records", 0) for s in ssc.statistics().sources.values()) == 20
+        )
+        await clock.advance(1)
+    assert hooked == [True]
+    assert all(type(r) is KafkaRecord for r in seen)
+    pairs: list[tuple[Any, Any]] = sorted((r.value, r.key) for r in seen)
+    assert pairs == [(i, f"k{i}") for i in range(20)]
+    for p in (0, 1):
+        assert [r.offset for r in seen if r.partition == p] == list(range(10))
+    assert all(r.topic == topic and r.timestamp.tzinfo is UTC for r in seen)
 
 
 def test_a_checkpointed_position_is_checked() -> None:
