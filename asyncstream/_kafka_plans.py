@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
-from ._kafka import KafkaRecord, fresh, import_aiokafka, records_of, tp_of
+from ._kafka import KafkaRecord, direct_records, fresh, import_aiokafka, records_of, tp_of
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -83,6 +83,7 @@ async def fetch_plan(
     try:
         with anyio.fail_after(FETCH_SECONDS):
             await consumer.start()
+            direct_records(consumer)
             consumer.assign([tp_of(tp) for tp in wanted])
             for tp, (first, _) in wanted.items():
                 consumer.seek(tp_of(tp), first)
