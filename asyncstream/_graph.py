@@ -558,10 +558,7 @@ def evaluate_now(plan: Plan, t: int, run: RunOutput) -> Awaitable[None] | None:
     """
     assert plan.sync
     for i, (node, out) in enumerate(plan.outputs):
-        batch = node.cache.get(t)
-        if batch is None:
-            batch = batch_now(node, t)
-        if (pending := run(i, out, batch)) is not None:
+        if (pending := run(i, out, batch_now(node, t))) is not None:
             return _then(pending, plan, t, run, i + 1)
     return None
 

@@ -197,17 +197,13 @@ class Scheduler:
         try:
             t = self.next_ms
             self._ticker_deadline = _PAST
-            self._generate(t)
+            job = self._generate(t)
             self.next_ms = t + self._batch_ms
             self._arm()
-            if (
-                self._inline
-                and not self._running
-                and len(self._jobs) == 1
-                and not self._listeners.active
-            ):
-                self._run_now(*self._jobs.popleft())
+            if self._inline and not self._running and not self._jobs and not self._listeners.active:
+                self._run_now(*job)
             else:
+                self._jobs.append(job)
                 self._wake_runner()
         except Exception as exc:
             # A timer callback has nobody to raise to: the error stops the context and
@@ -215,8 +211,8 @@ class Scheduler:
             self._fail(exc)
         self._notify()
 
-    def _generate(self, t: int) -> None:
-        """Cut every input into its batch for ``t`` and queue the batch."""
+    def _generate(self, t: int) -> tuple[int, int, float, tuple[int, ...]]:
+        """Cut every input into its batch for ``t``; return the job that runs the batch."""
         held = []
         counts = []
         for cache, op, buffer in self._cuts:
@@ -236,9 +232,9 @@ class Scheduler:
             }
         submitted = self._now()
         num = sum(counts)
-        self._jobs.append((t, num, submitted, tuple(counts)))
         if self._listeners.active:
             self._listeners.emit("on_batch_submitted", BatchInfo(t, num, submitted))
+        return (t, num, submitted, tuple(counts))
 
     # --- the job runner -------------------------------------------------------------
 
@@ -278,7 +274,8 @@ class Scheduler:
             self._runner_done.set()
 
     async def _run_batch(self, t: int, num: int, submitted: float, counts: tuple[int, ...]) -> None:
-        started = self._begin(t, num, submitted)
+        started = self._now()
+        self._begin(t, num, submitted, started)
         for input_op in self._planning:
             if (pending := input_op.before_batch(t)) is not None:
                 await pending  # its planned ranges are durable before any output runs
@@ -297,7 +294,8 @@ class Scheduler:
         later batch; no coroutine starts outside the runner's task.
         """
         self._running = True
-        started = self._begin(t, num, submitted)
+        started = submitted  # no wait: it starts as it is cut
+        self._begin(t, num, submitted, started)
         try:
             pending = evaluate_now(self._plan, t, self._output_runner)
         except Exception as exc:
@@ -323,9 +321,8 @@ class Scheduler:
         await self._evaluated(t, pending)
         self._end(t, num, submitted, started, counts)
 
-    def _begin(self, t: int, num: int, submitted: float) -> float:
-        """Start batch ``t``'s run: tell listeners, reset its timing; return its start time."""
-        started = self._now()
+    def _begin(self, t: int, num: int, submitted: float, started: float) -> None:
+        """Start batch ``t``'s run: tell listeners, reset its timing."""
         listeners = self._heard = self._listeners if self._listeners.active else None
         if listeners is not None:
             listeners.emit("on_batch_started", BatchInfo(t, num, submitted, started))
@@ -333,7 +330,6 @@ class Scheduler:
         graph.times = {}  # this batch's operator times (see _graph.batch_at)
         graph.nested = 0.0
         self._out = None
-        return started
 
     async def _evaluated(self, t: int, evaluation: Awaitable[None]) -> None:
         """Await batch ``t``'s evaluation; blame a failure; then release what it held."""
@@ -346,7 +342,15 @@ class Scheduler:
 
     def _release(self, t: int) -> None:
         """Forget the caches batch ``t`` no longer needs; free its room in the buffers."""
-        self._forget(t)
+        for cache, remember_ms in self._caches:
+            if cache:
+                limit = t - remember_ms
+                if len(cache) == 1:  # the common case: only this batch's
+                    if next(iter(cache)) <= limit:
+                        cache.clear()
+                else:
+                    for old in [k for k in cache if k <= limit]:
+                        del cache[old]
         if self._held:
             for buffer, n in self._held.pop(t, ()):
                 buffer.release(n)
@@ -431,17 +435,6 @@ class Scheduler:
         # Not cancellable: a stop waits for the transaction rather than leave it half done.
         await anyio.to_thread.run_sync(checkpoint.commit, t, meta, blobs)
 
-    def _forget(self, t: int) -> None:
-        for cache, remember_ms in self._caches:
-            if cache:
-                limit = t - remember_ms
-                if len(cache) == 1:  # the common case: only this batch's
-                    if next(iter(cache)) <= limit:
-                        cache.clear()
-                else:
-                    for old in [k for k in cache if k <= limit]:
-                        del cache[old]
-
     async def _batch_error(self, exc: Exception, t: int, out: Output | None) -> BatchError:
         name = blame(exc, self._plan.code_names)
         failed = self._graph.failed_node()
@@ -465,7 +458,7 @@ class Scheduler:
     async def drain(self, pending: Callable[[], bool]) -> None:
         """Cut batches while ``pending()``, then run every queued batch and return."""
         while pending():
-            self._generate(self.next_ms)
+            self._jobs.append(self._generate(self.next_ms))
             self.next_ms += self._batch_ms
         self._no_more_jobs = True
         self._wake_runner()
