@@ -173,11 +173,6 @@ class _ManualTimer:
     def cancel(self) -> None:
         self.cancelled = True
 
-    def run(self) -> None:
-        if not self.cancelled:
-            self.cancelled = True
-            self.callback()
-
 
 @final
 class ManualClock:
@@ -234,10 +229,9 @@ class ManualClock:
         """
         timer = _ManualTimer(callback)
         deadline_ns = _ns(deadline)
+        heapq.heappush(self._timers, (deadline_ns, next(self._counter), timer))
         if deadline_ns <= self._now:
-            asyncio.get_running_loop().call_soon(timer.run)
-        else:
-            heapq.heappush(self._timers, (deadline_ns, next(self._counter), timer))
+            asyncio.get_running_loop().call_soon(self._fire_due)
         return timer
 
     def add_settler(self, settle: Callable[[], Awaitable[None] | None]) -> Callable[[], None]:
@@ -302,7 +296,10 @@ class ManualClock:
     def _fire_due(self) -> None:
         timers = self._timers
         while timers and timers[0][0] <= self._now:
-            heapq.heappop(timers)[2].run()  # a cancelled timer's run() does nothing
+            timer = heapq.heappop(timers)[2]
+            if not timer.cancelled:
+                timer.cancelled = True  # it has run: cancel() does nothing now
+                timer.callback()
 
 
 @types.coroutine
