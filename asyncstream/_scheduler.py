@@ -4,7 +4,9 @@ One :class:`Scheduler` per started context. It owns a timer on the clock that fi
 every batch interval on deadlines computed from the aligned start (``first + k *
 interval``, so no drift); the timer's callback (:meth:`Scheduler._tick`) cuts every input
 into a batch and queues the batch time, without a task switch. One job task
-(:meth:`Scheduler.run_jobs`) runs the queued batches in time order, one at a time:
+(:meth:`Scheduler.run_jobs`) runs the queued batches in time order, one at a time (a
+batch of a sync plan with nothing ahead of it runs in its tick instead, by plain calls:
+:meth:`Scheduler._run_now`):
 inputs that plan their batches write the batch's ranges first (Kafka), then the graph
 evaluates the batch in one call (:func:`~asyncstream._graph.evaluate`: stateful
 operators are fed, then each output's batch is computed and run, in registration
