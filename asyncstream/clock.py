@@ -225,7 +225,8 @@ class ManualClock:
     def call_at(self, deadline: float, callback: Callable[[], object]) -> Timer:
         """Call ``callback()`` when :meth:`advance` or :meth:`jump` reaches ``deadline``.
 
-        A deadline that is already due is called soon, from the event loop.
+        A deadline that is already due is called soon: from the event loop, or at once
+        when it is set while due timers fire (a tick that :meth:`jump` made late).
         """
         timer = _ManualTimer(callback)
         deadline_ns = _ns(deadline)
