@@ -1,8 +1,6 @@
 """The package has no import cycle (docs/design.md, "Layers").
 
-Every import counts: at module level, under ``TYPE_CHECKING`` and inside functions. The
-one exception is the documented one: compat's ``DStream.context()`` names
-``_streaming.StreamingContext`` for its type only.
+Every import counts: at module level, under ``TYPE_CHECKING`` and inside functions.
 """
 
 from __future__ import annotations
@@ -13,8 +11,6 @@ from pathlib import Path
 import asyncstream
 
 PACKAGE = Path(asyncstream.__file__).parent
-# (importer, imported): compat's type-only mutual reference (see docs/design.md).
-ALLOWED = {("asyncstream.compat._dstream", "asyncstream.compat._streaming")}
 
 
 def _modules() -> dict[str, Path]:
@@ -42,7 +38,7 @@ def _imports(name: str, path: Path, mods: dict[str, Path]) -> set[str]:
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names} & mods.keys()
     found.discard(name)
-    return {m for m in found if (name, m) not in ALLOWED}
+    return found
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:

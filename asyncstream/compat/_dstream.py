@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, final
 
 from asyncstream._checks import check_fn
 
@@ -10,19 +10,101 @@ from ._functions import as_records, local_time, with_time
 from ._rdd import RDD
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    import os
+    from collections.abc import Callable, Coroutine, Iterable
     from datetime import datetime
 
     from asyncstream import Batch, StateSpec
     from asyncstream import DStream as EngineDStream
 
-    from ._streaming import StreamingContext
+    from ._spark_context import SparkContext
 
 __all__ = ["DStream"]
 
+T = TypeVar("T")  # what a coroutine returns
 T_co = TypeVar("T_co", covariant=True)  # element type of the stream
 
 Duration = float | int
+
+
+class ContextLike(Protocol):
+    """What ``DStream.context()`` gives: PySpark's StreamingContext methods.
+
+    A protocol, so that this module need not import ``_streaming`` (which imports it to
+    make DStreams): the compat :class:`~asyncstream.compat.StreamingContext` has these
+    members and so is one, and PySpark code that calls them on ``stream.context()``
+    type-checks as it does against PySpark's stubs.
+    """
+
+    @property
+    def sparkContext(self) -> SparkContext:
+        """The SparkContext the StreamingContext was made with."""
+        ...
+
+    def start(self) -> None:
+        """Start the engine; returns once it runs."""
+        ...
+
+    def awaitTermination(self, timeout: Duration | None = None) -> None:
+        """Block until the context stops (at most ``timeout`` seconds)."""
+        ...
+
+    def awaitTerminationOrTimeout(self, timeout: Duration) -> bool:
+        """Block until the context stops or ``timeout`` seconds pass; whether it stopped."""
+        ...
+
+    def stop(self, stopSparkContext: bool = True, stopGraceFully: bool = False) -> None:
+        """Stop the context (and the SparkContext, unless ``stopSparkContext=False``)."""
+        ...
+
+    def checkpoint(self, directory: str | os.PathLike[str]) -> None:
+        """Keep the state durable in ``directory``."""
+        ...
+
+    def remember(self, duration: Duration) -> None:
+        """Keep every stream's batches at least ``duration`` seconds."""
+        ...
+
+    def queueStream(
+        self,
+        rdds: Iterable[RDD[Any] | Iterable[Any]],
+        oneAtATime: bool = True,
+        default: RDD[Any] | Iterable[Any] | None = None,
+    ) -> DStream[Any]:
+        """A stream of the given RDDs (or lists), one per batch, or all in the first."""
+        ...
+
+    def socketTextStream(
+        self, hostname: str, port: int, storageLevel: object = None
+    ) -> DStream[str]:
+        """Lines from a TCP server."""
+        ...
+
+    def textFileStream(self, directory: str) -> DStream[str]:
+        """The lines of new files in ``directory``."""
+        ...
+
+    def binaryRecordsStream(self, directory: str, recordLength: int) -> DStream[bytes]:
+        """Fixed-length records of new files in ``directory``."""
+        ...
+
+    def union(self, *dstreams: DStream[Any]) -> DStream[Any]:
+        """The records of every stream, batch by batch."""
+        ...
+
+    def transform(
+        self, dstreams: list[DStream[Any]], transformFunc: Callable[[list[RDD[Any]]], Any]
+    ) -> DStream[Any]:
+        """``transformFunc(rdds)`` per batch, ``rdds`` the list of the streams' RDDs."""
+        ...
+
+
+class _Owner(ContextLike, Protocol):
+    """What a DStream needs of its context besides PySpark's API: the engine's loop."""
+
+    def _call(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run the coroutine ``make()`` on the engine's loop and wait for it."""
+        ...
 
 
 @final
@@ -59,7 +141,7 @@ class DStream(Generic[T_co]):
 
     __slots__ = ("_ssc", "_stream")
 
-    def __init__(self, stream: EngineDStream[Any], ssc: StreamingContext) -> None:
+    def __init__(self, stream: EngineDStream[Any], ssc: _Owner) -> None:
         self._stream = stream
         self._ssc = ssc
 
@@ -69,7 +151,7 @@ class DStream(Generic[T_co]):
     def __repr__(self) -> str:
         return f"<compat DStream over {self._stream!r}>"
 
-    def context(self) -> StreamingContext:
+    def context(self) -> ContextLike:
         """The StreamingContext of this stream (a method, as in PySpark).
 
         Example:

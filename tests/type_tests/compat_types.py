@@ -6,6 +6,7 @@ import operator
 from typing import Any, assert_type
 
 from asyncstream.compat import RDD, DStream, SparkConf, SparkContext, StreamingContext
+from asyncstream.compat._dstream import ContextLike
 
 
 def check(sc: SparkContext) -> None:
@@ -18,7 +19,13 @@ def check(sc: SparkContext) -> None:
     counts = lines.flatMap(str.split).map(lambda w: (w, 1)).reduceByKey(operator.add)
     assert_type(counts, DStream[Any])
     assert_type(counts.count(), DStream[int])
-    assert_type(counts.context(), StreamingContext)
+    assert_type(counts.context(), ContextLike)  # a protocol that StreamingContext satisfies
+    context: ContextLike = ssc
+    assert_type(counts.context().sparkContext, SparkContext)
+    assert_type(counts.context().awaitTerminationOrTimeout(1), bool)
+    assert_type(context.queueStream([[1]]), DStream[Any])
+    counts.context().stop(stopSparkContext=False, stopGraceFully=True)
+    counts.context().stop(stopGracefully=True)  # type: ignore[call-arg]
     assert_type(ssc.awaitTerminationOrTimeout(1), bool)
     assert_type(StreamingContext.getActive(), StreamingContext | None)
     ssc.stop(stopSparkContext=False, stopGraceFully=True)
