@@ -12,7 +12,7 @@ import operator
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from . import __version__
 from .checkpoint import inspect_checkpoint
@@ -278,13 +278,16 @@ def run_bench(rounds: int, quick: bool) -> int:
     return subprocess.call([sys.executable, str(script), *args])
 
 
+class _NewsHandler(logging.StreamHandler[TextIO]):
+    """The handler ``main()`` puts on the sources' logger (once per process)."""
+
+
 def _say_what_happens() -> None:
     """Show the sources' news (``connected to HOST:PORT``, retries) on stderr."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("asyncstream: %(message)s"))
     sources = logging.getLogger("asyncstream.sources")
-    if not any(getattr(h, "_asyncstream_cli", False) for h in sources.handlers):
-        handler._asyncstream_cli = True  # type: ignore[attr-defined]
+    if not any(isinstance(h, _NewsHandler) for h in sources.handlers):
+        handler = _NewsHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("asyncstream: %(message)s"))
         sources.addHandler(handler)
         sources.setLevel(logging.INFO)
         sources.propagate = False
