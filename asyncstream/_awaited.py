@@ -22,7 +22,7 @@ import linecache
 import logging
 import traceback
 import warnings
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,29 +65,35 @@ def logged_if_never_awaited(call: str) -> Callable[[F], F]:
     return register
 
 
+class _WarningsModule(Protocol):
+    """:mod:`warnings` with CPython's private hook, which typeshed does not declare."""
+
+    _warn_unawaited_coroutine: Callable[[Any], None]
+
+
 def _install() -> None:
-    """Wrap ``warnings._warn_unawaited_coroutine`` once (CPython looks it up each time)."""
+    """Replace ``warnings._warn_unawaited_coroutine`` once (CPython looks it up each time)."""
     original = getattr(warnings, "_warn_unawaited_coroutine", None)
-    if original is None or getattr(original, "_asyncstream", False):
-        return  # not CPython, or wrapped already (every registration calls this)
+    if original is None or original is _report:
+        return  # not CPython, or replaced already (every registration calls this)
+    cast("_WarningsModule", warnings)._warn_unawaited_coroutine = _report
 
-    def report(coro: Any) -> None:
-        call = _CALLS.get(getattr(coro, "cr_code", None))  # type: ignore[arg-type]
-        if call is not None:
-            logger.error(
-                "%s was called without await, so it did nothing: use `await %s` or "
-                "`ssc.run()`, or `asyncstream.compat` for blocking calls",
-                call,
-                call,
-            )
-        # CPython's message, origin lines included (sys.set_coroutine_origin_tracking_depth)
-        lines = [f"coroutine '{coro.__qualname__}' was never awaited\n"]
-        if coro.cr_origin is not None:
-            frames = [(f, n, fn, linecache.getline(f, n)) for f, n, fn in reversed(coro.cr_origin)]
-            lines.append("Coroutine created at (most recent call last)\n")
-            lines += traceback.format_list(frames)
-        message = "".join(lines).rstrip("\n")
-        warnings.warn(message, category=RuntimeWarning, stacklevel=2, source=coro)
 
-    report._asyncstream = True  # type: ignore[attr-defined]
-    warnings._warn_unawaited_coroutine = report  # type: ignore[attr-defined]
+def _report(coro: Any) -> None:
+    """Log for a registered method's coroutine, then warn as CPython does."""
+    call = _CALLS.get(getattr(coro, "cr_code", None))  # type: ignore[arg-type]
+    if call is not None:
+        logger.error(
+            "%s was called without await, so it did nothing: use `await %s` or "
+            "`ssc.run()`, or `asyncstream.compat` for blocking calls",
+            call,
+            call,
+        )
+    # CPython's message, origin lines included (sys.set_coroutine_origin_tracking_depth)
+    lines = [f"coroutine '{coro.__qualname__}' was never awaited\n"]
+    if coro.cr_origin is not None:
+        frames = [(f, n, fn, linecache.getline(f, n)) for f, n, fn in reversed(coro.cr_origin)]
+        lines.append("Coroutine created at (most recent call last)\n")
+        lines += traceback.format_list(frames)
+    message = "".join(lines).rstrip("\n")
+    warnings.warn(message, category=RuntimeWarning, stacklevel=2, source=coro)
