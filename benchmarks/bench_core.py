@@ -117,9 +117,12 @@ class UnobservedEngineSide(EngineSide):
     """M1's baseline: the engine with its recorder switched off (no metrics at all)."""
 
     def __init__(
-        self, batches: list[list[Any]], build: Callable[[DStream[Any]], DStream[Any]]
+        self,
+        batches: list[list[Any]],
+        build: Callable[[DStream[Any]], DStream[Any]],
+        kept: Callable[[Batch[Any]], Any] | None = None,
     ) -> None:
-        super().__init__(batches, build)
+        super().__init__(batches, build, kept)
         self.ssc._recorder.batch_completed = lambda *batch: None  # type: ignore[method-assign]
 
 
@@ -132,9 +135,12 @@ class ServedEngineSide(EngineSide):
     """
 
     def __init__(
-        self, batches: list[list[Any]], build: Callable[[DStream[Any]], DStream[Any]]
+        self,
+        batches: list[list[Any]],
+        build: Callable[[DStream[Any]], DStream[Any]],
+        kept: Callable[[Batch[Any]], Any] | None = None,
     ) -> None:
-        super().__init__(batches, build)
+        super().__init__(batches, build, kept)
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.url = ""
@@ -401,8 +407,8 @@ async def main(args: argparse.Namespace) -> list[Row]:
             await measure(
                 "M1 W5 served",
                 "W5 unobserved",
-                lambda: ServedEngineSide(tiny, w5_pipeline),
-                lambda: UnobservedEngineSide(tiny, w5_pipeline),
+                lambda: ServedEngineSide(tiny, w5_pipeline, tuple),
+                lambda: UnobservedEngineSide(tiny, w5_pipeline, tuple),
                 len(tiny),
                 TINY_CHUNK,
                 lambda a, b: a == b,
