@@ -412,6 +412,30 @@ async def test_listener_events_and_batch_info(clock: ManualClock) -> None:
     assert op.failure_reason is None
 
 
+async def test_a_failing_output_is_reported_to_listeners_with_its_error(
+    clock: ManualClock,
+) -> None:
+    # A listener hears the output that failed, with the error as its failure reason, and
+    # no completion of that batch; the error stops the context.
+    ssc = StreamingContext(1, clock=clock)
+    recorder = Recorder()
+    ssc.add_listener(recorder)
+
+    def fail_on_two(batch: Batch[int]) -> None:
+        if 2 in batch:
+            msg = "no twos"
+            raise ValueError(msg)
+
+    ssc.queue_stream([[1], [2]]).foreach_batch(fail_on_two)
+    await ssc.start()
+    await clock.advance(2)
+    with pytest.raises(BatchError, match="no twos"):
+        await ssc.await_termination()
+    ops = [info for kind, info in recorder.events if kind == "output_completed"]
+    assert [op.failure_reason for op in ops] == [None, "ValueError('no twos')"]
+    assert [info.batch_time_ms for info in recorder.completed()] == [1000]
+
+
 async def test_memoised_batches_are_freed_after_their_batch(clock: ManualClock) -> None:
     ssc = StreamingContext(1, clock=clock)
     stream = ssc.queue_stream([[1], [2], [3]]).map(lambda x: x + 1)
