@@ -104,8 +104,10 @@ class Scheduler:
             op for _, op in plan.inputs if type(op).batch_done is not Input.batch_done
         ]
         # The caches the scheduler forgets, with how long each node remembers its batches
-        # (both fixed once the graph is planned).
-        self._caches = [(node.cache, node.remember_ms) for node in plan.caching]
+        # (both fixed once the graph is planned), for the nodes that remember.
+        self._caches = [(n.cache, n.remember_ms) for n in plan.caching if n.remember_ms]
+        # The others keep nothing past their batch: releasing batch t pops t.
+        self._plain_caches = [n.cache for n in plan.caching if not n.remember_ms]
         self._checkpoint = checkpoint
         self._listeners = listeners
         self._recorder = recorder
@@ -344,6 +346,12 @@ class Scheduler:
 
     def _release(self, t: int) -> None:
         """Forget the caches batch ``t`` no longer needs; free its room in the buffers."""
+        for cache in self._plain_caches:
+            # Only t's batch is left, in the common case; else (no batch at t, or later
+            # times cut already) everything up to t goes.
+            if cache.pop(t, None) is None or cache:
+                for old in [k for k in cache if k <= t]:
+                    del cache[old]
         for cache, remember_ms in self._caches:
             if cache:
                 limit = t - remember_ms
